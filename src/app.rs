@@ -1,0 +1,271 @@
+//! Application state, routes, background tasks and the server's life cycle.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpResponse};
+use deadpool_postgres::Pool;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::decision::Engine;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::policy_view::PolicyView;
+use crate::store::{self, migrations, sessions, users, StoreError};
+
+/// Largest request body any route accepts.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// In-flight requests get this long to finish after SIGTERM/SIGINT.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
+
+/// Shared by every handler (as `web::Data`).
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: Pool,
+    pub policy: Arc<PolicyView>,
+    pub metrics: Arc<Metrics>,
+    pub engine: Arc<Engine>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    background: Arc<watch::Sender<bool>>,
+}
+
+impl Application {
+    /// Prepares the database, loads the policy view, starts the background
+    /// tasks and binds the port (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        store::ensure_database(&settings.database_url).await?;
+        if settings.migrate_on_start {
+            migrate(&settings.database_url).await?;
+        }
+        let pool = store::create_pool(&settings)?;
+        if let Some((login, password)) = &settings.bootstrap_admin {
+            bootstrap_admin(&pool, login, password).await?;
+        }
+        let policy = Arc::new(PolicyView::new(pool.clone()));
+        policy.reload().await?;
+
+        let metrics = Arc::new(Metrics::new());
+        let engine = Arc::new(Engine::new(
+            &settings,
+            pool.clone(),
+            Arc::clone(&policy),
+            Arc::clone(&metrics),
+        ));
+        let settings = Arc::new(settings);
+        let state = web::Data::new(AppState {
+            settings: Arc::clone(&settings),
+            pool: pool.clone(),
+            policy: Arc::clone(&policy),
+            metrics,
+            engine,
+        });
+
+        let (background, stop_signal) = watch::channel(false);
+        tokio::spawn(
+            Arc::clone(&policy).keep_fresh(settings.database_url.clone(), stop_signal.clone()),
+        );
+        tokio::spawn(sweep_sessions(
+            pool,
+            settings.history_days,
+            settings.sweep_interval,
+            stop_signal,
+        ));
+
+        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: settings.listen,
+                source,
+            })?
+            .port();
+        let server_state = state.clone();
+        let server = actix_web::HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .configure(routes)
+        })
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?
+        .run();
+        log::info!("playgate listening on port {port}");
+        Ok(Application {
+            port,
+            server,
+            state,
+            background: Arc::new(background),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Stops the server (gracefully) and the background tasks, from outside.
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            server: self.server.handle(),
+            background: Arc::clone(&self.background),
+        }
+    }
+
+    /// Serves until SIGTERM/SIGINT (or `AppHandle::stop`): stops accepting,
+    /// lets in-flight requests finish, then stops the background tasks.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.background.send(true);
+        result
+    }
+}
+
+#[derive(Clone)]
+pub struct AppHandle {
+    server: ServerHandle,
+    background: Arc<watch::Sender<bool>>,
+}
+
+impl AppHandle {
+    pub async fn stop(&self, graceful: bool) {
+        let _ = self.background.send(true);
+        self.server.stop(graceful).await;
+    }
+}
+
+/// Applies pending migrations on a connection of its own.
+pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
+    let mut client = store::connect(&store::pg_config(database_url)?).await?;
+    migrations::run(&mut client).await
+}
+
+async fn bootstrap_admin(pool: &Pool, login: &str, password: &str) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    if users::admin_exists(&client).await? {
+        return Ok(());
+    }
+    let password = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || bcrypt::hash(password, bcrypt::DEFAULT_COST))
+        .await
+        .map_err(|e| StoreError::Other(format!("bcrypt: {e}")))?
+        .map_err(|e| StoreError::Other(format!("bcrypt: {e}")))?;
+    if users::ensure_bootstrap_admin(&mut client, login, &hash).await? {
+        log::info!("created bootstrap admin '{login}'");
+    }
+    Ok(())
+}
+
+async fn sweep_sessions(
+    pool: Pool,
+    history_days: u32,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        let result = async {
+            let mut client = pool.get().await?;
+            sessions::sweep(&mut client, history_days).await
+        }
+        .await;
+        match result {
+            Ok(swept) if swept.timed_out > 0 || swept.purged > 0 => log::debug!(
+                "sweep: {} sessions timed out, {} history rows purged",
+                swept.timed_out,
+                swept.purged
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("session sweep failed: {e}"),
+        }
+    }
+}
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .configure(crate::hooks::routes)
+        .default_service(web::to(|| async { ApiError::not_found().into_response() }));
+}
+
+impl ApiError {
+    fn into_response(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready when the database answers, is migrated, and the policy view is loaded.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let checked = async {
+        let client = state.pool.get().await?;
+        migrations::current_version(&client).await
+    }
+    .await;
+    let problem = match checked {
+        Ok(Some(version)) if version >= migrations::latest_version() => {
+            if state.policy.is_loaded() {
+                None
+            } else {
+                Some("policy view not loaded".to_string())
+            }
+        }
+        Ok(version) => Some(format!(
+            "database schema at version {}, {} needed",
+            version.unwrap_or(0),
+            migrations::latest_version()
+        )),
+        Err(e) => {
+            log::warn!("readiness check: {e}");
+            Some("database unavailable".to_string())
+        }
+    };
+    match problem {
+        None => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Some(reason) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not ready", "reason": reason})),
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

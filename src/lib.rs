@@ -1,0 +1,14 @@
+//! playgate: the authorization backend streaming servers call before a viewer
+//! may watch a stream. See README.md for the architecture.
+
+pub mod app;
+pub mod config;
+pub mod decision;
+pub mod error;
+pub mod hooks;
+pub mod metrics;
+pub mod policy_view;
+pub mod store;
+
+pub use app::{AppHandle, AppState, Application};
+pub use config::{Settings, SettingsArgs};

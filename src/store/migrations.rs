@@ -1,0 +1,130 @@
+//! Plain SQL migrations from `sql/`, applied in order under an advisory lock
+//! so that replicas starting together apply each exactly once.
+
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every file of `sql/`, in order. A unit test checks that none is missing.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "schema",
+    sql: include_str!("../../sql/V1__schema.sql"),
+}];
+
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// An arbitrary constant shared by every playgate process.
+const MIGRATION_LOCK: i64 = 0x706c_6179_6761_7465; // "playgate"
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// Applies pending migrations; returns the versions applied by this call.
+pub async fn run(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = apply_pending(client).await;
+    // Unlock even after a failure; the session ending would release it too.
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let applied = result?;
+    unlock?;
+    Ok(applied)
+}
+
+async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS playgate_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+    let recorded: Vec<(i32, String)> = client
+        .query("SELECT version, checksum FROM playgate_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS {
+        let sum = checksum(migration.sql);
+        if let Some((_, recorded_sum)) = recorded.iter().find(|(v, _)| *v == migration.version) {
+            if *recorded_sum != sum {
+                return Err(StoreError::Other(format!(
+                    "migration V{}__{} differs from the one applied: released migrations must not be edited",
+                    migration.version, migration.name
+                )));
+            }
+            continue;
+        }
+        let transaction = client.transaction().await?;
+        transaction.batch_execute(migration.sql).await?;
+        transaction
+            .execute(
+                "INSERT INTO playgate_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                &[&migration.version, &migration.name, &sum],
+            )
+            .await?;
+        transaction.commit().await?;
+        log::info!(
+            "applied migration V{}__{}",
+            migration.version,
+            migration.name
+        );
+        applied.push(migration.version);
+    }
+    Ok(applied)
+}
+
+/// The newest applied version, or None when nothing was ever applied.
+pub async fn current_version(client: &tokio_postgres::Client) -> Result<Option<i32>, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('playgate_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_one("SELECT max(version) FROM playgate_migrations", &[])
+        .await?
+        .get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sql_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort_by_key(|name| name[1..name.find("__").unwrap()].parse::<i32>().unwrap());
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("V{}__{}.sql", m.version, m.name))
+            .collect();
+        assert_eq!(files, listed);
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+    }
+}

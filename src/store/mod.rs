@@ -1,0 +1,109 @@
+//! Every SQL statement of playgate lives under this module.
+
+pub mod migrations;
+pub mod policy;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use crate::config::Settings;
+
+pub use deadpool_postgres::Client;
+
+/// How long a request may wait for a pooled connection; a hook must answer
+/// well within the streamers' own timeouts (seconds), never hang.
+const POOL_WAIT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Server-side cap for any one statement.
+const STATEMENT_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// The SQL state of a database error, to map unique violations to 409 etc.
+    pub fn sql_state(&self) -> Option<&SqlState> {
+        match self {
+            StoreError::Db(e) => e.code(),
+            StoreError::Pool(deadpool_postgres::PoolError::Backend(e)) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+pub fn pg_config(database_url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = database_url
+        .parse()
+        .map_err(|e| StoreError::Other(format!("DATABASE_URL: {e}")))?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("playgate");
+    config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+    Ok(config)
+}
+
+/// Creates the database named in the URL when it does not exist and the
+/// server lets us (two replicas racing to create it is fine).
+pub async fn ensure_database(database_url: &str) -> Result<(), StoreError> {
+    let config = pg_config(database_url)?;
+    match connect(&config).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let name = config.get_dbname().unwrap_or("postgres").to_string();
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    let client = connect(&admin).await?;
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    match client.batch_execute(&statement).await {
+        Ok(()) => {
+            log::info!("created database {name}");
+            Ok(())
+        }
+        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A single connection outside the pool, its driver running in the background.
+pub async fn connect(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            log::debug!("database connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+pub fn create_pool(settings: &Settings) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        pg_config(&settings.database_url)?,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(settings.db_pool_size)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(POOL_WAIT))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::Other(format!("database pool: {e}")))
+}

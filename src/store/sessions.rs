@@ -1,0 +1,397 @@
+//! Viewing sessions: the shared state of every replica (SPEC §2 steps 6–8).
+//!
+//! A session is active while `ended_at IS NULL AND expires_at > now()`.
+//! Connection limits are kept exact by serialising the admissions of one user
+//! with a transaction-scoped advisory lock on the login: every replica on the
+//! same database takes the same lock.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Client, StoreError};
+use crate::config::LimitPolicy;
+
+/// Namespace of the per-user admission locks (two-key advisory locks).
+const ADMISSION_LOCK_SPACE: i32 = 0x7067; // "pg"
+/// Lock that lets one replica at a time run the sweeper.
+const SWEEP_LOCK: i64 = 0x7067_7377_6565_70; // "pgsweep"
+
+/// Everything needed to start or refresh one session.
+#[derive(Debug)]
+pub struct Admission<'a> {
+    pub key: &'a str,
+    /// None for an anonymous viewer (allow-listed IP): no limit applies.
+    pub login: Option<&'a str>,
+    pub max_sessions: Option<i32>,
+    pub limit_policy: LimitPolicy,
+    pub stream: &'a str,
+    pub client_ip: IpAddr,
+    pub protocol: &'a str,
+    pub dialect: &'a str,
+    pub streamer: &'a str,
+    pub user_agent: &'a str,
+    pub bytes: Option<i64>,
+    /// Session duration + grace: how long the session stays active without a refresh.
+    pub hold: Duration,
+    /// How long a session ended by `kick_oldest` keeps its key refused.
+    pub block: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// An admin kicked this session recently.
+    Kicked,
+    /// The user is at the limit (`reject_new`), or this session was ended by `kick_oldest`.
+    Limit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdmitOutcome {
+    Allowed {
+        session_id: Uuid,
+        active_sessions: i64,
+    },
+    Refused {
+        refusal: Refusal,
+        active_sessions: i64,
+    },
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// Steps 6–8: refuse a recently kicked key, enforce the limit, then start or
+/// refresh the session row.
+pub async fn admit(
+    client: &mut Client,
+    admission: &Admission<'_>,
+) -> Result<AdmitOutcome, StoreError> {
+    // Fast path, the bulk of traffic: a refresh of a session that is active.
+    // It never counts against its own limit, so it needs no lock.
+    if let Some(outcome) = refresh_active(client, admission).await? {
+        return Ok(outcome);
+    }
+
+    let transaction = client.transaction().await?;
+    if let Some(login) = admission.login {
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                &[&ADMISSION_LOCK_SPACE, &login],
+            )
+            .await?;
+    }
+
+    let blocked = transaction
+        .query_opt(
+            "SELECT end_reason FROM sessions
+              WHERE key = $1 AND blocked_until > now()
+              ORDER BY started_at DESC LIMIT 1",
+            &[&admission.key],
+        )
+        .await?;
+    if let Some(row) = blocked {
+        let end_reason: Option<String> = row.get(0);
+        let refusal = if end_reason.as_deref() == Some("kicked") {
+            Refusal::Kicked
+        } else {
+            Refusal::Limit
+        };
+        let active_sessions = count_active(&transaction, admission.login).await?;
+        transaction.commit().await?;
+        return Ok(AdmitOutcome::Refused {
+            refusal,
+            active_sessions,
+        });
+    }
+
+    // Another request with the same key may have started it while we waited for the lock.
+    if let Some(outcome) = refresh_active(&transaction, admission).await? {
+        transaction.commit().await?;
+        return Ok(outcome);
+    }
+    // An open row for this key that is no longer active (or belongs to another
+    // user) is closed so the key can be reused.
+    transaction
+        .execute(
+            "UPDATE sessions
+                SET ended_at = LEAST(expires_at, now()),
+                    end_reason = CASE WHEN expires_at <= now() THEN 'timeout' ELSE 'stopped' END
+              WHERE key = $1 AND ended_at IS NULL",
+            &[&admission.key],
+        )
+        .await?;
+
+    let mut active_sessions = 0;
+    if let Some(login) = admission.login {
+        let active: Vec<Uuid> = transaction
+            .query(
+                "SELECT id FROM sessions
+                  WHERE login = $1 AND ended_at IS NULL AND expires_at > now()
+                  ORDER BY started_at, id",
+                &[&login],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        active_sessions = active.len() as i64;
+        if let Some(limit) = admission.max_sessions {
+            let limit = limit.max(0) as usize;
+            if active.len() >= limit {
+                match admission.limit_policy {
+                    LimitPolicy::RejectNew => {
+                        transaction.commit().await?;
+                        return Ok(AdmitOutcome::Refused {
+                            refusal: Refusal::Limit,
+                            active_sessions,
+                        });
+                    }
+                    LimitPolicy::KickOldest if limit == 0 => {
+                        transaction.commit().await?;
+                        return Ok(AdmitOutcome::Refused {
+                            refusal: Refusal::Limit,
+                            active_sessions,
+                        });
+                    }
+                    LimitPolicy::KickOldest => {
+                        let oldest = &active[..active.len() + 1 - limit];
+                        transaction
+                            .execute(
+                                "UPDATE sessions
+                                    SET ended_at = now(), end_reason = 'limit',
+                                        blocked_until = now() + make_interval(secs => $2)
+                                  WHERE id = ANY($1)",
+                                &[&oldest, &seconds(admission.block)],
+                            )
+                            .await?;
+                        active_sessions -= oldest.len() as i64;
+                    }
+                }
+            }
+        }
+    }
+
+    let row = transaction
+        .query_one(
+            "INSERT INTO sessions (key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
+                                   expires_at, bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10)
+             ON CONFLICT (key) WHERE ended_at IS NULL
+             DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at
+             RETURNING id",
+            &[
+                &admission.key,
+                &admission.login,
+                &admission.stream,
+                &admission.client_ip,
+                &admission.protocol,
+                &admission.dialect,
+                &admission.streamer,
+                &admission.user_agent,
+                &seconds(admission.hold),
+                &admission.bytes,
+            ],
+        )
+        .await?;
+    transaction.commit().await?;
+    let session_id = row.get(0);
+    if admission.login.is_some() {
+        active_sessions += 1;
+    }
+    Ok(AdmitOutcome::Allowed {
+        session_id,
+        active_sessions,
+    })
+}
+
+/// Extends an active session with this key and the same user, if there is one.
+async fn refresh_active<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    admission: &Admission<'_>,
+) -> Result<Option<AdmitOutcome>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "WITH refreshed AS (
+                UPDATE sessions
+                   SET last_seen_at = now(), expires_at = now() + make_interval(secs => $3),
+                       bytes = COALESCE($4, bytes)
+                 WHERE key = $1 AND ended_at IS NULL AND expires_at > now()
+                   AND login IS NOT DISTINCT FROM $2
+             RETURNING id)
+             SELECT id, CASE WHEN $2::text IS NULL THEN 0 ELSE
+                        (SELECT count(*) FROM sessions s
+                          WHERE s.login = $2 AND s.ended_at IS NULL AND s.expires_at > now()) END
+               FROM refreshed",
+        )
+        .await?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[
+                &admission.key,
+                &admission.login,
+                &seconds(admission.hold),
+                &admission.bytes,
+            ],
+        )
+        .await?;
+    Ok(row.map(|row| AdmitOutcome::Allowed {
+        session_id: row.get(0),
+        active_sessions: row.get(1),
+    }))
+}
+
+async fn count_active<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    login: Option<&str>,
+) -> Result<i64, StoreError> {
+    let Some(login) = login else { return Ok(0) };
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM sessions WHERE login = $1 AND ended_at IS NULL AND expires_at > now()",
+            &[&login],
+        )
+        .await?
+        .get(0))
+}
+
+/// The user's active sessions now (for the answer of a denied request).
+pub async fn active_count(client: &Client, login: &str) -> Result<i64, StoreError> {
+    count_active(client, Some(login)).await
+}
+
+/// Ends the open session with this key (`stopped`); returns its id and login.
+pub async fn stop(
+    client: &Client,
+    key: &str,
+    bytes: Option<i64>,
+) -> Result<Option<(Uuid, Option<String>)>, StoreError> {
+    let row = client
+        .query_opt(
+            "UPDATE sessions
+                SET ended_at = now(), end_reason = 'stopped', last_seen_at = now(), bytes = COALESCE($2, bytes)
+              WHERE key = $1 AND ended_at IS NULL
+          RETURNING id, login",
+            &[&key, &bytes],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1))))
+}
+
+/// An admin ends a session; its key is refused for `block` (one session duration).
+pub async fn kick(client: &Client, id: Uuid, block: Duration) -> Result<bool, StoreError> {
+    let ended = client
+        .execute(
+            "UPDATE sessions
+                SET ended_at = now(), end_reason = 'kicked', blocked_until = now() + make_interval(secs => $2)
+              WHERE id = $1 AND ended_at IS NULL",
+            &[&id, &seconds(block)],
+        )
+        .await?;
+    Ok(ended == 1)
+}
+
+/// Ends every open session of a user (account deleted).
+pub async fn end_all_for_user(
+    client: &Client,
+    login: &str,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE sessions SET ended_at = now(), end_reason = $2 WHERE login = $1 AND ended_at IS NULL",
+            &[&login, &reason],
+        )
+        .await?)
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SweepResult {
+    /// False when another replica holds the sweep lock.
+    pub ran: bool,
+    pub timed_out: u64,
+    pub purged: u64,
+}
+
+/// Marks sessions that were not refreshed in time as ended (`timeout`, at their
+/// expiry) and deletes history older than `history_days`. One replica at a time.
+pub async fn sweep(client: &mut Client, history_days: u32) -> Result<SweepResult, StoreError> {
+    let transaction = client.transaction().await?;
+    let locked: bool = transaction
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+        .await?
+        .get(0);
+    if !locked {
+        return Ok(SweepResult::default());
+    }
+    let timed_out = transaction
+        .execute(
+            "UPDATE sessions SET ended_at = expires_at, end_reason = 'timeout'
+              WHERE ended_at IS NULL AND expires_at <= now()",
+            &[],
+        )
+        .await?;
+    let purged = transaction
+        .execute(
+            "DELETE FROM sessions WHERE ended_at < now() - make_interval(days => $1)",
+            &[&(history_days as i32)],
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok(SweepResult {
+        ran: true,
+        timed_out,
+        purged,
+    })
+}
+
+/// A session as stored (for the admin API and tests).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user: Option<String>,
+    pub stream: String,
+    pub client_ip: String,
+    pub protocol: String,
+    pub dialect: String,
+    pub streamer: String,
+    pub user_agent: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+    pub bytes: Option<i64>,
+}
+
+pub async fn get(client: &Client, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
+                    started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
+               FROM sessions WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|row| SessionRow {
+        id: row.get(0),
+        user: row.get(1),
+        stream: row.get(2),
+        client_ip: row.get(3),
+        protocol: row.get(4),
+        dialect: row.get(5),
+        streamer: row.get(6),
+        user_agent: row.get(7),
+        started_at: row.get(8),
+        last_seen_at: row.get(9),
+        expires_at: row.get(10),
+        ended_at: row.get(11),
+        end_reason: row.get(12),
+        bytes: row.get(13),
+    }))
+}
