@@ -128,7 +128,7 @@ impl<T> PrefixTable<T> {
             Some(position) => position,
             None => {
                 self.levels.push((key.0, key.1, HashMap::new()));
-                self.levels.sort_by(|a, b| b.0.cmp(&a.0));
+                self.levels.sort_by_key(|level| std::cmp::Reverse(level.0));
                 self.levels
                     .iter()
                     .position(|(len, v6, _)| (*len, *v6) == key)

@@ -72,7 +72,13 @@ pub async fn ensure_database(database_url: &str) -> Result<(), StoreError> {
             log::info!("created database {name}");
             Ok(())
         }
-        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        // A replica starting at the same moment created it first.
+        Err(e)
+            if e.code() == Some(&SqlState::DUPLICATE_DATABASE)
+                || e.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }

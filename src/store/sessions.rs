@@ -17,7 +17,7 @@ use crate::config::LimitPolicy;
 /// Namespace of the per-user admission locks (two-key advisory locks).
 const ADMISSION_LOCK_SPACE: i32 = 0x7067; // "pg"
 /// Lock that lets one replica at a time run the sweeper.
-const SWEEP_LOCK: i64 = 0x7067_7377_6565_70; // "pgsweep"
+const SWEEP_LOCK: i64 = 0x0070_6773_7765_6570; // "pgsweep"
 
 /// Everything needed to start or refresh one session.
 #[derive(Debug)]

@@ -1,0 +1,319 @@
+//! Test harness: the real server on port 0 against a fresh PostgreSQL
+//! database (random name, dropped afterwards).
+
+use std::sync::Arc;
+
+use playgate::config::{parse_network, Settings, SettingsArgs};
+use playgate::decision::policy::RuleAction;
+use playgate::store::users::{self, NewUser};
+use playgate::{AppHandle, AppState, Application};
+use serde_json::{json, Value};
+
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database of its own for one test; dropped (connections and all) when
+/// the last holder goes away.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> Arc<TestDb> {
+        let name = format!("playgate_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{}/{}", server_url(), name);
+        Arc::new(TestDb { name, url })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = format!("{}/postgres", server_url());
+        let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        // Drop runs inside the test's runtime; a runtime of its own on another thread avoids nesting.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    if let Err(e) = client.batch_execute(&statement).await {
+                        eprintln!("cannot drop test database: {e}");
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: actix_web::web::Data<AppState>,
+    pub db: Arc<TestDb>,
+    pub http: reqwest::Client,
+    handle: AppHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sending the stop command is synchronous; awaiting its completion is not needed.
+        drop(self.handle.stop(false));
+    }
+}
+
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut settings = Settings::from_args(&SettingsArgs {
+        database_url: Some(database_url.to_string()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    })
+    .expect("valid test settings");
+    settings.db_pool_size = 8;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_on(TestDb::new(), configure).await
+}
+
+/// Another instance (a second replica) on an existing test database.
+pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut settings = test_settings(&db.url);
+    configure(&mut settings);
+    let application = Application::build(settings)
+        .await
+        .expect("application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let state = application.state();
+    let handle = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        state,
+        db,
+        http: reqwest::Client::new(),
+        handle,
+    }
+}
+
+/// A user as tests describe it.
+pub struct UserSpec {
+    pub user: NewUser,
+    pub password: Option<&'static str>,
+    pub tokens: Vec<&'static str>,
+}
+
+pub fn user(login: &str) -> UserSpec {
+    UserSpec {
+        user: NewUser::new(login),
+        password: None,
+        tokens: Vec::new(),
+    }
+}
+
+impl UserSpec {
+    pub fn token(mut self, token: &'static str) -> Self {
+        self.tokens.push(token);
+        self
+    }
+    pub fn password(mut self, password: &'static str) -> Self {
+        self.password = Some(password);
+        self
+    }
+    pub fn limit(mut self, max_sessions: i32) -> Self {
+        self.user.max_sessions = Some(max_sessions);
+        self
+    }
+    pub fn ips(mut self, networks: &[&str]) -> Self {
+        self.user.ips = networks.iter().map(|n| parse_network(n).unwrap()).collect();
+        self
+    }
+    pub fn packages(mut self, packages: &[&str]) -> Self {
+        self.user.packages = packages.iter().map(|p| p.to_string()).collect();
+        self
+    }
+    pub fn disabled(mut self) -> Self {
+        self.user.enabled = false;
+        self
+    }
+    pub fn expires_at(mut self, at: &str) -> Self {
+        self.user.expires_at = Some(at.parse().unwrap());
+        self
+    }
+}
+
+impl TestApp {
+    pub async fn db(&self) -> playgate::store::Client {
+        self.state.pool.get().await.expect("database connection")
+    }
+
+    /// Creates the user and its tokens, then reloads this replica's policy view.
+    pub async fn create(&self, spec: UserSpec) -> i64 {
+        let mut user = spec.user;
+        if let Some(password) = spec.password {
+            // Lowest bcrypt cost: the engine verifies any cost, and tests stay fast.
+            user.password_hash = Some(bcrypt::hash(password, 4).unwrap());
+        }
+        let mut client = self.db().await;
+        let id = users::create(&mut client, &user)
+            .await
+            .expect("create user");
+        for token in spec.tokens {
+            users::add_token(&client, id, token, "", None)
+                .await
+                .expect("add token");
+        }
+        self.reload().await;
+        id
+    }
+
+    pub async fn package(&self, name: &str, streams: &[&str]) {
+        let streams: Vec<String> = streams.iter().map(|s| s.to_string()).collect();
+        users::create_package(&self.db().await, name, "", &streams)
+            .await
+            .unwrap();
+        self.reload().await;
+    }
+
+    pub async fn ip_rule(&self, network: &str, action: RuleAction) {
+        users::create_ip_rule(
+            &self.db().await,
+            parse_network(network).unwrap(),
+            action,
+            "",
+        )
+        .await
+        .unwrap();
+        self.reload().await;
+    }
+
+    pub async fn reload(&self) {
+        self.state.policy.reload().await.expect("policy reload");
+    }
+
+    pub async fn post_decide(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/hook/decide", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// POST /hook/decide and expect a decision (200).
+    pub async fn decide(&self, body: Value) -> Value {
+        let (status, decision) = self.post_decide(&body).await;
+        assert_eq!(status, 200, "{decision}");
+        decision
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// (ended_at is set, end_reason) of a session.
+    pub async fn session_state(&self, id: &str) -> (bool, Option<String>) {
+        let id: uuid::Uuid = id.parse().unwrap();
+        let row = self
+            .db()
+            .await
+            .query_one(
+                "SELECT ended_at IS NOT NULL, end_reason FROM sessions WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    pub async fn active_sessions(&self, login: &str) -> i64 {
+        self.db()
+            .await
+            .query_one(
+                "SELECT count(*) FROM sessions WHERE login = $1 AND ended_at IS NULL AND expires_at > now()",
+                &[&login],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+}
+
+/// A play request for the generic hook.
+pub fn play(stream: &str, ip: &str) -> Value {
+    json!({"stream": stream, "ip": ip})
+}
+
+pub fn with(mut body: Value, extra: Value) -> Value {
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    body
+}
+
+pub fn reason(decision: &Value) -> &str {
+    decision["reason"].as_str().unwrap_or("<none>")
+}
+
+/// Parses the Prometheus text format into (name{labels} → value), labels sorted.
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut samples = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        let key = match series.split_once('{') {
+            Some((name, labels)) => {
+                let mut labels: Vec<&str> = labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                labels.sort();
+                format!("{name}{{{}}}", labels.join(","))
+            }
+            None => series.to_string(),
+        };
+        samples.insert(key, value.parse().expect("sample value"));
+    }
+    samples
+}
+
+/// The value of `playgate_decisions_total` for these labels (0 when absent).
+pub fn decisions(
+    samples: &std::collections::HashMap<String, f64>,
+    dialect: &str,
+    result: &str,
+    reason: &str,
+) -> f64 {
+    let key = format!(
+        r#"playgate_decisions_total{{dialect="{dialect}",reason="{reason}",result="{result}"}}"#
+    );
+    samples.get(&key).copied().unwrap_or(0.0)
+}

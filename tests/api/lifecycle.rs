@@ -1,0 +1,220 @@
+//! Start-up, migrations, readiness, bootstrap admin, configuration errors and
+//! graceful shutdown of the real binary.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use playgate::store::migrations;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status().as_u16(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    let metrics = app.get("/metrics").await;
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let samples = parse_metrics(&metrics.text().await.unwrap());
+    assert_eq!(
+        samples[&format!(
+            r#"playgate_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )],
+        1.0
+    );
+    let missing = app.get("/no/such/route").await;
+    assert_eq!(missing.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn readiness_reports_an_unmigrated_database() {
+    let app = spawn_app().await;
+    app.db()
+        .await
+        .batch_execute("DELETE FROM playgate_migrations")
+        .await
+        .unwrap();
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        body["reason"].as_str().unwrap().contains("schema"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_starting_together_migrate_once() {
+    let db = TestDb::new();
+    let (first, second) = tokio::join!(spawn_on(db.clone(), |_| {}), spawn_on(db.clone(), |_| {}));
+    let rows = first
+        .db()
+        .await
+        .query(
+            "SELECT version FROM playgate_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
+    let expected: Vec<i32> = migrations::MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(versions, expected);
+    for app in [&first, &second] {
+        assert_eq!(app.get("/readyz").await.status().as_u16(), 200);
+    }
+    // A third start finds nothing to apply.
+    let applied = playgate::app::migrate(&db.url).await.unwrap();
+    assert!(applied.is_empty());
+}
+
+#[tokio::test]
+async fn bootstrap_admin_is_created_once() {
+    let db = TestDb::new();
+    let first = spawn_on(db.clone(), |s| {
+        s.bootstrap_admin = Some(("root".into(), "first-pw".into()))
+    })
+    .await;
+    let second = spawn_on(db.clone(), |s| {
+        s.bootstrap_admin = Some(("other".into(), "second-pw".into()))
+    })
+    .await;
+    let admins: Vec<String> = first
+        .db()
+        .await
+        .query("SELECT login FROM users WHERE kind = 'admin'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(admins, vec!["root".to_string()]);
+    let decision = second
+        .decide(with(
+            play("news", "192.0.2.1"),
+            json!({"login": "root", "password": "first-pw"}),
+        ))
+        .await;
+    assert_eq!(reason(&decision), "ok");
+}
+
+#[tokio::test]
+async fn database_is_created_when_missing() {
+    let db = TestDb::new();
+    let app = spawn_on(db.clone(), |_| {}).await;
+    let name: String = app
+        .db()
+        .await
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, db.name);
+}
+
+fn playgate_binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_playgate"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PLAYGATE_") || name == "DATABASE_URL" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+#[test]
+fn invalid_configuration_names_the_variable() {
+    let cases = [
+        ("PLAYGATE_SESSION_DURATION", "soon"),
+        ("PLAYGATE_LIMIT_POLICY", "random"),
+        ("PLAYGATE_LISTEN", "not-an-address"),
+        ("PLAYGATE_HOOK_NETWORKS", "10.0.0.0/40"),
+    ];
+    for (variable, value) in cases {
+        let output = playgate_binary()
+            .arg("serve")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{variable}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_with_exit_0() {
+    let db = TestDb::new();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = playgate_binary()
+        .args(["serve", "--listen", &listen])
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let healthcheck = playgate_binary()
+            .args(["healthcheck", "--listen", &listen])
+            .output()
+            .unwrap();
+        if healthcheck.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Load while the signal arrives: every request that got an answer got a decision.
+    let url = format!("http://{listen}/hook/decide");
+    let load = tokio::spawn(async move {
+        let mut answered = 0;
+        for n in 0..2000 {
+            let body = json!({"stream": "news", "ip": "192.0.2.1", "session": format!("s{n}")});
+            match http.post(&url).json(&body).send().await {
+                Ok(response) => {
+                    assert_eq!(response.status().as_u16(), 200);
+                    answered += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        answered
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(load.await.unwrap() > 0);
+}

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, real HTTP, real PostgreSQL, a fresh database per test.
+
+mod decide;
+mod helpers;
+mod lifecycle;
+mod sessions;
