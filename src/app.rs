@@ -15,7 +15,7 @@ use crate::decision::Engine;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::policy_view::PolicyView;
-use crate::store::{self, migrations, sessions, users, StoreError};
+use crate::store::{self, migrations, sessions, stats, users, StoreError};
 
 /// Largest request body any route accepts.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -64,7 +64,7 @@ impl Application {
         let policy = Arc::new(PolicyView::new(pool.clone()));
         policy.reload().await?;
 
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(settings.metrics_max_streams));
         let engine = Arc::new(Engine::new(
             &settings,
             pool.clone(),
@@ -85,9 +85,15 @@ impl Application {
             Arc::clone(&policy).keep_fresh(settings.database_url.clone(), stop_signal.clone()),
         );
         tokio::spawn(sweep_sessions(
+            pool.clone(),
+            Arc::clone(&settings),
+            Arc::clone(&state.metrics),
+            stop_signal.clone(),
+        ));
+        tokio::spawn(read_cluster_gauges(
             pool,
-            settings.history_days,
-            settings.sweep_interval,
+            settings.stats_interval,
+            Arc::clone(&state.metrics),
             stop_signal,
         ));
 
@@ -185,30 +191,72 @@ async fn bootstrap_admin(pool: &Pool, login: &str, password: &str) -> Result<(),
     Ok(())
 }
 
+/// Sleeps `interval`; false when the application is stopping.
+async fn tick(interval: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(interval) => !*stop.borrow(),
+        _ = stop.changed() => false,
+    }
+}
+
 async fn sweep_sessions(
     pool: Pool,
-    history_days: u32,
-    interval: Duration,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
+    while tick(settings.sweep_interval, &mut stop).await {
         let result = async {
             let mut client = pool.get().await?;
-            sessions::sweep(&mut client, history_days).await
+            sessions::sweep(
+                &mut client,
+                settings.history_days,
+                settings.session_duration,
+            )
+            .await
         }
         .await;
         match result {
-            Ok(swept) if swept.timed_out > 0 || swept.purged > 0 => log::debug!(
-                "sweep: {} sessions timed out, {} history rows purged",
-                swept.timed_out,
-                swept.purged
-            ),
-            Ok(_) => {}
+            Ok(swept) => {
+                for (stream, seconds) in &swept.watched_by_stream {
+                    metrics.watched(stream, *seconds);
+                }
+                if swept.timed_out > 0 || swept.purged > 0 {
+                    log::debug!(
+                        "sweep: {} sessions timed out, {} history rows purged",
+                        swept.timed_out,
+                        swept.purged
+                    );
+                }
+            }
             Err(e) => log::warn!("session sweep failed: {e}"),
+        }
+    }
+}
+
+/// The cluster-wide gauges come from PostgreSQL on a timer, not per scrape.
+async fn read_cluster_gauges(
+    pool: Pool,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let result = async {
+            let client = pool.get().await?;
+            stats::cluster_gauges(&client).await
+        }
+        .await;
+        match result {
+            Ok(gauges) => metrics.set_cluster_gauges(
+                &gauges.viewers_by_stream,
+                gauges.active_sessions,
+                gauges.users,
+            ),
+            Err(e) => log::warn!("reading cluster gauges failed: {e}"),
+        }
+        if !tick(interval, &mut stop).await {
+            return;
         }
     }
 }
@@ -265,6 +313,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.metrics.set_pool_connections(state.pool.status());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -85,6 +85,9 @@ pub struct SettingsArgs {
     /// Seconds between sweeps that end timed-out sessions.
     #[arg(long, env = "PLAYGATE_SWEEP_INTERVAL", global = true)]
     pub sweep_interval: Option<String>,
+    /// Seconds between readings of the cluster-wide gauges from PostgreSQL.
+    #[arg(long, env = "PLAYGATE_STATS_INTERVAL", global = true)]
+    pub stats_interval: Option<String>,
     /// Do not apply pending migrations at start-up.
     #[arg(long, global = true)]
     pub no_migrate: bool,
@@ -107,6 +110,7 @@ pub struct Settings {
     pub metrics_max_streams: usize,
     pub db_pool_size: usize,
     pub sweep_interval: Duration,
+    pub stats_interval: Duration,
     pub migrate_on_start: bool,
 }
 
@@ -303,6 +307,13 @@ impl Settings {
                 1,
                 3600,
             )?),
+            stats_interval: Duration::from_secs(parse_number(
+                "PLAYGATE_STATS_INTERVAL",
+                &args.stats_interval,
+                10,
+                1,
+                3600,
+            )?),
             migrate_on_start: !args.no_migrate,
         })
     }
@@ -333,6 +344,7 @@ impl fmt::Debug for Settings {
             .field("metrics_max_streams", &self.metrics_max_streams)
             .field("db_pool_size", &self.db_pool_size)
             .field("sweep_interval", &self.sweep_interval)
+            .field("stats_interval", &self.stats_interval)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }

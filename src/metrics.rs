@@ -1,17 +1,54 @@
 //! The Prometheus registry and the metric families of SPEC §7.
+//!
+//! Labels are bounded: a `stream` label takes at most
+//! `PLAYGATE_METRICS_MAX_STREAMS` distinct values, later streams are counted as
+//! `other`; users and IPs are never labels.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::decision::Reason;
+
+pub const OTHER_STREAM: &str = "other";
 
 pub struct Metrics {
     registry: Registry,
     decisions_total: IntCounterVec,
     decision_duration_seconds: HistogramVec,
+    sessions_started_total: IntCounterVec,
+    /// Fractional seconds are kept as milliseconds-precision f64 counters.
+    watch_seconds_total: prometheus::CounterVec,
+    viewers: IntGaugeVec,
+    active_sessions: IntGauge,
+    users: IntGauge,
+    db_pool_connections: IntGaugeVec,
+    stream_labels: StreamLabels,
+}
+
+/// The first `max` distinct streams keep their name as a label value.
+struct StreamLabels {
+    max: usize,
+    known: Mutex<HashSet<String>>,
+}
+
+impl StreamLabels {
+    fn label(&self, stream: &str) -> String {
+        let mut known = self.known.lock().expect("stream label lock");
+        if known.contains(stream) {
+            return stream.to_string();
+        }
+        if known.len() < self.max && stream != OTHER_STREAM {
+            known.insert(stream.to_string());
+            return stream.to_string();
+        }
+        OTHER_STREAM.to_string()
+    }
 }
 
 /// Decisions take from tens of microseconds (refresh in memory + one UPDATE)
@@ -20,45 +57,124 @@ const DURATION_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("unique metric");
+    collector
+}
+
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub fn new(max_streams: usize) -> Metrics {
         let registry = Registry::new();
-        let decisions_total = IntCounterVec::new(
-            Opts::new(
-                "playgate_decisions_total",
-                "Play decisions by hook dialect, result and reason.",
-            ),
-            &["dialect", "result", "reason"],
-        )
-        .expect("valid metric");
-        let decision_duration_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "playgate_decision_duration_seconds",
-                "Time to decide a hook request.",
+        let decisions_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "playgate_decisions_total",
+                    "Play decisions by hook dialect, result and reason.",
+                ),
+                &["dialect", "result", "reason"],
             )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["dialect"],
-        )
-        .expect("valid metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new("playgate_build_info", "Version of the running playgate."),
-            &["version"],
-        )
-        .expect("valid metric");
+            .expect("valid metric"),
+        );
+        let decision_duration_seconds = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "playgate_decision_duration_seconds",
+                    "Time to decide a hook request.",
+                )
+                .buckets(DURATION_BUCKETS.to_vec()),
+                &["dialect"],
+            )
+            .expect("valid metric"),
+        );
+        let sessions_started_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "playgate_sessions_started_total",
+                    "Viewing sessions started, by stream.",
+                ),
+                &["stream"],
+            )
+            .expect("valid metric"),
+        );
+        let watch_seconds_total = register(
+            &registry,
+            prometheus::CounterVec::new(
+                Opts::new(
+                    "playgate_watch_seconds_total",
+                    "Seconds watched, accrued on refresh, stop and timeout, by stream.",
+                ),
+                &["stream"],
+            )
+            .expect("valid metric"),
+        );
+        let viewers = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "playgate_viewers",
+                    "Active sessions per stream across the cluster (the same on every replica: aggregate with max).",
+                ),
+                &["stream"],
+            )
+            .expect("valid metric"),
+        );
+        let active_sessions = register(
+            &registry,
+            IntGauge::new(
+                "playgate_active_sessions",
+                "Active sessions across the cluster.",
+            )
+            .expect("valid metric"),
+        );
+        let users = register(
+            &registry,
+            IntGauge::new("playgate_users", "User accounts across the cluster.")
+                .expect("valid metric"),
+        );
+        let db_pool_connections = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "playgate_db_pool_connections",
+                    "PostgreSQL connections of this replica by state.",
+                ),
+                &["state"],
+            )
+            .expect("valid metric"),
+        );
+        let build_info = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("playgate_build_info", "Version of the running playgate."),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        for collector in [
-            Box::new(decisions_total.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(decision_duration_seconds.clone()),
-            Box::new(build_info),
-        ] {
-            registry.register(collector).expect("unique metric");
-        }
         Metrics {
             registry,
             decisions_total,
             decision_duration_seconds,
+            sessions_started_total,
+            watch_seconds_total,
+            viewers,
+            active_sessions,
+            users,
+            db_pool_connections,
+            stream_labels: StreamLabels {
+                max: max_streams,
+                known: Mutex::new(HashSet::new()),
+            },
         }
     }
 
@@ -72,6 +188,61 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    pub fn session_started(&self, stream: &str) {
+        let label = self.stream_labels.label(stream);
+        self.sessions_started_total
+            .with_label_values(&[label.as_str()])
+            .inc();
+    }
+
+    pub fn watched(&self, stream: &str, seconds: f64) {
+        if seconds > 0.0 && seconds.is_finite() {
+            let label = self.stream_labels.label(stream);
+            self.watch_seconds_total
+                .with_label_values(&[label.as_str()])
+                .inc_by(seconds);
+        }
+    }
+
+    /// Replaces the cluster-wide gauges with a fresh reading.
+    pub fn set_cluster_gauges(
+        &self,
+        viewers_by_stream: &[(String, i64)],
+        active_sessions: i64,
+        users: i64,
+    ) {
+        let mut folded: Vec<(String, i64)> = Vec::with_capacity(viewers_by_stream.len());
+        for (stream, count) in viewers_by_stream {
+            let label = self.stream_labels.label(stream);
+            match folded.iter_mut().find(|(known, _)| *known == label) {
+                Some((_, total)) => *total += count,
+                None => folded.push((label, *count)),
+            }
+        }
+        self.viewers.reset();
+        for (label, count) in folded {
+            self.viewers.with_label_values(&[label.as_str()]).set(count);
+        }
+        self.active_sessions.set(active_sessions);
+        self.users.set(users);
+    }
+
+    pub fn set_pool_connections(&self, status: deadpool_postgres::Status) {
+        let in_use = status.size.saturating_sub(status.available) as i64;
+        self.db_pool_connections
+            .with_label_values(&["in_use"])
+            .set(in_use);
+        self.db_pool_connections
+            .with_label_values(&["idle"])
+            .set(status.available as i64);
+        self.db_pool_connections
+            .with_label_values(&["max"])
+            .set(status.max_size as i64);
+        self.db_pool_connections
+            .with_label_values(&["waiting"])
+            .set(status.waiting as i64);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
@@ -82,8 +253,31 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_beyond_the_limit_fold_into_other() {
+        let metrics = Metrics::new(2);
+        for stream in ["a", "b", "c", "a", "d"] {
+            metrics.session_started(stream);
+        }
+        let text = metrics.render();
+        assert!(text.contains("playgate_sessions_started_total{stream=\"a\"} 2"));
+        assert!(text.contains("playgate_sessions_started_total{stream=\"b\"} 1"));
+        assert!(text.contains("playgate_sessions_started_total{stream=\"other\"} 2"));
+        assert!(!text.contains("stream=\"c\""));
+    }
+
+    #[test]
+    fn gauges_fold_and_replace() {
+        let metrics = Metrics::new(1);
+        metrics.set_cluster_gauges(&[("a".into(), 2), ("b".into(), 3), ("c".into(), 4)], 9, 5);
+        let text = metrics.render();
+        assert!(text.contains("playgate_viewers{stream=\"a\"} 2"));
+        assert!(text.contains("playgate_viewers{stream=\"other\"} 7"));
+        metrics.set_cluster_gauges(&[], 0, 5);
+        assert!(!metrics.render().contains("playgate_viewers{"));
     }
 }

@@ -24,6 +24,9 @@ pub struct PolicyView {
     current: RwLock<Arc<PolicySnapshot>>,
     pool: Pool,
     loaded_at: RwLock<Option<Instant>>,
+    /// One reload at a time, so snapshots are installed in the order they were
+    /// read: an older read finishing late must not replace a newer one.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl PolicyView {
@@ -32,6 +35,7 @@ impl PolicyView {
             current: RwLock::new(Arc::new(PolicySnapshot::default())),
             pool,
             loaded_at: RwLock::new(None),
+            reloading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -46,6 +50,7 @@ impl PolicyView {
 
     /// Reads the policy tables and swaps the new snapshot in.
     pub async fn reload(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let started = Instant::now();
         let mut client = self.pool.get().await?;
         let snapshot = store::policy::load_snapshot(&mut client).await?;

@@ -168,11 +168,19 @@ impl Engine {
             Ok(AdmitOutcome::Allowed {
                 session_id,
                 active_sessions,
-            }) => Decision {
-                session_id: Some(session_id),
-                active_sessions: login.map(|_| active_sessions),
-                ..self.answer(true, admitted.reason)
-            },
+                started,
+                watched_seconds,
+            }) => {
+                if started {
+                    self.metrics.session_started(&request.stream);
+                }
+                self.metrics.watched(&request.stream, watched_seconds);
+                Decision {
+                    session_id: Some(session_id),
+                    active_sessions: login.map(|_| active_sessions),
+                    ..self.answer(true, admitted.reason)
+                }
+            }
             Ok(AdmitOutcome::Refused {
                 refusal,
                 active_sessions,
@@ -213,9 +221,11 @@ impl Engine {
         .await;
         let mut decision = self.answer(true, Reason::Ok);
         match stopped {
-            Ok(Some((session_id, login))) => {
-                decision.session_id = Some(session_id);
-                decision.user = login;
+            Ok(Some(stopped)) => {
+                self.metrics
+                    .watched(&stopped.stream, stopped.watched_seconds);
+                decision.session_id = Some(stopped.session_id);
+                decision.user = stopped.login;
             }
             Ok(None) => {}
             Err(e) => log::warn!("session stop failed: {e}"),

@@ -12,11 +12,18 @@ pub struct Migration {
 }
 
 /// Every file of `sql/`, in order. A unit test checks that none is missing.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    sql: include_str!("../../sql/V1__schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sql: include_str!("../../sql/V1__schema.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "stats_indexes",
+        sql: include_str!("../../sql/V3__stats_indexes.sql"),
+    },
+];
 
 pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.version)

@@ -3,6 +3,7 @@
 pub mod migrations;
 pub mod policy;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 
 use std::time::Duration;

@@ -48,11 +48,15 @@ pub enum Refusal {
     Limit,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum AdmitOutcome {
     Allowed {
         session_id: Uuid,
         active_sessions: i64,
+        /// A new session row (not a refresh of an active one).
+        started: bool,
+        /// Seconds watched since the session was last seen (refreshes).
+        watched_seconds: f64,
     },
     Refused {
         refusal: Refusal,
@@ -183,7 +187,7 @@ pub async fn admit(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10)
              ON CONFLICT (key) WHERE ended_at IS NULL
              DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at
-             RETURNING id",
+             RETURNING id, xmax = 0",
             &[
                 &admission.key,
                 &admission.login,
@@ -200,30 +204,40 @@ pub async fn admit(
         .await?;
     transaction.commit().await?;
     let session_id = row.get(0);
-    if admission.login.is_some() {
+    let started: bool = row.get(1);
+    if admission.login.is_some() && started {
         active_sessions += 1;
     }
     Ok(AdmitOutcome::Allowed {
         session_id,
         active_sessions,
+        started,
+        watched_seconds: 0.0,
     })
 }
 
 /// Extends an active session with this key and the same user, if there is one.
+/// The row is locked before it is read so that the watch time since it was
+/// last seen is counted once even when two refreshes race.
 async fn refresh_active<C: deadpool_postgres::GenericClient>(
     client: &C,
     admission: &Admission<'_>,
 ) -> Result<Option<AdmitOutcome>, StoreError> {
     let statement = client
         .prepare_cached(
-            "WITH refreshed AS (
-                UPDATE sessions
-                   SET last_seen_at = now(), expires_at = now() + make_interval(secs => $3),
-                       bytes = COALESCE($4, bytes)
+            "WITH previous AS (
+                SELECT id, last_seen_at FROM sessions
                  WHERE key = $1 AND ended_at IS NULL AND expires_at > now()
                    AND login IS NOT DISTINCT FROM $2
-             RETURNING id)
-             SELECT id, CASE WHEN $2::text IS NULL THEN 0 ELSE
+                   FOR UPDATE),
+             refreshed AS (
+                UPDATE sessions s
+                   SET last_seen_at = now(), expires_at = now() + make_interval(secs => $3),
+                       bytes = COALESCE($4, s.bytes)
+                  FROM previous
+                 WHERE s.id = previous.id
+             RETURNING s.id, extract(epoch FROM now() - previous.last_seen_at)::float8 AS watched)
+             SELECT id, watched, CASE WHEN $2::text IS NULL THEN 0 ELSE
                         (SELECT count(*) FROM sessions s
                           WHERE s.login = $2 AND s.ended_at IS NULL AND s.expires_at > now()) END
                FROM refreshed",
@@ -242,7 +256,9 @@ async fn refresh_active<C: deadpool_postgres::GenericClient>(
         .await?;
     Ok(row.map(|row| AdmitOutcome::Allowed {
         session_id: row.get(0),
-        active_sessions: row.get(1),
+        watched_seconds: row.get(1),
+        active_sessions: row.get(2),
+        started: false,
     }))
 }
 
@@ -265,22 +281,44 @@ pub async fn active_count(client: &Client, login: &str) -> Result<i64, StoreErro
     count_active(client, Some(login)).await
 }
 
-/// Ends the open session with this key (`stopped`); returns its id and login.
+/// A session ended by a stop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stopped {
+    pub session_id: Uuid,
+    pub login: Option<String>,
+    pub stream: String,
+    /// Seconds watched since the session was last seen.
+    pub watched_seconds: f64,
+}
+
+/// Ends the open session with this key (`stopped`). A session that had
+/// already expired unnoticed ends as of its expiry and accrues no more time.
 pub async fn stop(
     client: &Client,
     key: &str,
     bytes: Option<i64>,
-) -> Result<Option<(Uuid, Option<String>)>, StoreError> {
+) -> Result<Option<Stopped>, StoreError> {
     let row = client
         .query_opt(
-            "UPDATE sessions
-                SET ended_at = now(), end_reason = 'stopped', last_seen_at = now(), bytes = COALESCE($2, bytes)
-              WHERE key = $1 AND ended_at IS NULL
-          RETURNING id, login",
+            "WITH previous AS (
+                SELECT id, last_seen_at, LEAST(now(), expires_at) AS ended FROM sessions
+                 WHERE key = $1 AND ended_at IS NULL FOR UPDATE)
+             UPDATE sessions s
+                SET ended_at = previous.ended, end_reason = 'stopped',
+                    last_seen_at = GREATEST(s.last_seen_at, previous.ended), bytes = COALESCE($2, s.bytes)
+               FROM previous
+              WHERE s.id = previous.id
+          RETURNING s.id, s.login, s.stream,
+                    GREATEST(extract(epoch FROM previous.ended - previous.last_seen_at), 0)::float8",
             &[&key, &bytes],
         )
         .await?;
-    Ok(row.map(|row| (row.get(0), row.get(1))))
+    Ok(row.map(|row| Stopped {
+        session_id: row.get(0),
+        login: row.get(1),
+        stream: row.get(2),
+        watched_seconds: row.get(3),
+    }))
 }
 
 /// An admin ends a session; its key is refused for `block` (one session duration).
@@ -310,17 +348,27 @@ pub async fn end_all_for_user(
         .await?)
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct SweepResult {
     /// False when another replica holds the sweep lock.
     pub ran: bool,
     pub timed_out: u64,
+    /// Seconds watched by the timed-out sessions since they were last seen, per stream.
+    pub watched_by_stream: Vec<(String, f64)>,
     pub purged: u64,
 }
 
-/// Marks sessions that were not refreshed in time as ended (`timeout`, at their
-/// expiry) and deletes history older than `history_days`. One replica at a time.
-pub async fn sweep(client: &mut Client, history_days: u32) -> Result<SweepResult, StoreError> {
+/// Marks sessions that were not refreshed in time as ended (`timeout`) and
+/// deletes history older than `history_days`. One replica at a time.
+///
+/// A timed-out viewer is taken to have watched until its last answer stopped
+/// holding (last seen + `session_duration`, at most its expiry): the grace
+/// period is slack for late refreshes, not viewing time.
+pub async fn sweep(
+    client: &mut Client,
+    history_days: u32,
+    session_duration: Duration,
+) -> Result<SweepResult, StoreError> {
     let transaction = client.transaction().await?;
     let locked: bool = transaction
         .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
@@ -329,13 +377,20 @@ pub async fn sweep(client: &mut Client, history_days: u32) -> Result<SweepResult
     if !locked {
         return Ok(SweepResult::default());
     }
-    let timed_out = transaction
-        .execute(
-            "UPDATE sessions SET ended_at = expires_at, end_reason = 'timeout'
-              WHERE ended_at IS NULL AND expires_at <= now()",
-            &[],
+    let watched = transaction
+        .query(
+            "WITH ended AS (
+                UPDATE sessions
+                   SET ended_at = LEAST(expires_at, last_seen_at + make_interval(secs => $1)),
+                       end_reason = 'timeout'
+                 WHERE ended_at IS NULL AND expires_at <= now()
+             RETURNING stream, GREATEST(extract(epoch FROM ended_at - last_seen_at), 0)::float8 AS watched)
+             SELECT stream, count(*), sum(watched)::float8 FROM ended GROUP BY stream",
+            &[&seconds(session_duration)],
         )
         .await?;
+    let timed_out = watched.iter().map(|row| row.get::<_, i64>(1) as u64).sum();
+    let watched_by_stream = watched.iter().map(|row| (row.get(0), row.get(2))).collect();
     let purged = transaction
         .execute(
             "DELETE FROM sessions WHERE ended_at < now() - make_interval(days => $1)",
@@ -346,6 +401,7 @@ pub async fn sweep(client: &mut Client, history_days: u32) -> Result<SweepResult
     Ok(SweepResult {
         ran: true,
         timed_out,
+        watched_by_stream,
         purged,
     })
 }

@@ -3,4 +3,5 @@
 mod decide;
 mod helpers;
 mod lifecycle;
+mod metrics;
 mod sessions;

@@ -1,0 +1,167 @@
+//! Viewing statistics from the session history (SPEC §4 stats routes, §7 gauges).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Client, StoreError};
+
+/// Cluster-wide readings for the gauges: viewers per stream, active sessions, users.
+pub struct ClusterGauges {
+    pub viewers_by_stream: Vec<(String, i64)>,
+    pub active_sessions: i64,
+    pub users: i64,
+}
+
+pub async fn cluster_gauges(client: &Client) -> Result<ClusterGauges, StoreError> {
+    let viewers_by_stream: Vec<(String, i64)> = client
+        .query(
+            "SELECT stream, count(*) FROM sessions
+              WHERE ended_at IS NULL AND expires_at > now() GROUP BY stream",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let active_sessions = viewers_by_stream.iter().map(|(_, count)| count).sum();
+    let users: i64 = client
+        .query_one("SELECT count(*) FROM users", &[])
+        .await?
+        .get(0);
+    Ok(ClusterGauges {
+        viewers_by_stream,
+        active_sessions,
+        users,
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StreamStats {
+    pub stream: String,
+    /// Active sessions now.
+    pub viewers: i64,
+    /// Sessions started in the window.
+    pub plays: i64,
+    /// Distinct users who watched in the window (anonymous viewers not counted).
+    pub unique_users: i64,
+    /// Seconds watched inside the window (sessions overlapping it are clipped to it).
+    pub watch_seconds: f64,
+    /// Most sessions open at once inside the window.
+    pub peak_viewers: i64,
+}
+
+/// Sessions overlapping [from, to): ended ones through the ended_at index,
+/// open ones through the open-session index, so a window at the end of a long
+/// history reads only what it needs.
+const WINDOW_SESSIONS: &str = "
+    window_sessions AS (
+        SELECT stream, login, started_at, ended_at FROM sessions
+         WHERE ended_at > $1 AND started_at < $2
+        UNION ALL
+        SELECT stream, login, started_at, LEAST(expires_at, now()) FROM sessions
+         WHERE ended_at IS NULL AND started_at < $2
+    ),
+    clipped AS (
+        SELECT stream, login, started_at,
+               GREATEST(started_at, $1) AS from_t, LEAST(ended_at, $2) AS to_t
+          FROM window_sessions
+    )";
+
+pub async fn streams(
+    client: &Client,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<StreamStats>, StoreError> {
+    let query = format!(
+        "WITH {WINDOW_SESSIONS},
+         totals AS (
+            SELECT stream,
+                   count(*) FILTER (WHERE started_at >= $1) AS plays,
+                   count(DISTINCT login) AS unique_users,
+                   COALESCE(sum(GREATEST(extract(epoch FROM to_t - from_t), 0)), 0)::float8 AS watch_seconds
+              FROM clipped GROUP BY stream
+         ),
+         events AS (
+            SELECT stream, from_t AS t, 1 AS delta FROM clipped WHERE to_t > from_t
+            UNION ALL
+            SELECT stream, to_t, -1 FROM clipped WHERE to_t > from_t
+         ),
+         running AS (
+            SELECT stream, sum(delta) OVER (PARTITION BY stream ORDER BY t, delta ROWS UNBOUNDED PRECEDING) AS open
+              FROM events
+         ),
+         peaks AS (SELECT stream, max(open)::int8 AS peak FROM running GROUP BY stream),
+         now_viewing AS (
+            SELECT stream, count(*) AS viewers FROM sessions
+             WHERE ended_at IS NULL AND expires_at > now() GROUP BY stream
+         )
+         SELECT COALESCE(t.stream, n.stream), COALESCE(n.viewers, 0), COALESCE(t.plays, 0),
+                COALESCE(t.unique_users, 0), COALESCE(t.watch_seconds, 0), COALESCE(p.peak, 0)
+           FROM totals t
+           FULL JOIN now_viewing n ON n.stream = t.stream
+           LEFT JOIN peaks p ON p.stream = t.stream
+          ORDER BY 2 DESC, 3 DESC, 1"
+    );
+    Ok(client
+        .query(&query, &[&from, &to])
+        .await?
+        .iter()
+        .map(|row| StreamStats {
+            stream: row.get(0),
+            viewers: row.get(1),
+            plays: row.get(2),
+            unique_users: row.get(3),
+            watch_seconds: row.get(4),
+            peak_viewers: row.get(5),
+        })
+        .collect())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UserStreamStats {
+    pub stream: String,
+    pub sessions: i64,
+    pub watch_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UserStats {
+    pub login: String,
+    pub sessions: i64,
+    pub watch_seconds: f64,
+    pub streams: Vec<UserStreamStats>,
+}
+
+/// One user's sessions overlapping [from, to), per stream.
+pub async fn user(
+    client: &Client,
+    login: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<UserStats, StoreError> {
+    let rows = client
+        .query(
+            "SELECT stream, count(*),
+                    COALESCE(sum(GREATEST(extract(epoch FROM
+                        LEAST(COALESCE(ended_at, LEAST(expires_at, now())), $3) - GREATEST(started_at, $2)), 0)), 0)::float8
+               FROM sessions
+              WHERE login = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
+              GROUP BY stream ORDER BY 3 DESC, 1",
+            &[&login, &from, &to],
+        )
+        .await?;
+    let streams: Vec<UserStreamStats> = rows
+        .iter()
+        .map(|row| UserStreamStats {
+            stream: row.get(0),
+            sessions: row.get(1),
+            watch_seconds: row.get(2),
+        })
+        .collect();
+    Ok(UserStats {
+        login: login.to_string(),
+        sessions: streams.iter().map(|s| s.sessions).sum(),
+        watch_seconds: streams.iter().map(|s| s.watch_seconds).sum(),
+        streams,
+    })
+}
