@@ -88,6 +88,18 @@ pub struct SettingsArgs {
     /// Seconds between readings of the cluster-wide gauges from PostgreSQL.
     #[arg(long, env = "PLAYGATE_STATS_INTERVAL", global = true)]
     pub stats_interval: Option<String>,
+    /// Failed credentials from one IP before its requests are refused (`rate_limited`); 0 = off.
+    #[arg(long, env = "PLAYGATE_AUTH_FAILURE_LIMIT", global = true)]
+    pub auth_failure_limit: Option<String>,
+    /// Seconds over which failed credentials are counted.
+    #[arg(long, env = "PLAYGATE_AUTH_FAILURE_WINDOW", global = true)]
+    pub auth_failure_window: Option<String>,
+    /// Milliseconds a hook waits for PostgreSQL before answering as if it were down.
+    #[arg(long, env = "PLAYGATE_DB_TIMEOUT_MS", global = true)]
+    pub db_timeout_ms: Option<String>,
+    /// Seconds an active session is kept alive through a database outage.
+    #[arg(long, env = "PLAYGATE_OUTAGE_GRACE", global = true)]
+    pub outage_grace: Option<String>,
     /// Do not apply pending migrations at start-up.
     #[arg(long, global = true)]
     pub no_migrate: bool,
@@ -111,6 +123,10 @@ pub struct Settings {
     pub db_pool_size: usize,
     pub sweep_interval: Duration,
     pub stats_interval: Duration,
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: Duration,
+    pub db_timeout: Duration,
+    pub outage_grace: Duration,
     pub migrate_on_start: bool,
 }
 
@@ -314,6 +330,34 @@ impl Settings {
                 1,
                 3600,
             )?),
+            auth_failure_limit: parse_number(
+                "PLAYGATE_AUTH_FAILURE_LIMIT",
+                &args.auth_failure_limit,
+                20,
+                0,
+                1_000_000,
+            )?,
+            auth_failure_window: Duration::from_secs(parse_number(
+                "PLAYGATE_AUTH_FAILURE_WINDOW",
+                &args.auth_failure_window,
+                60,
+                1,
+                86_400,
+            )?),
+            db_timeout: Duration::from_millis(parse_number(
+                "PLAYGATE_DB_TIMEOUT_MS",
+                &args.db_timeout_ms,
+                2000,
+                50,
+                60_000,
+            )?),
+            outage_grace: Duration::from_secs(parse_number(
+                "PLAYGATE_OUTAGE_GRACE",
+                &args.outage_grace,
+                300,
+                0,
+                86_400,
+            )?),
             migrate_on_start: !args.no_migrate,
         })
     }
@@ -345,6 +389,10 @@ impl fmt::Debug for Settings {
             .field("db_pool_size", &self.db_pool_size)
             .field("sweep_interval", &self.sweep_interval)
             .field("stats_interval", &self.stats_interval)
+            .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("auth_failure_window", &self.auth_failure_window)
+            .field("db_timeout", &self.db_timeout)
+            .field("outage_grace", &self.outage_grace)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }

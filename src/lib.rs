@@ -8,6 +8,7 @@ pub mod error;
 pub mod hooks;
 pub mod metrics;
 pub mod policy_view;
+pub mod rate_limit;
 pub mod store;
 
 pub use app::{AppHandle, AppState, Application};

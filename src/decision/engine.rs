@@ -14,6 +14,7 @@ use super::{Decision, Event, PlayRequest, Reason};
 use crate::config::{LimitPolicy, OnDbError, Settings};
 use crate::metrics::Metrics;
 use crate::policy_view::PolicyView;
+use crate::rate_limit::FailureLimiter;
 use crate::store::sessions::{self, Admission, AdmitOutcome, Refusal};
 use crate::store::StoreError;
 
@@ -58,6 +59,39 @@ impl VerifiedCredentials {
     }
 }
 
+/// Sessions this replica admitted recently, so that their refreshes keep
+/// being allowed through a database outage (for a bounded time).
+#[derive(Default)]
+struct RecentSessions {
+    entries: Mutex<HashMap<String, (uuid::Uuid, Instant)>>,
+}
+
+impl RecentSessions {
+    fn remember(&self, key: &str, session_id: uuid::Uuid, keep_until: Instant) {
+        let mut entries = self.entries.lock().expect("recent sessions lock");
+        if entries.len() >= VERIFIED_MAX_ENTRIES && !entries.contains_key(key) {
+            let now = Instant::now();
+            entries.retain(|_, (_, until)| *until > now);
+        }
+        entries.insert(key.to_string(), (session_id, keep_until));
+    }
+
+    fn forget(&self, key: &str) {
+        self.entries
+            .lock()
+            .expect("recent sessions lock")
+            .remove(key);
+    }
+
+    fn active(&self, key: &str) -> Option<uuid::Uuid> {
+        let entries = self.entries.lock().expect("recent sessions lock");
+        entries
+            .get(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(id, _)| *id)
+    }
+}
+
 pub struct Engine {
     pool: Pool,
     policy: Arc<PolicyView>,
@@ -66,7 +100,11 @@ pub struct Engine {
     session_grace: Duration,
     limit_policy: LimitPolicy,
     on_db_error: OnDbError,
+    db_timeout: Duration,
+    outage_grace: Duration,
     verified: VerifiedCredentials,
+    failures: FailureLimiter,
+    recent: RecentSessions,
 }
 
 impl Engine {
@@ -84,7 +122,14 @@ impl Engine {
             session_grace: settings.session_grace,
             limit_policy: settings.limit_policy,
             on_db_error: settings.on_db_error,
+            db_timeout: settings.db_timeout,
+            outage_grace: settings.outage_grace,
             verified: VerifiedCredentials::default(),
+            failures: FailureLimiter::new(
+                settings.auth_failure_limit,
+                settings.auth_failure_window,
+            ),
+            recent: RecentSessions::default(),
         }
     }
 
@@ -140,10 +185,20 @@ impl Engine {
         }
 
         let snapshot = self.policy.snapshot();
+        let guessing =
+            !request.credentials.is_empty() && snapshot.ip_rule(request.client_ip).is_none();
+        if guessing && self.failures.is_limited(request.client_ip) {
+            return self.answer(false, Reason::RateLimited);
+        }
         let password_verified = self.verify_password_if_needed(request, &snapshot).await;
         let admitted = match policy::evaluate(request, &snapshot, Utc::now(), password_verified) {
             Ok(admitted) => admitted,
-            Err(reason) => return self.answer(false, reason),
+            Err(reason) => {
+                if matches!(reason, Reason::UnknownToken | Reason::BadCredentials) {
+                    self.failures.record_failure(request.client_ip);
+                }
+                return self.answer(false, reason);
+            }
         };
         drop(snapshot);
 
@@ -174,6 +229,8 @@ impl Engine {
                 if started {
                     self.metrics.session_started(&request.stream);
                 }
+                let keep_until = Instant::now() + admission.hold + self.outage_grace;
+                self.recent.remember(&key, session_id, keep_until);
                 self.metrics.watched(&request.stream, watched_seconds);
                 Decision {
                     session_id: Some(session_id),
@@ -196,9 +253,14 @@ impl Engine {
             }
             Err(e) => {
                 log::warn!("session admission failed: {e}");
-                match self.on_db_error {
-                    OnDbError::Deny => self.answer(false, Reason::DbUnavailable),
-                    OnDbError::Allow => self.answer(true, admitted.reason),
+                match (self.recent.active(&key), self.on_db_error) {
+                    // An active session keeps playing through an outage, for a bounded time.
+                    (Some(session_id), _) => Decision {
+                        session_id: Some(session_id),
+                        ..self.answer(true, admitted.reason)
+                    },
+                    (None, OnDbError::Deny) => self.answer(false, Reason::DbUnavailable),
+                    (None, OnDbError::Allow) => self.answer(true, admitted.reason),
                 }
             }
         };
@@ -207,18 +269,27 @@ impl Engine {
         decision
     }
 
+    /// Bounded by `db_timeout`: a database that hangs must not hang the streamer.
     async fn admit(&self, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-        let mut client = self.pool.get().await?;
-        sessions::admit(&mut client, admission).await
+        let admitted = async {
+            let mut client = self.pool.get().await?;
+            sessions::admit(&mut client, admission).await
+        };
+        tokio::time::timeout(self.db_timeout, admitted)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Other("database did not answer in time".into())))
     }
 
     /// A stop always succeeds for the streamer; it ends the session if there is one.
     async fn stop(&self, request: &PlayRequest, key: &str) -> Decision {
+        self.recent.forget(key);
         let stopped = async {
             let client = self.pool.get().await?;
             sessions::stop(&client, key, request.bytes).await
-        }
-        .await;
+        };
+        let stopped = tokio::time::timeout(self.db_timeout, stopped)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Other("database did not answer in time".into())));
         let mut decision = self.answer(true, Reason::Ok);
         match stopped {
             Ok(Some(stopped)) => {

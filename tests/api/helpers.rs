@@ -19,19 +19,29 @@ pub fn server_url() -> String {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    server: String,
 }
 
 impl TestDb {
     pub fn new() -> Arc<TestDb> {
+        TestDb::on(&server_url())
+    }
+
+    /// A database on another server (`postgres://user@host:port`).
+    pub fn on(server: &str) -> Arc<TestDb> {
         let name = format!("playgate_test_{}", uuid::Uuid::new_v4().simple());
-        let url = format!("{}/{}", server_url(), name);
-        Arc::new(TestDb { name, url })
+        let url = format!("{server}/{name}");
+        Arc::new(TestDb {
+            name,
+            url,
+            server: server.to_string(),
+        })
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let admin_url = format!("{}/postgres", server_url());
+        let admin_url = format!("{}/postgres", self.server);
         let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
         // Drop runs inside the test's runtime; a runtime of its own on another thread avoids nesting.
         let _ = std::thread::spawn(move || {

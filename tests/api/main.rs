@@ -4,4 +4,6 @@ mod decide;
 mod helpers;
 mod lifecycle;
 mod metrics;
+mod private_pg;
+mod reliability;
 mod sessions;

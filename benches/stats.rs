@@ -1,0 +1,123 @@
+//! Statistics queries over a large session history.
+//!
+//! `cargo bench --bench stats` builds (once, then reuses) a database
+//! `playgate_bench_stats` with BENCH_ROWS (default 10 000 000) ended sessions
+//! spread over 90 days, 1 000 streams and 100 000 users, then times the
+//! per-stream statistics of the last 24 hours and one user's statistics of the
+//! last 30 days, printing the median of several runs. BENCH_FRESH=1 rebuilds.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use playgate::config::{Settings, SettingsArgs};
+use playgate::store::{self, stats};
+
+const DATABASE: &str = "playgate_bench_stats";
+const RUNS: usize = 7;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let server = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let rows: i64 = std::env::var("BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let url = format!("{server}/{DATABASE}");
+    if std::env::var("BENCH_FRESH").is_ok_and(|v| v == "1") {
+        let admin = store::connect(&store::pg_config(&format!("{server}/postgres")).unwrap())
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+    store::ensure_database(&url).await.unwrap();
+    playgate::app::migrate(&url).await.unwrap();
+    let settings = Settings::from_args(&SettingsArgs {
+        database_url: Some(url.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let pool = store::create_pool(&settings).unwrap();
+    let client = pool.get().await.unwrap();
+
+    let existing: i64 = client
+        .query_one("SELECT count(*) FROM sessions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if existing < rows {
+        println!(
+            "generating {} sessions (once; BENCH_FRESH=1 regenerates)…",
+            rows - existing
+        );
+        let started = Instant::now();
+        let batch = 1_000_000i64;
+        let mut from = existing;
+        while from < rows {
+            let to = (from + batch).min(rows);
+            // Session g started g × (90 days / rows) ago and lasted up to an hour.
+            client
+                .execute(
+                    "INSERT INTO sessions (key, login, stream, client_ip, dialect, started_at, last_seen_at,
+                                           expires_at, ended_at, end_reason)
+                     SELECT 'bench:' || g, 'user' || (g % 100000), 'channel-' || (g % 1000), '10.0.0.1', 'decide',
+                            s, s + (g % 3600) * interval '1 second', s + (g % 3600) * interval '1 second',
+                            s + (g % 3600) * interval '1 second', 'stopped'
+                       FROM generate_series($1::int8, $2::int8 - 1) AS g,
+                            LATERAL (SELECT now() - interval '1 hour'
+                                     - g * (interval '90 days' / $3::int8) AS s) AS start",
+                    &[&from, &to, &rows],
+                )
+                .await
+                .unwrap();
+            from = to;
+            println!("  {from} rows ({:.0?})", started.elapsed());
+        }
+        client
+            .batch_execute("VACUUM ANALYZE sessions")
+            .await
+            .unwrap();
+        println!("generated in {:.1?}", started.elapsed());
+    }
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM sessions", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let now = Utc::now();
+    let day_ago = now - chrono::Duration::hours(24);
+    let month_ago = now - chrono::Duration::days(30);
+    let mut stream_times = Vec::new();
+    let mut user_times = Vec::new();
+    let mut streams_seen = 0;
+    let mut user_sessions = 0;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        streams_seen = stats::streams(&client, day_ago, now).await.unwrap().len();
+        stream_times.push(started.elapsed());
+        let started = Instant::now();
+        user_sessions = stats::user(&client, "user4242", month_ago, now)
+            .await
+            .unwrap()
+            .sessions;
+        user_times.push(started.elapsed());
+    }
+    println!("history rows: {total}");
+    println!(
+        "GET /api/v1/stats/streams (last 24 h, {streams_seen} streams): median {:.1?} over {RUNS} runs",
+        median(stream_times)
+    );
+    println!(
+        "GET /api/v1/stats/users/{{login}} (last 30 days, {user_sessions} sessions): median {:.1?} over {RUNS} runs",
+        median(user_times)
+    );
+}

@@ -1,0 +1,116 @@
+//! Outages and hostile clients: the database going away, brute force.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::private_pg::PrivatePostgres;
+
+#[tokio::test]
+async fn repeated_failures_from_one_ip_are_damped() {
+    let app = spawn_app_with(|settings| settings.auth_failure_limit = 3).await;
+    app.create(user("alice").token("right").password("pw"))
+        .await;
+    let from = |ip: &str, extra: serde_json::Value| with(play("news", ip), extra);
+    for guess in ["a", "b"] {
+        let decision = app
+            .decide(from("192.0.2.66", json!({"token": guess})))
+            .await;
+        assert_eq!(reason(&decision), "unknown_token");
+    }
+    let decision = app
+        .decide(from(
+            "192.0.2.66",
+            json!({"login": "alice", "password": "nope"}),
+        ))
+        .await;
+    assert_eq!(reason(&decision), "bad_credentials");
+    // The attacker's IP is now refused, even with the right token…
+    for extra in [json!({"token": "guess"}), json!({"token": "right"})] {
+        assert_eq!(
+            reason(&app.decide(from("192.0.2.66", extra)).await),
+            "rate_limited"
+        );
+    }
+    // …while the right user elsewhere is not locked out.
+    let elsewhere = app
+        .decide(from("198.51.100.1", json!({"token": "right"})))
+        .await;
+    assert_eq!(reason(&elsewhere), "ok");
+    let by_password = app
+        .decide(from(
+            "198.51.100.2",
+            json!({"login": "alice", "password": "pw"}),
+        ))
+        .await;
+    assert_eq!(reason(&by_password), "ok");
+    let samples = parse_metrics(&app.metrics_text().await);
+    assert_eq!(decisions(&samples, "decide", "deny", "rate_limited"), 2.0);
+}
+
+#[tokio::test]
+async fn database_outage_keeps_active_viewers_and_recovers() {
+    let Some(cluster) = PrivatePostgres::start() else {
+        return;
+    };
+    let db = TestDb::on(&cluster.server_url());
+    let app = spawn_on(db, |settings| {
+        settings.db_timeout = Duration::from_millis(800);
+        settings.session_duration = Duration::from_secs(5);
+    })
+    .await;
+    app.create(user("alice").token("t").limit(2)).await;
+    let request = |session: &str, event: &str| {
+        with(
+            play("news", "192.0.2.1"),
+            json!({"token": "t", "session": session, "event": event}),
+        )
+    };
+    let before = app.decide(request("watching", "start")).await;
+    assert_eq!(reason(&before), "ok");
+
+    cluster.halt();
+    // Every hook answers promptly, with a decision rather than a 5xx.
+    let started = Instant::now();
+    let refreshed = app.decide(request("watching", "refresh")).await;
+    assert_eq!(reason(&refreshed), "ok", "an active session keeps playing");
+    assert_eq!(refreshed["session_id"], before["session_id"]);
+    let newcomer = app.decide(request("new", "start")).await;
+    assert_eq!(
+        (newcomer["allow"].clone(), reason(&newcomer)),
+        (json!(false), "db_unavailable")
+    );
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let url = format!("{}/hook/decide", app.address);
+        let http = app.http.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"stream": "news", "ip": "192.0.2.1", "token": "t", "session": format!("n{n}")});
+            http.post(url).json(&body).send().await.unwrap().status().as_u16()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "hooks hung: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.get("/readyz").await.status().as_u16(), 503);
+    assert_eq!(app.get("/healthz").await.status().as_u16(), 200);
+
+    cluster.resume();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.get("/readyz").await.status().as_u16() != 200 {
+        assert!(Instant::now() < deadline, "never became ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Recovered by itself; nothing recorded before the outage was lost.
+    let after = app.decide(request("new", "start")).await;
+    assert_eq!(reason(&after), "ok");
+    assert_eq!(after["active_sessions"], 2);
+    let id: uuid::Uuid = before["session_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(app.session_state(&id.to_string()).await, (false, None));
+}
