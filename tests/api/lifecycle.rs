@@ -163,28 +163,8 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully_with_exit_0() {
     let db = TestDb::new();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = playgate_binary()
-        .args(["serve", "--listen", &listen])
-        .env("DATABASE_URL", &db.url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, listen) = start_binary(&[("DATABASE_URL", &db.url)], Stdio::null()).await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let healthcheck = playgate_binary()
-            .args(["healthcheck", "--listen", &listen])
-            .output()
-            .unwrap();
-        if healthcheck.status.success() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     // Load while the signal arrives: every request that got an answer got a decision.
     let url = format!("http://{listen}/hook/decide");
     let load = tokio::spawn(async move {
@@ -217,4 +197,106 @@ async fn sigterm_shuts_down_gracefully_with_exit_0() {
     };
     assert!(status.success(), "exit status {status}");
     assert!(load.await.unwrap() > 0);
+}
+
+/// Starts the real binary on a free port and waits until it is ready.
+async fn start_binary(envs: &[(&str, &str)], log: Stdio) -> (std::process::Child, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let child = playgate_binary()
+        .args(["serve", "--listen", &listen])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let healthcheck = playgate_binary()
+            .args(["healthcheck", "--listen", &listen])
+            .output()
+            .unwrap();
+        if healthcheck.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (child, listen)
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    let db = TestDb::new();
+    let log_path = std::env::temp_dir().join(format!(
+        "playgate-log-{}.txt",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let database_url = db.url.replace("postgres@", "postgres:db-secret-pw@");
+    let (mut child, listen) = start_binary(
+        &[
+            ("DATABASE_URL", &database_url),
+            ("PLAYGATE_BOOTSTRAP_ADMIN", "root:boot-secret-pw"),
+            ("RUST_LOG", "debug"),
+        ],
+        Stdio::from(log_file),
+    )
+    .await;
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "INSERT INTO tokens (user_id, hash) SELECT id, sha256('clear-token-secret') FROM users WHERE login = 'root'",
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://{listen}/hook/decide");
+    let bodies = [
+        json!({"stream": "news", "ip": "192.0.2.1", "token": "clear-token-secret"}),
+        json!({"stream": "news", "ip": "192.0.2.1", "token": "guessed-token-secret"}),
+        json!({"stream": "news", "ip": "192.0.2.1", "login": "root", "password": "boot-secret-pw"}),
+        json!({"stream": "news", "ip": "192.0.2.1", "login": "root", "password": "wrong-secret-pw"}),
+        json!({"stream": "news", "ip": "not-an-ip", "token": "malformed-secret"}),
+    ];
+    let mut reasons = Vec::new();
+    for body in bodies {
+        // The token insert reaches the policy view by NOTIFY; retry the first until it is in force.
+        for _ in 0..50 {
+            let response = http.post(&url).json(&body).send().await.unwrap();
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            if answer["reason"] != "unknown_token" || body["token"] != "clear-token-secret" {
+                reasons.push(answer["reason"].as_str().unwrap_or("400").to_string());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(
+        reasons,
+        ["ok", "unknown_token", "ok", "bad_credentials", "400"]
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        log.contains("deny bad_credentials"),
+        "the log is being captured"
+    );
+    for secret in [
+        "db-secret-pw",
+        "boot-secret-pw",
+        "clear-token-secret",
+        "guessed-token-secret",
+        "wrong-secret-pw",
+        "malformed-secret",
+    ] {
+        assert!(!log.contains(secret), "{secret} appears in the log");
+    }
 }
