@@ -1,0 +1,67 @@
+//! The machine's ceilings for `scripts/bench`: the same actix-web server and
+//! PostgreSQL pool as playgate, with handlers that do (almost) nothing.
+//!
+//! - `GET /noop` answers 200 at once: the HTTP ceiling.
+//! - `GET /upsert?key=K` does one session upsert (the statement shape of a
+//!   playgate refresh) and answers 200: the one-round-trip ceiling.
+//!
+//! Usage: `ceiling <listen address> <database url>` (the database must be migrated).
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use deadpool_postgres::Pool;
+use playgate::config::{Settings, SettingsArgs};
+
+#[derive(serde::Deserialize)]
+struct KeyQuery {
+    key: String,
+}
+
+async fn noop() -> HttpResponse {
+    HttpResponse::Ok().finish()
+}
+
+async fn upsert(pool: web::Data<Pool>, query: web::Query<KeyQuery>) -> HttpResponse {
+    let result = async {
+        let client = pool.get().await.map_err(|e| e.to_string())?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO sessions (key, login, stream, client_ip, expires_at)
+                 VALUES ($1, 'ceiling', 'ceiling', '127.0.0.1', now() + interval '90 seconds')
+                 ON CONFLICT (key) WHERE ended_at IS NULL
+                 DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        client
+            .execute(&statement, &[&query.key])
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(_) => HttpResponse::Ok().finish(),
+        Err(e) => HttpResponse::InternalServerError().body(e),
+    }
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
+    let database_url = args.next();
+    let settings = Settings::from_args(&SettingsArgs {
+        database_url,
+        ..Default::default()
+    })
+    .expect("valid settings");
+    let pool = web::Data::new(playgate::store::create_pool(&settings).expect("pool"));
+    HttpServer::new(move || {
+        App::new()
+            .app_data(pool.clone())
+            .route("/noop", web::get().to(noop))
+            .route("/upsert", web::get().to(upsert))
+    })
+    .bind(listen)?
+    .run()
+    .await
+}
