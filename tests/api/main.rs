@@ -7,3 +7,4 @@ mod metrics;
 mod private_pg;
 mod reliability;
 mod sessions;
+mod soak;
