@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod policy_view;
 pub mod rate_limit;
 pub mod store;
+pub mod upstream;
 
 pub use app::{AppHandle, AppState, Application};
 pub use config::{Settings, SettingsArgs};

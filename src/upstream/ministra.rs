@@ -1,0 +1,133 @@
+//! Ministra / Stalker portal as an upstream authority: tokens that are not
+//! playgate's are checked with the portal's Flussonic temporary-link endpoint
+//! (`<portal>/server/api/chk_flussonic_tmp_link.php?token=…`).
+//!
+//! The portal keeps a temporary link for seconds only and expects the streamer
+//! to remember its grant for `X-AuthDuration`, so a 200 is cached (keyed by the
+//! token's SHA-256) for that long: refreshes never ask the portal again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::decision::hash_token;
+
+/// SPEC §6: an unreachable or slow portal must never hang a streamer.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// Used when the portal's 200 carries no usable X-AuthDuration.
+const DEFAULT_GRANT: Duration = Duration::from_secs(36_000);
+const MAX_CACHED: usize = 100_000;
+
+/// What the portal said about a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed(Grant),
+    /// 403: unknown or expired temporary link.
+    Denied,
+    /// Unreachable, 5xx, anything unexpected, or slower than `TIMEOUT`.
+    Unavailable,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The session's user: `ministra:<X-UserId>`.
+    pub login: String,
+    pub max_sessions: Option<i32>,
+    /// How long the portal's answer holds (X-AuthDuration).
+    pub duration: Duration,
+}
+
+pub struct MinistraClient {
+    check_url: String,
+    http: reqwest::Client,
+    grants: Mutex<HashMap<[u8; 32], (Grant, Instant)>>,
+}
+
+impl MinistraClient {
+    /// `portal_url` as configured, e.g. `http://portal/stalker_portal`.
+    pub fn new(portal_url: &str) -> MinistraClient {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client settings are valid");
+        MinistraClient {
+            check_url: format!(
+                "{}/server/api/chk_flussonic_tmp_link.php",
+                portal_url.trim_end_matches('/')
+            ),
+            http,
+            grants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A grant remembered from an earlier 200, if it still holds.
+    fn cached(&self, key: &[u8; 32]) -> Option<Grant> {
+        let grants = self.grants.lock().expect("ministra cache lock");
+        grants
+            .get(key)
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(grant, _)| grant.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], grant: &Grant) {
+        let mut grants = self.grants.lock().expect("ministra cache lock");
+        if grants.len() >= MAX_CACHED {
+            let now = Instant::now();
+            grants.retain(|_, (_, until)| *until > now);
+            if grants.len() >= MAX_CACHED {
+                grants.clear();
+            }
+        }
+        grants.insert(key, (grant.clone(), Instant::now() + grant.duration));
+    }
+
+    pub async fn check(&self, token: &str) -> Verdict {
+        let key = hash_token(token);
+        if let Some(grant) = self.cached(&key) {
+            return Verdict::Allowed(grant);
+        }
+        let response = match self.http.get(&self.check_url).query(&[("token", token)]).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                // reqwest's error text includes the URL, and so the token: log the kind only.
+                let kind = if e.is_timeout() { "timed out" } else { "unreachable" };
+                log::warn!("ministra portal {kind}: {}", self.check_url);
+                return Verdict::Unavailable;
+            }
+        };
+        match response.status().as_u16() {
+            200 => {
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|value| value.to_str().ok())
+                        .map(str::trim)
+                        .filter(|value| !value.is_empty())
+                };
+                let Some(user_id) = header("X-UserId") else {
+                    log::warn!("ministra portal answered 200 without X-UserId");
+                    return Verdict::Unavailable;
+                };
+                let grant = Grant {
+                    login: format!("ministra:{user_id}"),
+                    max_sessions: header("X-Max-Sessions").and_then(|v| v.parse().ok()).filter(|n: &i32| *n >= 0),
+                    duration: header("X-AuthDuration")
+                        .and_then(|v| v.parse().ok())
+                        .filter(|seconds: &u64| *seconds > 0)
+                        .map(Duration::from_secs)
+                        .unwrap_or(DEFAULT_GRANT),
+                };
+                self.remember(key, &grant);
+                Verdict::Allowed(grant)
+            }
+            403 | 404 => Verdict::Denied,
+            status => {
+                log::warn!("ministra portal answered {status}");
+                Verdict::Unavailable
+            }
+        }
+    }
+}
