@@ -9,7 +9,7 @@ use chrono::Utc;
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 
-use super::policy::{self, PolicySnapshot};
+use super::policy::{self, PolicySnapshot, RuleAction};
 use super::{Decision, Event, PlayRequest, Reason};
 use crate::config::{LimitPolicy, OnDbError, Settings};
 use crate::metrics::Metrics;
@@ -96,6 +96,28 @@ impl Engine {
     pub async fn decide(&self, request: PlayRequest) -> Decision {
         let started = Instant::now();
         let decision = self.decide_unrecorded(&request).await;
+        self.record(&request, &decision, started);
+        decision
+    }
+
+    /// For a request without credentials (forward-auth: HLS/DASH segments and
+    /// child playlists, whose relative URLs drop the token): continues the
+    /// active session of the same stream, client IP and user agent when there
+    /// is one, re-checking the session's user (steps 1, 4, 5); otherwise
+    /// decides the request as it is (IP rules, IP-bound users, else
+    /// `no_credentials`). Only a request with credentials starts a session
+    /// for a token or password user.
+    pub async fn decide_or_continue(&self, request: PlayRequest) -> Decision {
+        let started = Instant::now();
+        let decision = match self.continue_session(&request).await {
+            Some(decision) => decision,
+            None => self.decide_unrecorded(&request).await,
+        };
+        self.record(&request, &decision, started);
+        decision
+    }
+
+    fn record(&self, request: &PlayRequest, decision: &Decision, started: Instant) {
         self.metrics.record_decision(
             request.dialect,
             decision.allow,
@@ -112,7 +134,6 @@ impl Engine {
                 decision.user.as_deref().unwrap_or("-")
             );
         }
-        decision
     }
 
     /// A hook whose request could not be parsed still counts in the metrics.
@@ -135,8 +156,10 @@ impl Engine {
 
     async fn decide_unrecorded(&self, request: &PlayRequest) -> Decision {
         let key = request.session_key();
-        if request.event == Event::Stop {
-            return self.stop(request, &key).await;
+        match request.event {
+            Event::Stop => return self.stop(request, &key).await,
+            Event::Publish => return self.answer(false, Reason::PublishNotAllowed),
+            Event::Start | Event::Refresh => {}
         }
 
         let snapshot = self.policy.snapshot();
@@ -149,8 +172,21 @@ impl Engine {
 
         let login = admitted.user.as_ref().map(|user| user.login.as_str());
         let max_sessions = admitted.user.as_ref().and_then(|user| user.max_sessions);
+        self.admit_session(request, &key, login, max_sessions, admitted.reason)
+            .await
+    }
+
+    /// Steps 6–8 for a request that the policy let through.
+    async fn admit_session(
+        &self,
+        request: &PlayRequest,
+        key: &str,
+        login: Option<&str>,
+        max_sessions: Option<i32>,
+        reason: Reason,
+    ) -> Decision {
         let admission = Admission {
-            key: &key,
+            key,
             login,
             max_sessions,
             limit_policy: self.limit_policy,
@@ -171,7 +207,7 @@ impl Engine {
             }) => Decision {
                 session_id: Some(session_id),
                 active_sessions: login.map(|_| active_sessions),
-                ..self.answer(true, admitted.reason)
+                ..self.answer(true, reason)
             },
             Ok(AdmitOutcome::Refused {
                 refusal,
@@ -190,13 +226,80 @@ impl Engine {
                 log::warn!("session admission failed: {e}");
                 match self.on_db_error {
                     OnDbError::Deny => self.answer(false, Reason::DbUnavailable),
-                    OnDbError::Allow => self.answer(true, admitted.reason),
+                    OnDbError::Allow => self.answer(true, reason),
                 }
             }
         };
         decision.user = login.map(str::to_string);
         decision.max_sessions = max_sessions;
         decision
+    }
+
+    /// The continuation part of `decide_or_continue`; None when the request
+    /// has credentials, or no active session of a known user matches.
+    async fn continue_session(&self, request: &PlayRequest) -> Option<Decision> {
+        if !request.credentials.is_empty()
+            || !matches!(request.event, Event::Start | Event::Refresh)
+        {
+            return None;
+        }
+        let client_ip = policy::canonical_ip(request.client_ip);
+        let found = async {
+            let client = self.pool.get().await?;
+            sessions::find_active_viewer(
+                &client,
+                request.dialect,
+                &request.stream,
+                client_ip,
+                &request.user_agent,
+            )
+            .await
+        }
+        .await;
+        let viewer = match found {
+            Ok(Some(viewer)) => viewer,
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!("session lookup failed: {e}");
+                return None;
+            }
+        };
+        // Anonymous (allow-listed) viewers are decided by their IP as they are.
+        let login = viewer.login?;
+        let snapshot = self.policy.snapshot();
+        // The credentials were checked when the session started; re-check
+        // what can change since (steps 1, 4, 5), as a refresh does.
+        let user = Arc::clone(snapshot.user(&login)?);
+        let now = Utc::now();
+        let refused = if snapshot.ip_rule(client_ip) == Some(RuleAction::Deny) {
+            Some(Reason::IpDenied)
+        } else if !user.enabled {
+            Some(Reason::UserDisabled)
+        } else if user.expires_at.is_some_and(|at| at <= now) {
+            Some(Reason::UserExpired)
+        } else if !user.may_watch(&request.stream) {
+            Some(Reason::StreamNotAllowed)
+        } else {
+            None
+        };
+        drop(snapshot);
+        if let Some(reason) = refused {
+            return Some(Decision {
+                user: Some(login),
+                max_sessions: user.max_sessions,
+                ..self.answer(false, reason)
+            });
+        }
+        Some(
+            self.admit_session(
+                request,
+                &viewer.key,
+                Some(&login),
+                user.max_sessions,
+                Reason::Ok,
+            )
+            .await,
+        )
     }
 
     async fn admit(&self, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
