@@ -74,6 +74,8 @@ async fn hook_networks(
 }
 
 /// What a parsed hook asks for.
+// Lives for one request on the stack; boxing the request would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Call {
     /// A play start, refresh or stop, or a publish start: decided by the engine.

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real HTTP, real PostgreSQL, a fresh database per test.
 
 mod decide;
+mod e2e_nginx;
 mod helpers;
 mod lifecycle;
 mod sessions;
