@@ -3,5 +3,7 @@
 mod decide;
 mod e2e_nginx;
 mod helpers;
+mod hook_forward_auth;
+mod hook_nginx_rtmp;
 mod lifecycle;
 mod sessions;
