@@ -3,7 +3,12 @@
 mod decide;
 mod e2e_nginx;
 mod helpers;
+mod hook_astra;
+mod hook_flussonic;
 mod hook_forward_auth;
+mod hook_mediamtx;
 mod hook_nginx_rtmp;
+mod hook_ome;
+mod hook_srs;
 mod lifecycle;
 mod sessions;
