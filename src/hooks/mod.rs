@@ -10,6 +10,8 @@ pub mod astra;
 pub mod decide;
 pub mod flussonic;
 pub mod forward_auth;
+#[cfg(test)]
+mod fuzz;
 pub mod mediamtx;
 pub mod nginx_rtmp;
 pub mod ovenmediaengine;
