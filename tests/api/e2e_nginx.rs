@@ -470,3 +470,39 @@ async fn nginx_hls_behind_auth_request_is_one_session_per_viewer() {
     assert!(decisions(&metrics, "forward-auth", "deny", "no_credentials") >= 1.0);
     assert!(decisions(&metrics, "forward-auth", "deny", "unknown_token") >= 1.0);
 }
+
+/// The README's nginx snippets are the configuration these tests run: every
+/// line of the rtmp application and the http locations, with the test's
+/// addresses replaced by the README's.
+#[test]
+fn readme_nginx_snippets_are_the_tested_config() {
+    let readme = include_str!("../../README.md");
+    let readme_lines: Vec<&str> = readme.lines().map(str::trim).collect();
+    let mut checked = 0;
+    let mut depth_of_block: Option<usize> = None;
+    for line in CONFIG_TEMPLATE.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim();
+        if depth_of_block.is_none()
+            && (trimmed == "application live {" || trimmed.starts_with("location "))
+        {
+            depth_of_block = Some(indent);
+        }
+        let Some(block_indent) = depth_of_block else {
+            continue;
+        };
+        let expected = trimmed
+            .replace("{PLAYGATE}", "playgate:8080")
+            .replace("{DIR}/hls", "/var/lib/nginx/hls")
+            .replace("{UPDATE_EVERY}", "30s");
+        assert!(
+            readme_lines.contains(&expected.as_str()),
+            "README lacks the tested nginx line: {expected}"
+        );
+        checked += 1;
+        if trimmed == "}" && indent == block_indent {
+            depth_of_block = None;
+        }
+    }
+    assert!(checked > 30, "only {checked} lines checked");
+}
