@@ -3,6 +3,7 @@
 //! policy tables, channel `playgate_policy`) and on a periodic check, so a
 //! change made through any replica is in force on all of them within a second.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,36 +22,49 @@ const PERIODIC_RELOAD: Duration = Duration::from_secs(30);
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 pub struct PolicyView {
-    current: RwLock<Arc<PolicySnapshot>>,
+    /// The snapshot in force, and the number of the reload that loaded it.
+    current: RwLock<(u64, Arc<PolicySnapshot>)>,
     pool: Pool,
     loaded_at: RwLock<Option<Instant>>,
+    /// Numbers reloads in the order they start.
+    reloads_started: AtomicU64,
 }
 
 impl PolicyView {
     pub fn new(pool: Pool) -> PolicyView {
         PolicyView {
-            current: RwLock::new(Arc::new(PolicySnapshot::default())),
+            current: RwLock::new((0, Arc::new(PolicySnapshot::default()))),
             pool,
             loaded_at: RwLock::new(None),
+            reloads_started: AtomicU64::new(0),
         }
     }
 
     /// The snapshot in force; cheap (an Arc clone).
     pub fn snapshot(&self) -> Arc<PolicySnapshot> {
-        Arc::clone(&self.current.read().expect("policy view lock"))
+        Arc::clone(&self.current.read().expect("policy view lock").1)
     }
 
     pub fn is_loaded(&self) -> bool {
         self.loaded_at.read().expect("policy view lock").is_some()
     }
 
-    /// Reads the policy tables and swaps the new snapshot in.
+    /// Reads the policy tables and swaps the new snapshot in, unless a reload
+    /// that started later has already done so: two overlapping reloads (the
+    /// listener's and a caller's) must not leave the older data in force.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let started = Instant::now();
+        let number = self.reloads_started.fetch_add(1, Ordering::SeqCst) + 1;
         let mut client = self.pool.get().await?;
         let snapshot = store::policy::load_snapshot(&mut client).await?;
         let users = snapshot.user_count();
-        *self.current.write().expect("policy view lock") = Arc::new(snapshot);
+        {
+            let mut current = self.current.write().expect("policy view lock");
+            if current.0 > number {
+                return Ok(());
+            }
+            *current = (number, Arc::new(snapshot));
+        }
         *self.loaded_at.write().expect("policy view lock") = Some(Instant::now());
         log::debug!(
             "policy view reloaded: {users} users in {:?}",
