@@ -42,8 +42,10 @@ async fn play_stop_and_deny() {
 async fn on_close_ends_the_connection_session() {
     let app = spawn_app().await;
     app.create(user("alice").token("t1")).await;
-    app.hook_post_json("/hook/srs", &hook("on_play", "c7", "?token=t1"))
+    let play = app
+        .hook_post_json("/hook/srs", &hook("on_play", "c7", "?token=t1"))
         .await;
+    assert_eq!((play.status, play.body.as_str()), (200, "0"));
     let close = r#"{"action":"on_close","client_id":"c7","ip":"192.0.2.8","vhost":"__defaultVhost__",
                     "app":"live","send_bytes":123456,"recv_bytes":789}"#;
     let answer = app.hook_post_json("/hook/srs", close).await;
