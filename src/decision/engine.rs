@@ -9,7 +9,7 @@ use chrono::Utc;
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 
-use super::policy::{self, PolicySnapshot};
+use super::policy::{self, PolicySnapshot, RuleAction};
 use super::{Decision, Event, PlayRequest, Reason};
 use crate::config::{LimitPolicy, OnDbError, Settings};
 use crate::metrics::Metrics;
@@ -141,6 +141,28 @@ impl Engine {
     pub async fn decide(&self, request: PlayRequest) -> Decision {
         let started = Instant::now();
         let decision = self.decide_unrecorded(&request).await;
+        self.record(&request, &decision, started);
+        decision
+    }
+
+    /// For a request without credentials (forward-auth: HLS/DASH segments and
+    /// child playlists, whose relative URLs drop the token): continues the
+    /// active session of the same stream, client IP and user agent when there
+    /// is one, re-checking the session's user (steps 1, 4, 5); otherwise
+    /// decides the request as it is (IP rules, IP-bound users, else
+    /// `no_credentials`). Only a request with credentials starts a session
+    /// for a token or password user.
+    pub async fn decide_or_continue(&self, request: PlayRequest) -> Decision {
+        let started = Instant::now();
+        let decision = match self.continue_session(&request).await {
+            Some(decision) => decision,
+            None => self.decide_unrecorded(&request).await,
+        };
+        self.record(&request, &decision, started);
+        decision
+    }
+
+    fn record(&self, request: &PlayRequest, decision: &Decision, started: Instant) {
         self.metrics.record_decision(
             request.dialect,
             decision.allow,
@@ -157,7 +179,6 @@ impl Engine {
                 decision.user.as_deref().unwrap_or("-")
             );
         }
-        decision
     }
 
     /// A hook whose request could not be parsed still counts in the metrics.
@@ -180,8 +201,10 @@ impl Engine {
 
     async fn decide_unrecorded(&self, request: &PlayRequest) -> Decision {
         let key = request.session_key();
-        if request.event == Event::Stop {
-            return self.stop(request, &key).await;
+        match request.event {
+            Event::Stop => return self.stop(request, &key).await,
+            Event::Publish => return self.answer(false, Reason::PublishNotAllowed),
+            Event::Start | Event::Refresh => {}
         }
 
         let snapshot = self.policy.snapshot();
@@ -204,8 +227,21 @@ impl Engine {
 
         let login = admitted.user.as_ref().map(|user| user.login.as_str());
         let max_sessions = admitted.user.as_ref().and_then(|user| user.max_sessions);
+        self.admit_session(request, &key, login, max_sessions, admitted.reason)
+            .await
+    }
+
+    /// Steps 6–8 for a request that the policy let through.
+    async fn admit_session(
+        &self,
+        request: &PlayRequest,
+        key: &str,
+        login: Option<&str>,
+        max_sessions: Option<i32>,
+        reason: Reason,
+    ) -> Decision {
         let admission = Admission {
-            key: &key,
+            key,
             login,
             max_sessions,
             limit_policy: self.limit_policy,
@@ -230,12 +266,12 @@ impl Engine {
                     self.metrics.session_started(&request.stream);
                 }
                 let keep_until = Instant::now() + admission.hold + self.outage_grace;
-                self.recent.remember(&key, session_id, keep_until);
+                self.recent.remember(key, session_id, keep_until);
                 self.metrics.watched(&request.stream, watched_seconds);
                 Decision {
                     session_id: Some(session_id),
                     active_sessions: login.map(|_| active_sessions),
-                    ..self.answer(true, admitted.reason)
+                    ..self.answer(true, reason)
                 }
             }
             Ok(AdmitOutcome::Refused {
@@ -253,14 +289,14 @@ impl Engine {
             }
             Err(e) => {
                 log::warn!("session admission failed: {e}");
-                match (self.recent.active(&key), self.on_db_error) {
+                match (self.recent.active(key), self.on_db_error) {
                     // An active session keeps playing through an outage, for a bounded time.
                     (Some(session_id), _) => Decision {
                         session_id: Some(session_id),
-                        ..self.answer(true, admitted.reason)
+                        ..self.answer(true, reason)
                     },
                     (None, OnDbError::Deny) => self.answer(false, Reason::DbUnavailable),
-                    (None, OnDbError::Allow) => self.answer(true, admitted.reason),
+                    (None, OnDbError::Allow) => self.answer(true, reason),
                 }
             }
         };
@@ -269,27 +305,102 @@ impl Engine {
         decision
     }
 
-    /// Bounded by `db_timeout`: a database that hangs must not hang the streamer.
-    async fn admit(&self, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-        let admitted = async {
-            let mut client = self.pool.get().await?;
-            sessions::admit(&mut client, admission).await
+    /// The continuation part of `decide_or_continue`; None when the request
+    /// has credentials, or no active session of a known user matches.
+    async fn continue_session(&self, request: &PlayRequest) -> Option<Decision> {
+        if !request.credentials.is_empty()
+            || !matches!(request.event, Event::Start | Event::Refresh)
+        {
+            return None;
+        }
+        let client_ip = policy::canonical_ip(request.client_ip);
+        let found = self
+            .bounded(async {
+                let client = self.pool.get().await?;
+                sessions::find_active_viewer(
+                    &client,
+                    request.dialect,
+                    &request.stream,
+                    client_ip,
+                    &request.user_agent,
+                )
+                .await
+            })
+            .await;
+        let viewer = match found {
+            Ok(Some(viewer)) => viewer,
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!("session lookup failed: {e}");
+                return None;
+            }
         };
-        tokio::time::timeout(self.db_timeout, admitted)
+        // Anonymous (allow-listed) viewers are decided by their IP as they are.
+        let login = viewer.login?;
+        let snapshot = self.policy.snapshot();
+        // The credentials were checked when the session started; re-check
+        // what can change since (steps 1, 4, 5), as a refresh does.
+        let user = Arc::clone(snapshot.user(&login)?);
+        let now = Utc::now();
+        let refused = if snapshot.ip_rule(client_ip) == Some(RuleAction::Deny) {
+            Some(Reason::IpDenied)
+        } else if !user.enabled {
+            Some(Reason::UserDisabled)
+        } else if user.expires_at.is_some_and(|at| at <= now) {
+            Some(Reason::UserExpired)
+        } else if !user.may_watch(&request.stream) {
+            Some(Reason::StreamNotAllowed)
+        } else {
+            None
+        };
+        drop(snapshot);
+        if let Some(reason) = refused {
+            return Some(Decision {
+                user: Some(login),
+                max_sessions: user.max_sessions,
+                ..self.answer(false, reason)
+            });
+        }
+        Some(
+            self.admit_session(
+                request,
+                &viewer.key,
+                Some(&login),
+                user.max_sessions,
+                Reason::Ok,
+            )
+            .await,
+        )
+    }
+
+    /// Database work of a hook, bounded by `db_timeout`: a database that
+    /// hangs must not hang the streamer.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.db_timeout, work)
             .await
             .unwrap_or_else(|_| Err(StoreError::Other("database did not answer in time".into())))
+    }
+
+    async fn admit(&self, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
+        self.bounded(async {
+            let mut client = self.pool.get().await?;
+            sessions::admit(&mut client, admission).await
+        })
+        .await
     }
 
     /// A stop always succeeds for the streamer; it ends the session if there is one.
     async fn stop(&self, request: &PlayRequest, key: &str) -> Decision {
         self.recent.forget(key);
-        let stopped = async {
-            let client = self.pool.get().await?;
-            sessions::stop(&client, key, request.bytes).await
-        };
-        let stopped = tokio::time::timeout(self.db_timeout, stopped)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Other("database did not answer in time".into())));
+        let stopped = self
+            .bounded(async {
+                let client = self.pool.get().await?;
+                sessions::stop(&client, key, request.bytes).await
+            })
+            .await;
         let mut decision = self.answer(true, Reason::Ok);
         match stopped {
             Ok(Some(stopped)) => {

@@ -90,6 +90,9 @@ pub enum Event {
     Start,
     Refresh,
     Stop,
+    /// A request to start publishing that reached a play hook (SPEC §3):
+    /// always denied `publish_not_allowed`, recorded like any decision.
+    Publish,
 }
 
 /// What the viewer presented. Secrets live here only for the decision and are

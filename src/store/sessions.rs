@@ -281,6 +281,40 @@ pub async fn active_count(client: &Client, login: &str) -> Result<i64, StoreErro
     count_active(client, Some(login)).await
 }
 
+/// An active session found by who is watching rather than by its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveViewer {
+    pub key: String,
+    pub login: Option<String>,
+}
+
+/// The most recently seen active session of this dialect for the same stream,
+/// client IP and user agent (a forward-auth HLS/DASH viewer fetching segments
+/// without its token).
+pub async fn find_active_viewer(
+    client: &Client,
+    dialect: &str,
+    stream: &str,
+    client_ip: IpAddr,
+    user_agent: &str,
+) -> Result<Option<ActiveViewer>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT key, login FROM sessions
+              WHERE stream = $1 AND ended_at IS NULL AND expires_at > now()
+                AND dialect = $2 AND client_ip = $3 AND user_agent = $4
+              ORDER BY last_seen_at DESC LIMIT 1",
+        )
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&stream, &dialect, &client_ip, &user_agent])
+        .await?;
+    Ok(row.map(|row| ActiveViewer {
+        key: row.get(0),
+        login: row.get(1),
+    }))
+}
+
 /// A session ended by a stop.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stopped {

@@ -327,3 +327,78 @@ pub fn decisions(
     );
     samples.get(&key).copied().unwrap_or(0.0)
 }
+
+/// A streamer hook's answer: status, headers, body text.
+pub struct HookAnswer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl HookAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl TestApp {
+    /// Sends a prepared request to a hook.
+    pub async fn hook(&self, request: reqwest::RequestBuilder) -> HookAnswer {
+        let response = request.send().await.expect("request");
+        HookAnswer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap_or_default(),
+        }
+    }
+
+    /// GET `/hook/...` (path with query) with these headers.
+    pub async fn hook_get(&self, path: &str, headers: &[(&str, &str)]) -> HookAnswer {
+        let mut request = self.http.get(format!("{}{}", self.address, path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.hook(request).await
+    }
+
+    /// POST a JSON body (raw text, as a streamer sends it) to `/hook/...`.
+    pub async fn hook_post_json(&self, path: &str, body: &str) -> HookAnswer {
+        self.hook(
+            self.http
+                .post(format!("{}{}", self.address, path))
+                .header("Content-Type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    /// (login, ended, end_reason) of every session of a dialect, oldest first.
+    pub async fn sessions_of_dialect(
+        &self,
+        dialect: &str,
+    ) -> Vec<(Option<String>, bool, Option<String>)> {
+        self.db()
+            .await
+            .query(
+                "SELECT login, ended_at IS NOT NULL, end_reason FROM sessions WHERE dialect = $1 ORDER BY started_at",
+                &[&dialect],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect()
+    }
+
+    pub async fn decision_count(&self, dialect: &str, result: &str, reason: &str) -> f64 {
+        decisions(
+            &parse_metrics(&self.metrics_text().await),
+            dialect,
+            result,
+            reason,
+        )
+    }
+}

@@ -1,7 +1,15 @@
 //! Integration tests: one binary, real HTTP, real PostgreSQL, a fresh database per test.
 
 mod decide;
+mod e2e_nginx;
 mod helpers;
+mod hook_astra;
+mod hook_flussonic;
+mod hook_forward_auth;
+mod hook_mediamtx;
+mod hook_nginx_rtmp;
+mod hook_ome;
+mod hook_srs;
 mod lifecycle;
 mod metrics;
 mod private_pg;
