@@ -19,6 +19,7 @@ use crate::store::{self, migrations, sessions, stats, users, StoreError};
 
 /// Largest request body any route accepts.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+const KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// In-flight requests get this long to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
 
@@ -116,6 +117,10 @@ impl Application {
                 .configure(routes)
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // Longer than clients' usual pool idle time would invite a race where
+        // the server closes a connection the client is just reusing; 75 s is
+        // what proxies (nginx upstream keepalive) expect of a backend.
+        .keep_alive(KEEP_ALIVE)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             address: settings.listen,

@@ -88,11 +88,21 @@ impl MinistraClient {
         if let Some(grant) = self.cached(&key) {
             return Verdict::Allowed(grant);
         }
-        let response = match self.http.get(&self.check_url).query(&[("token", token)]).send().await {
+        let response = match self
+            .http
+            .get(&self.check_url)
+            .query(&[("token", token)])
+            .send()
+            .await
+        {
             Ok(response) => response,
             Err(e) => {
                 // reqwest's error text includes the URL, and so the token: log the kind only.
-                let kind = if e.is_timeout() { "timed out" } else { "unreachable" };
+                let kind = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "unreachable"
+                };
                 log::warn!("ministra portal {kind}: {}", self.check_url);
                 return Verdict::Unavailable;
             }
@@ -113,7 +123,9 @@ impl MinistraClient {
                 };
                 let grant = Grant {
                     login: format!("ministra:{user_id}"),
-                    max_sessions: header("X-Max-Sessions").and_then(|v| v.parse().ok()).filter(|n: &i32| *n >= 0),
+                    max_sessions: header("X-Max-Sessions")
+                        .and_then(|v| v.parse().ok())
+                        .filter(|n: &i32| *n >= 0),
                     duration: header("X-AuthDuration")
                         .and_then(|v| v.parse().ok())
                         .filter(|seconds: &u64| *seconds > 0)
