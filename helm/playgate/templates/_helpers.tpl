@@ -60,3 +60,76 @@ Create the name of the service account to use
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+The image reference.
+*/}}
+{{- define "playgate.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+
+{{/*
+Stops rendering with a clear message when no database is configured:
+PostgreSQL is external and there is no sensible in-cluster default.
+*/}}
+{{- define "playgate.requireDatabase" -}}
+{{- if not (or .Values.database.url .Values.database.existingSecret) }}
+{{- fail "playgate: set database.url (postgres://user:password@host:5432/playgate) or database.existingSecret (a Secret holding DATABASE_URL)" }}
+{{- end }}
+{{- if and .Values.bootstrapAdmin.login (not .Values.bootstrapAdmin.password) (not .Values.bootstrapAdmin.existingSecret) }}
+{{- fail "playgate: bootstrapAdmin.login needs bootstrapAdmin.password (or use bootstrapAdmin.existingSecret)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Secret and key holding DATABASE_URL for the pods.
+*/}}
+{{- define "playgate.databaseSecretName" -}}
+{{- .Values.database.existingSecret | default (include "playgate.fullname" .) }}
+{{- end }}
+{{- define "playgate.databaseSecretKey" -}}
+{{- if .Values.database.existingSecret }}{{ .Values.database.existingSecretKey }}{{ else }}DATABASE_URL{{ end }}
+{{- end }}
+
+{{/*
+True when the chart's own Secret has at least one key.
+*/}}
+{{- define "playgate.hasSecret" -}}
+{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.bootstrapAdmin.login (not .Values.bootstrapAdmin.existingSecret)) (and .Values.ome.secret (not .Values.ome.existingSecret)) }}true{{ end }}
+{{- end }}
+
+{{/*
+Environment variables that come from Secrets (DATABASE_URL, bootstrap admin,
+OvenMediaEngine secret). `databaseSecret` overrides the Secret of
+DATABASE_URL (the migration Job reads a hook Secret that exists before the
+release's own resources).
+*/}}
+{{- define "playgate.secretEnv" -}}
+{{- $ctx := .ctx -}}
+{{- $full := include "playgate.fullname" $ctx -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .databaseSecret | default (include "playgate.databaseSecretName" $ctx) }}
+      key: {{ include "playgate.databaseSecretKey" $ctx }}
+{{- if .withApp }}
+{{- with $ctx.Values.bootstrapAdmin }}
+{{- if or .existingSecret .login }}
+- name: PLAYGATE_BOOTSTRAP_ADMIN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret | default $full }}
+      key: {{ if .existingSecret }}{{ .existingSecretKey }}{{ else }}PLAYGATE_BOOTSTRAP_ADMIN{{ end }}
+{{- end }}
+{{- end }}
+{{- with $ctx.Values.ome }}
+{{- if or .existingSecret .secret }}
+- name: PLAYGATE_OME_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret | default $full }}
+      key: {{ if .existingSecret }}{{ .existingSecretKey }}{{ else }}PLAYGATE_OME_SECRET{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
