@@ -361,6 +361,7 @@ def schema_checks(default_values: dict, full_values: dict) -> None:
             ({"replicaCount": 0}, "replicaCount"),
             ({"containerPort": "8080"}, "containerPort"),
             ({"service": {"port": "http"}}, "port"),
+            ({"service": {"externalTrafficPolicy": "local"}}, "externalTrafficPolicy"),
             ({"config": {"sessionDuration": "60s"}}, "sessionDuration"),
             ({"config": {"limitPolicy": "oldest"}}, "limitPolicy"),
             ({"config": {"onDbError": True}}, "onDbError"),
@@ -650,6 +651,9 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
     C.ok("NetworkPolicy: hooks from the streamer namespaces and CIDRs, metrics from the monitoring namespace",
          '"streaming"' in froms and '"ingress-nginx"' in froms and "203.0.113.0/24" in froms
          and '"kubernetes.io/metadata.name": "monitoring"' in froms, froms)
+    C.ok("LoadBalancer Service keeps client addresses (externalTrafficPolicy Local)",
+         one(fdocs, "Service")["spec"].get("externalTrafficPolicy") == "Local"
+         and one(fdocs, "Service")["spec"]["type"] == "LoadBalancer")
     ingress = one(fdocs, "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     C.ok("Ingress routes to the Service port", backend == {"name": full, "port": {"number": 8080}})
