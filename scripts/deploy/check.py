@@ -611,6 +611,7 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
         "PLAYGATE_HOOK_NETWORKS": "10.42.0.0/16,203.0.113.0/24",
         "PLAYGATE_MINISTRA_URL": "http://portal.example.com/stalker_portal", "PLAYGATE_HISTORY_DAYS": "30",
         "PLAYGATE_METRICS_MAX_STREAMS": "500", "PLAYGATE_DB_POOL_SIZE": "8", "PLAYGATE_SWEEP_INTERVAL": "5",
+        "PLAYGATE_STATS_INTERVAL": "7", "PLAYGATE_DB_TIMEOUT_MS": "1500", "PLAYGATE_OUTAGE_GRACE": "120", "PLAYGATE_AUTH_FAILURE_LIMIT": "10", "PLAYGATE_AUTH_FAILURE_WINDOW": "30",
         "RUST_LOG": "info,playgate=debug", "PLAYGATE_LISTEN": "0.0.0.0:8080",
     }
     wrong = {k: (cm_values.get(k), v) for k, v in expected.items() if cm_values.get(k) != v}
