@@ -9,7 +9,7 @@ use chrono::Utc;
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 
-use super::policy::{self, PolicySnapshot, RuleAction};
+use super::policy::{self, PolicySnapshot};
 use super::{Decision, Event, PlayRequest, Reason};
 use crate::config::{LimitPolicy, OnDbError, Settings};
 use crate::metrics::Metrics;
@@ -337,24 +337,16 @@ impl Engine {
         };
         // Anonymous (allow-listed) viewers are decided by their IP as they are.
         let login = viewer.login?;
-        let snapshot = self.policy.snapshot();
         // The credentials were checked when the session started; re-check
-        // what can change since (steps 1, 4, 5), as a refresh does.
-        let user = Arc::clone(snapshot.user(&login)?);
-        let now = Utc::now();
-        let refused = if snapshot.ip_rule(client_ip) == Some(RuleAction::Deny) {
-            Some(Reason::IpDenied)
-        } else if !user.enabled {
-            Some(Reason::UserDisabled)
-        } else if user.expires_at.is_some_and(|at| at <= now) {
-            Some(Reason::UserExpired)
-        } else if !user.may_watch(&request.stream) {
-            Some(Reason::StreamNotAllowed)
-        } else {
-            None
-        };
-        drop(snapshot);
-        if let Some(reason) = refused {
+        // what can change since, as a refresh does.
+        let (user, verdict) = policy::recheck_session_user(
+            &self.policy.snapshot(),
+            &login,
+            client_ip,
+            &request.stream,
+            Utc::now(),
+        )?;
+        if let Err(reason) = verdict {
             return Some(Decision {
                 user: Some(login),
                 max_sessions: user.max_sessions,

@@ -319,29 +319,58 @@ pub fn evaluate(
         (Arc::clone(user), false)
     };
 
-    // 4. Account state.
+    check_account(&user, ip, &request.stream, now, by_secret)?;
+    Ok(Admitted {
+        user: Some(user),
+        reason: Reason::Ok,
+    })
+}
+
+/// Steps 4–5 for an identified user: account state, the IP binding of a
+/// user identified by token or password, packages.
+fn check_account(
+    user: &PolicyUser,
+    ip: IpAddr,
+    stream: &str,
+    now: DateTime<Utc>,
+    identified_by_secret: bool,
+) -> Result<(), Reason> {
     if !user.enabled {
         return Err(Reason::UserDisabled);
     }
     if user.expires_at.is_some_and(|at| at <= now) {
         return Err(Reason::UserExpired);
     }
-    if by_secret && !user.ips.is_empty() {
+    if identified_by_secret && !user.ips.is_empty() {
         let ip = canonical_ip(ip);
         if !user.ips.iter().any(|network| network.contains(&ip)) {
             return Err(Reason::IpMismatch);
         }
     }
-
-    // 5. Packages.
-    if !user.may_watch(&request.stream) {
+    if !user.may_watch(stream) {
         return Err(Reason::StreamNotAllowed);
     }
+    Ok(())
+}
 
-    Ok(Admitted {
-        user: Some(user),
-        reason: Reason::Ok,
-    })
+/// A viewer continuing a session without presenting its credentials again
+/// (HLS segments): what a refresh re-checks, for the session's user — deny
+/// rules, account state, IP binding, packages (steps 1, 4, 5). None when the
+/// user no longer exists.
+pub fn recheck_session_user(
+    snapshot: &PolicySnapshot,
+    login: &str,
+    ip: IpAddr,
+    stream: &str,
+    now: DateTime<Utc>,
+) -> Option<(Arc<PolicyUser>, Result<(), Reason>)> {
+    let user = Arc::clone(snapshot.user(login)?);
+    let verdict = if snapshot.ip_rule(ip) == Some(RuleAction::Deny) {
+        Err(Reason::IpDenied)
+    } else {
+        check_account(&user, ip, stream, now, true)
+    };
+    Some((user, verdict))
 }
 
 /// `*` matches any run of characters, `/` included; everything else is literal.
