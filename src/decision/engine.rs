@@ -17,6 +17,7 @@ use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
 use crate::store::sessions::{self, Admission, AdmitOutcome, Refusal};
 use crate::store::StoreError;
+use crate::upstream::ministra::{MinistraClient, Verdict};
 
 /// How long a verified login:password is remembered, so that a player
 /// re-asking every few seconds does not pay bcrypt each time.
@@ -92,6 +93,14 @@ impl RecentSessions {
     }
 }
 
+/// Who a session is admitted for, and for how long the answer holds.
+struct Grantee<'a> {
+    login: Option<&'a str>,
+    max_sessions: Option<i32>,
+    reason: Reason,
+    duration: Duration,
+}
+
 pub struct Engine {
     pool: Pool,
     policy: Arc<PolicyView>,
@@ -105,6 +114,7 @@ pub struct Engine {
     verified: VerifiedCredentials,
     failures: FailureLimiter,
     recent: RecentSessions,
+    ministra: Option<MinistraClient>,
 }
 
 impl Engine {
@@ -130,6 +140,7 @@ impl Engine {
                 settings.auth_failure_window,
             ),
             recent: RecentSessions::default(),
+            ministra: settings.ministra_url.as_deref().map(MinistraClient::new),
         }
     }
 
@@ -216,6 +227,10 @@ impl Engine {
         let password_verified = self.verify_password_if_needed(request, &snapshot).await;
         let admitted = match policy::evaluate(request, &snapshot, Utc::now(), password_verified) {
             Ok(admitted) => admitted,
+            Err(Reason::UnknownToken) if self.ministra.is_some() => {
+                drop(snapshot);
+                return self.ask_ministra(request, &key).await;
+            }
             Err(reason) => {
                 if matches!(reason, Reason::UnknownToken | Reason::BadCredentials) {
                     self.failures.record_failure(request.client_ip);
@@ -227,8 +242,13 @@ impl Engine {
 
         let login = admitted.user.as_ref().map(|user| user.login.as_str());
         let max_sessions = admitted.user.as_ref().and_then(|user| user.max_sessions);
-        self.admit_session(request, &key, login, max_sessions, admitted.reason)
-            .await
+        let grantee = Grantee {
+            login,
+            max_sessions,
+            reason: admitted.reason,
+            duration: self.session_duration,
+        };
+        self.admit_session(request, &key, grantee).await
     }
 
     /// Steps 6–8 for a request that the policy let through.
@@ -236,10 +256,14 @@ impl Engine {
         &self,
         request: &PlayRequest,
         key: &str,
-        login: Option<&str>,
-        max_sessions: Option<i32>,
-        reason: Reason,
+        grantee: Grantee<'_>,
     ) -> Decision {
+        let Grantee {
+            login,
+            max_sessions,
+            reason,
+            duration,
+        } = grantee;
         let admission = Admission {
             key,
             login,
@@ -252,8 +276,8 @@ impl Engine {
             streamer: &request.streamer,
             user_agent: &request.user_agent,
             bytes: request.bytes,
-            hold: self.session_duration + self.session_grace,
-            block: self.session_duration,
+            hold: duration + self.session_grace,
+            block: duration,
         };
         let mut decision = match self.admit(&admission).await {
             Ok(AdmitOutcome::Allowed {
@@ -302,6 +326,7 @@ impl Engine {
         };
         decision.user = login.map(str::to_string);
         decision.max_sessions = max_sessions;
+        decision.duration = duration.as_secs();
         decision
     }
 
@@ -357,12 +382,41 @@ impl Engine {
             self.admit_session(
                 request,
                 &viewer.key,
-                Some(&login),
-                user.max_sessions,
-                Reason::Ok,
+                Grantee {
+                    login: Some(&login),
+                    max_sessions: user.max_sessions,
+                    reason: Reason::Ok,
+                    duration: self.session_duration,
+                },
             )
             .await,
         )
+    }
+
+    /// SPEC §6: a token playgate does not know, checked with the portal. IP
+    /// rules were applied before; the portal's user, limit and duration
+    /// become the session's.
+    async fn ask_ministra(&self, request: &PlayRequest, key: &str) -> Decision {
+        let (Some(ministra), Some(token)) = (&self.ministra, request.credentials.token.as_deref())
+        else {
+            return self.answer(false, Reason::UnknownToken);
+        };
+        match ministra.check(token).await {
+            Verdict::Allowed(grant) => {
+                let grantee = Grantee {
+                    login: Some(&grant.login),
+                    max_sessions: grant.max_sessions,
+                    reason: Reason::Ok,
+                    duration: grant.duration,
+                };
+                self.admit_session(request, key, grantee).await
+            }
+            Verdict::Denied => {
+                self.failures.record_failure(request.client_ip);
+                self.answer(false, Reason::UnknownToken)
+            }
+            Verdict::Unavailable => self.answer(false, Reason::UpstreamUnavailable),
+        }
     }
 
     /// Database work of a hook, bounded by `db_timeout`: a database that

@@ -12,6 +12,7 @@ mod hook_ome;
 mod hook_srs;
 mod lifecycle;
 mod metrics;
+mod ministra;
 mod private_pg;
 mod reliability;
 mod sessions;
