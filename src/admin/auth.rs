@@ -48,6 +48,14 @@ fn verified() -> &'static VerifiedCredentials {
     VERIFIED.get_or_init(VerifiedCredentials::default)
 }
 
+/// A bcrypt hash of a random password, at the default cost.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        bcrypt::hash(super::tokens::generate(), bcrypt::DEFAULT_COST).expect("bcrypt of a dummy")
+    })
+}
+
 enum Presented {
     Basic { login: String, password: String },
     Bearer(String),

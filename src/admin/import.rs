@@ -128,6 +128,7 @@ pub async fn import(
         }
     }
 
+    let validated = started.elapsed();
     let mut client = state.pool.get().await?;
     let transaction = client.transaction().await?;
     let packages: Vec<String> = packages.into_iter().collect();
@@ -152,13 +153,16 @@ pub async fn import(
     )
     .await?;
     transaction.commit().await?;
+    let committed = started.elapsed();
     reload_policy(&state).await;
     log::info!(
-        "import by '{}': {} created, {} updated in {:?}",
+        "import by '{}': {} created, {} updated in {:?} (validated {:?}, committed {:?})",
         caller.login(),
         outcome.created,
         outcome.updated,
-        started.elapsed()
+        started.elapsed(),
+        validated,
+        committed,
     );
     Ok(HttpResponse::Ok().json(ImportAnswer {
         created: outcome.created,

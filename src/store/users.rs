@@ -479,6 +479,7 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
     client
         .batch_execute("SET LOCAL statement_timeout = '300s'")
         .await?;
+    let started = std::time::Instant::now();
     let n = users.len();
     let mut login = Vec::with_capacity(n);
     let mut set_password = Vec::with_capacity(n);
@@ -535,6 +536,7 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
             ],
         )
         .await?;
+    log::debug!("import: input table in {:?}", started.elapsed());
     let updated = client
         .execute(
             "UPDATE users u SET
@@ -563,6 +565,7 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
         )
         .await?;
 
+    log::debug!("import: users written in {:?}", started.elapsed());
     // Packages: the users that name them get exactly these.
     let with_packages: Vec<&str> = users
         .iter()
@@ -605,6 +608,7 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
                 .map(|t| (u.login.as_str(), hash_token(t).to_vec()))
         })
         .unzip();
+    log::debug!("import: packages linked in {:?}", started.elapsed());
     if !token_login.is_empty() {
         client
             .execute(
@@ -623,6 +627,7 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
                 &[&token_login, &token_hash],
             )
             .await?;
+        log::debug!("import: tokens written in {:?}", started.elapsed());
         if let Some(row) = conflict {
             return Ok(ImportOutcome {
                 created,
