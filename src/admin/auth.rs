@@ -107,13 +107,15 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
     let (login, kind, enabled, expires_at) = match presented(&request)? {
         Presented::Basic { login, password } => {
             // Users, their kinds and hashes come from the in-memory view.
-            let user = state
-                .policy
-                .snapshot()
-                .user(&login)
-                .cloned()
-                .ok_or_else(wrong)?;
-            let hash = user.password_hash.clone().ok_or_else(wrong)?;
+            let user = state.policy.snapshot().user(&login).cloned();
+            let Some((user, hash)) =
+                user.and_then(|u| u.password_hash.clone().map(|hash| (u, hash)))
+            else {
+                // As slow as a wrong password, so logins cannot be probed by timing.
+                let dummy = tokio::task::spawn_blocking(dummy_hash).await.unwrap_or("");
+                verified().verify(&login, &password, dummy).await;
+                return Err(wrong());
+            };
             if !verified().verify(&login, &password, &hash).await {
                 return Err(wrong());
             }

@@ -537,19 +537,37 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
         )
         .await?;
     log::debug!("import: input table in {:?}", started.elapsed());
-    let updated = client
+    // Existing users are counted as updated; only rows that really change are
+    // rewritten (a re-import of the same file writes almost nothing).
+    let updated: i64 = client
+        .query_one(
+            "SELECT count(*) FROM import_input i JOIN users u ON u.login = i.login",
+            &[],
+        )
+        .await?
+        .get(0);
+    let updated = updated as u64;
+    client
         .execute(
-            "UPDATE users u SET
-                password_hash = CASE WHEN i.set_password THEN i.password_hash ELSE u.password_hash END,
-                kind = COALESCE(i.kind, u.kind),
-                comment = COALESCE(i.comment, u.comment),
-                ips = COALESCE(string_to_array(i.ips, ' ')::cidr[], u.ips),
-                stb = COALESCE(i.stb, u.stb),
-                expires_at = CASE WHEN i.set_expires THEN i.expires_at ELSE u.expires_at END,
-                max_sessions = CASE WHEN i.set_max THEN i.max_sessions ELSE u.max_sessions END,
-                enabled = COALESCE(i.enabled, u.enabled),
-                updated_at = now()
-               FROM import_input i WHERE u.login = i.login",
+            "WITH n AS (
+                SELECT u.id,
+                       CASE WHEN i.set_password THEN i.password_hash ELSE u.password_hash END AS password_hash,
+                       COALESCE(i.kind, u.kind) AS kind,
+                       COALESCE(i.comment, u.comment) AS comment,
+                       COALESCE(string_to_array(i.ips, ' ')::cidr[], u.ips) AS ips,
+                       COALESCE(i.stb, u.stb) AS stb,
+                       CASE WHEN i.set_expires THEN i.expires_at ELSE u.expires_at END AS expires_at,
+                       CASE WHEN i.set_max THEN i.max_sessions ELSE u.max_sessions END AS max_sessions,
+                       COALESCE(i.enabled, u.enabled) AS enabled
+                  FROM import_input i JOIN users u ON u.login = i.login)
+             UPDATE users u SET password_hash = n.password_hash, kind = n.kind, comment = n.comment,
+                                ips = n.ips, stb = n.stb, expires_at = n.expires_at,
+                                max_sessions = n.max_sessions, enabled = n.enabled, updated_at = now()
+               FROM n
+              WHERE u.id = n.id
+                AND (u.password_hash, u.kind, u.comment, u.ips, u.stb, u.expires_at, u.max_sessions, u.enabled)
+                    IS DISTINCT FROM
+                    (n.password_hash, n.kind, n.comment, n.ips, n.stb, n.expires_at, n.max_sessions, n.enabled)",
             &[],
         )
         .await?;
@@ -610,7 +628,7 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
         .unzip();
     log::debug!("import: packages linked in {:?}", started.elapsed());
     if !token_login.is_empty() {
-        client
+        let inserted = client
             .execute(
                 "INSERT INTO tokens (user_id, hash)
                  SELECT u.id, t.hash FROM unnest($1::text[], $2::bytea[]) t(login, hash)
@@ -619,14 +637,20 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
                 &[&token_login, &token_hash],
             )
             .await?;
-        let conflict = client
-            .query_opt(
-                "SELECT t.login FROM unnest($1::text[], $2::bytea[]) t(login, hash)
-                   JOIN tokens k ON k.hash = t.hash JOIN users u ON u.id = k.user_id
-                  WHERE u.login <> t.login LIMIT 1",
-                &[&token_login, &token_hash],
-            )
-            .await?;
+        // Every token new: no conflict possible. Otherwise some existed
+        // already, the user's own (a re-import) or another user's.
+        let conflict = if inserted as usize == token_login.len() {
+            None
+        } else {
+            client
+                .query_opt(
+                    "SELECT t.login FROM unnest($1::text[], $2::bytea[]) t(login, hash)
+                       JOIN tokens k ON k.hash = t.hash JOIN users u ON u.id = k.user_id
+                      WHERE u.login <> t.login LIMIT 1",
+                    &[&token_login, &token_hash],
+                )
+                .await?
+        };
         log::debug!("import: tokens written in {:?}", started.elapsed());
         if let Some(row) = conflict {
             return Ok(ImportOutcome {

@@ -20,12 +20,20 @@ async fn role_matrix_for_reads_and_writes() {
         (Auth::Bearer("no-such-token"), 401, 401),
     ];
     for (index, (auth, read, write)) in cases.into_iter().enumerate() {
-        let answer = app.api("GET", "/api/v1/users", auth, None).await;
-        assert_eq!(answer.status, read, "{auth:?} read: {}", answer.body);
+        let read_answer = app.api("GET", "/api/v1/users", auth, None).await;
+        assert_eq!(
+            read_answer.status, read,
+            "{auth:?} read: {}",
+            read_answer.body
+        );
         let body = json!({"name": format!("p{index}"), "streams": ["news"]});
-        let answer = app.api("POST", "/api/v1/packages", auth, Some(body)).await;
-        assert_eq!(answer.status, write, "{auth:?} write: {}", answer.body);
-        for answer in [&answer] {
+        let write_answer = app.api("POST", "/api/v1/packages", auth, Some(body)).await;
+        assert_eq!(
+            write_answer.status, write,
+            "{auth:?} write: {}",
+            write_answer.body
+        );
+        for answer in [&read_answer, &write_answer] {
             if answer.status == 401 {
                 assert_eq!(
                     answer.headers["www-authenticate"],

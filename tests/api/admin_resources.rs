@@ -453,7 +453,7 @@ async fn every_write_is_audited_without_secrets() {
         "jill-password",
         "jill-token",
         "kim-token",
-        &token["token"].as_str().unwrap().to_string(),
+        token["token"].as_str().unwrap(),
     ] {
         assert!(!text.contains(secret), "{secret} in the audit log");
     }
