@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::auth::{AdminUser, ObserverUser};
 use super::users::{present, ErrorBody, TokenValue};
-use super::{reload_policy, validate, Page};
+use super::{reload_policy, validate, Page, PageQuery};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::tokens::{self, TokenRow};
@@ -85,7 +85,7 @@ async fn user_id<C: deadpool_postgres::GenericClient>(
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{login}/tokens", tag = "tokens",
-    params(("login" = String, Path)),
+    params(("login" = String, Path), PageQuery),
     responses((status = 200, body = Page<TokenRow>, description = "the user's tokens, without clear values"),
               (status = 401), (status = 403), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
@@ -93,13 +93,14 @@ pub async fn list(
     _caller: ObserverUser,
     state: web::Data<AppState>,
     login: web::Path<String>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = page.bounds()?;
     let mut client = state.pool.get().await?;
     let transaction = client.transaction().await?;
     let id = user_id(&transaction, &login).await?;
-    let items = tokens::list(&transaction, id).await?;
+    let (items, total) = tokens::list(&transaction, id, limit, offset).await?;
     transaction.commit().await?;
-    let total = items.len() as i64;
     Ok(HttpResponse::Ok().json(Page { items, total }))
 }
 

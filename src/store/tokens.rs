@@ -24,16 +24,28 @@ fn token_row(row: &tokio_postgres::Row) -> TokenRow {
     }
 }
 
-pub async fn list<C: GenericClient>(client: &C, user_id: i64) -> Result<Vec<TokenRow>, StoreError> {
-    Ok(client
+/// One page of the user's tokens (oldest first) and how many there are.
+pub async fn list<C: GenericClient>(
+    client: &C,
+    user_id: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<TokenRow>, i64), StoreError> {
+    let rows = client
         .query(
-            "SELECT id, label, expires_at, created_at FROM tokens WHERE user_id = $1 ORDER BY id",
+            "SELECT id, label, expires_at, created_at FROM tokens WHERE user_id = $1
+              ORDER BY id LIMIT $2 OFFSET $3",
+            &[&user_id, &limit, &offset],
+        )
+        .await?;
+    let total: i64 = client
+        .query_one(
+            "SELECT count(*) FROM tokens WHERE user_id = $1",
             &[&user_id],
         )
         .await?
-        .iter()
-        .map(token_row)
-        .collect())
+        .get(0);
+    Ok((rows.iter().map(token_row).collect(), total))
 }
 
 /// Stores the SHA-256 of `clear_token` for the user.

@@ -458,6 +458,18 @@ async fn tokens_are_generated_hashed_and_shown_once() {
         .admin("GET", "/api/v1/users/dave/tokens", None, 200)
         .await;
     assert_eq!(listed["total"], 3);
+    let page = app
+        .admin(
+            "GET",
+            "/api/v1/users/dave/tokens?limit=1&offset=1",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        (page["total"].as_i64(), page["items"][0]["label"].as_str()),
+        (Some(3), Some("tv"))
+    );
     let text = listed.to_string();
     assert!(
         !text.contains(&generated)
