@@ -6,6 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use tokio_postgres::error::SqlState;
+
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -123,6 +125,9 @@ impl From<StoreError> for ApiError {
             StoreError::Pool(_) => {
                 log::warn!("database unavailable: {error}");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+            }
+            other if other.sql_state() != Some(&SqlState::UNIQUE_VIOLATION) => {
+                ApiError::internal(other)
             }
             other => match other.constraint() {
                 // Named unique constraints of the schema: a conflicting object.
