@@ -22,6 +22,11 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    // `cargo test --all-targets` runs harness-less benches too: only `cargo bench` passes --bench.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("stats bench: skipped (run it with cargo bench --bench stats)");
+        return;
+    }
     let server = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let rows: i64 = std::env::var("BENCH_ROWS")

@@ -272,6 +272,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .configure(crate::hooks::routes)
+        .configure(crate::admin::routes)
         .default_service(web::to(|| async { ApiError::not_found().into_response() }));
 }
 

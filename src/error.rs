@@ -6,6 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use tokio_postgres::error::SqlState;
+
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -39,10 +41,47 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not found")
     }
 
+    /// Missing or wrong credentials; answered with `WWW-Authenticate: Basic`.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// An unknown object, named in the message.
+    pub fn no_such(what: &str, name: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such {what}: '{}'", clip(name)),
+        )
+    }
+
+    pub fn conflict(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field),
+            ..ApiError::new(StatusCode::CONFLICT, message)
+        }
+    }
+
+    /// An invalid field: 422 with the field's name.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+        }
+    }
+
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         log::error!("internal error: {detail}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
+}
+
+/// Client-supplied text quoted back in a message, kept short.
+pub fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 /// Reasons are answered on one line, whatever the parser said.
@@ -66,7 +105,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((
+                actix_web::http::header::WWW_AUTHENTICATE,
+                r#"Basic realm="playgate""#,
+            ));
+        }
+        response.json(ErrorBody {
             error: &self.message,
             field: self.field,
         })
@@ -80,7 +126,34 @@ impl From<StoreError> for ApiError {
                 log::warn!("database unavailable: {error}");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
             }
-            other => ApiError::internal(other),
+            other if other.sql_state() != Some(&SqlState::UNIQUE_VIOLATION) => {
+                ApiError::internal(other)
+            }
+            other => match other.constraint() {
+                // Named unique constraints of the schema: a conflicting object.
+                Some("users_login_key") => ApiError::conflict("login", "login already exists"),
+                Some("tokens_hash_key") => ApiError::conflict("token", "token already exists"),
+                Some("packages_name_key") => {
+                    ApiError::conflict("name", "package name already exists")
+                }
+                Some("ip_rules_network_action_key") => ApiError::conflict(
+                    "network",
+                    "a rule with this network and action already exists",
+                ),
+                _ => ApiError::internal(other),
+            },
         }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> ApiError {
+        ApiError::from(StoreError::from(error))
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> ApiError {
+        ApiError::from(StoreError::from(error))
     }
 }

@@ -1,8 +1,10 @@
 //! playgate: the authorization backend streaming servers call before a viewer
 //! may watch a stream. See README.md for the architecture.
 
+pub mod admin;
 pub mod app;
 pub mod config;
+pub mod credentials;
 pub mod decision;
 pub mod error;
 pub mod hooks;

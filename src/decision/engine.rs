@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use deadpool_postgres::Pool;
-use sha2::{Digest, Sha256};
 
 use super::policy::{self, PolicySnapshot};
 use super::{Decision, Event, PlayRequest, Reason};
 use crate::config::{LimitPolicy, OnDbError, Settings};
+use crate::credentials::VerifiedCredentials;
 use crate::metrics::Metrics;
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
@@ -19,46 +19,8 @@ use crate::store::sessions::{self, Admission, AdmitOutcome, Refusal};
 use crate::store::StoreError;
 use crate::upstream::ministra::{MinistraClient, Verdict};
 
-/// How long a verified login:password is remembered, so that a player
-/// re-asking every few seconds does not pay bcrypt each time.
-const VERIFIED_TTL: Duration = Duration::from_secs(300);
-const VERIFIED_MAX_ENTRIES: usize = 100_000;
-
-/// Verified (login, password, stored hash) triples, keyed by their SHA-256:
-/// a changed password or hash makes a different key, so it invalidates itself.
-#[derive(Default)]
-struct VerifiedCredentials {
-    entries: Mutex<HashMap<[u8; 32], Instant>>,
-}
-
-impl VerifiedCredentials {
-    fn key(login: &str, password: &str, hash: &str) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        for part in [login, password, hash] {
-            hasher.update(part.as_bytes());
-            hasher.update([0]);
-        }
-        hasher.finalize().into()
-    }
-
-    fn contains(&self, key: &[u8; 32]) -> bool {
-        let entries = self.entries.lock().expect("credential cache lock");
-        entries
-            .get(key)
-            .is_some_and(|at| at.elapsed() < VERIFIED_TTL)
-    }
-
-    fn insert(&self, key: [u8; 32]) {
-        let mut entries = self.entries.lock().expect("credential cache lock");
-        if entries.len() >= VERIFIED_MAX_ENTRIES {
-            entries.retain(|_, at| at.elapsed() < VERIFIED_TTL);
-            if entries.len() >= VERIFIED_MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key, Instant::now());
-    }
-}
+/// Beyond this many remembered sessions, expired ones are pruned.
+const RECENT_MAX_ENTRIES: usize = 100_000;
 
 /// Sessions this replica admitted recently, so that their refreshes keep
 /// being allowed through a database outage (for a bounded time).
@@ -70,7 +32,7 @@ struct RecentSessions {
 impl RecentSessions {
     fn remember(&self, key: &str, session_id: uuid::Uuid, keep_until: Instant) {
         let mut entries = self.entries.lock().expect("recent sessions lock");
-        if entries.len() >= VERIFIED_MAX_ENTRIES && !entries.contains_key(key) {
+        if entries.len() >= RECENT_MAX_ENTRIES && !entries.contains_key(key) {
             let now = Instant::now();
             entries.retain(|_, (_, until)| *until > now);
         }
@@ -481,18 +443,6 @@ impl Engine {
         else {
             return Some(false);
         };
-        let key = VerifiedCredentials::key(login, password, &hash);
-        if self.verified.contains(&key) {
-            return Some(true);
-        }
-        let password = password.clone();
-        let valid =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        if valid {
-            self.verified.insert(key);
-        }
-        Some(valid)
+        Some(self.verified.verify(login, password, &hash).await)
     }
 }

@@ -1,9 +1,13 @@
 //! Every SQL statement of playgate lives under this module.
 
+pub mod audit;
+pub mod ip_rules;
 pub mod migrations;
+pub mod packages;
 pub mod policy;
 pub mod sessions;
 pub mod stats;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;
@@ -39,6 +43,14 @@ impl StoreError {
         match self {
             StoreError::Db(e) => e.code(),
             StoreError::Pool(deadpool_postgres::PoolError::Backend(e)) => e.code(),
+            _ => None,
+        }
+    }
+
+    /// The constraint a database error names (a unique violation's index).
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            StoreError::Db(e) => e.as_db_error().and_then(|e| e.constraint()),
             _ => None,
         }
     }

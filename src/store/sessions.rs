@@ -485,3 +485,75 @@ pub async fn get(client: &Client, id: Uuid) -> Result<Option<SessionRow>, StoreE
         bytes: row.get(13),
     }))
 }
+
+/// Which sessions an admin lists.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter {
+    /// Ended sessions (history, newest first) instead of active ones.
+    pub ended: bool,
+    pub login: Option<String>,
+    pub stream: Option<String>,
+    pub streamer: Option<String>,
+}
+
+/// One page of active sessions (oldest first) or of history (newest first),
+/// and the total matching.
+pub async fn list(
+    client: &Client,
+    filter: &SessionFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<SessionRow>, i64), StoreError> {
+    let (state, order) = if filter.ended {
+        ("ended_at IS NOT NULL", "ended_at DESC, id")
+    } else {
+        ("ended_at IS NULL AND expires_at > now()", "started_at, id")
+    };
+    let condition = format!(
+        "{state} AND ($1::text IS NULL OR login = $1) AND ($2::text IS NULL OR stream = $2)
+         AND ($3::text IS NULL OR streamer = $3)"
+    );
+    let rows = client
+        .query(
+            &format!(
+                "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
+                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
+                   FROM sessions WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
+            ),
+            &[
+                &filter.login,
+                &filter.stream,
+                &filter.streamer,
+                &limit,
+                &offset,
+            ],
+        )
+        .await?;
+    let total: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM sessions WHERE {condition}"),
+            &[&filter.login, &filter.stream, &filter.streamer],
+        )
+        .await?
+        .get(0);
+    Ok((rows.iter().map(session_row).collect(), total))
+}
+
+fn session_row(row: &tokio_postgres::Row) -> SessionRow {
+    SessionRow {
+        id: row.get(0),
+        user: row.get(1),
+        stream: row.get(2),
+        client_ip: row.get(3),
+        protocol: row.get(4),
+        dialect: row.get(5),
+        streamer: row.get(6),
+        user_agent: row.get(7),
+        started_at: row.get(8),
+        last_seen_at: row.get(9),
+        expires_at: row.get(10),
+        ended_at: row.get(11),
+        end_reason: row.get(12),
+        bytes: row.get(13),
+    }
+}

@@ -402,3 +402,110 @@ impl TestApp {
         )
     }
 }
+
+// ---- Admin API helpers ----
+
+/// How a test authenticates to the admin API.
+#[derive(Clone, Copy, Debug)]
+pub enum Auth<'a> {
+    None,
+    Basic(&'a str, &'a str),
+    Bearer(&'a str),
+}
+
+/// Logins and passwords of the staff that `spawn_admin_app` creates.
+pub const ADMIN: Auth<'static> = Auth::Basic("root", "root-pw");
+pub const OBSERVER: Auth<'static> = Auth::Basic("watcher", "watcher-pw");
+pub const VIEWER: Auth<'static> = Auth::Basic("viewer", "viewer-pw");
+
+/// An answer of the admin API.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    /// One admin API request; `body` None sends none.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.address, path));
+        request = match auth {
+            Auth::None => request,
+            Auth::Basic(login, password) => request.basic_auth(login, Some(password)),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// As `ADMIN`, expecting `status`; returns the body.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>, status: u16) -> Value {
+        let answer = self.api(method, path, ADMIN, body).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.body);
+        answer.body
+    }
+
+    /// Every table of the database as text (to look for secrets in it).
+    pub async fn dump(&self) -> String {
+        let client = self.db().await;
+        let mut text = String::new();
+        for table in [
+            "users",
+            "tokens",
+            "packages",
+            "user_packages",
+            "ip_rules",
+            "sessions",
+            "audit_log",
+        ] {
+            for row in client
+                .query(&format!("SELECT t::text FROM {table} t"), &[])
+                .await
+                .unwrap()
+            {
+                let line: String = row.get(0);
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+/// A server with an admin (`root`), an observer (`watcher`) and a plain user
+/// (`viewer`), created through the store (bcrypt cost 4, for speed).
+pub async fn spawn_admin_app() -> TestApp {
+    use playgate::decision::policy::UserKind;
+    let app = spawn_app().await;
+    for (login, password, kind) in [
+        ("root", "root-pw", UserKind::Admin),
+        ("watcher", "watcher-pw", UserKind::Observer),
+        ("viewer", "viewer-pw", UserKind::User),
+    ] {
+        let mut spec = user(login).password(password);
+        spec.user.kind = kind;
+        app.create(spec).await;
+    }
+    app
+}

@@ -1,5 +1,10 @@
 //! Integration tests: one binary, real HTTP, real PostgreSQL, a fresh database per test.
 
+mod admin_auth;
+mod admin_import;
+mod admin_openapi;
+mod admin_resources;
+mod admin_users;
 mod decide;
 mod e2e_nginx;
 mod helpers;

@@ -1,0 +1,170 @@
+//! Who is calling the admin API, decided once per request in an extractor:
+//! HTTP Basic (login:password, bcrypt off the executor, remembered briefly)
+//! or `Authorization: Bearer <token>` (a token of the user, by SHA-256).
+//! `ObserverUser` lets observers and admins in (reads), `AdminUser` only
+//! admins (writes). Missing or wrong credentials → 401 with
+//! `WWW-Authenticate: Basic`; a known user without the role → 403.
+
+use std::sync::OnceLock;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpRequest};
+use base64::Engine as _;
+use chrono::Utc;
+use futures_util::future::LocalBoxFuture;
+
+use crate::app::AppState;
+use crate::credentials::VerifiedCredentials;
+use crate::decision::policy::UserKind;
+use crate::error::ApiError;
+use crate::store::users;
+
+/// The authenticated caller of an admin route.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub login: String,
+    pub kind: UserKind,
+}
+
+/// May read: an `observer` or an `admin`.
+#[derive(Clone, Debug)]
+pub struct ObserverUser(pub Caller);
+
+/// May read and write: an `admin`.
+#[derive(Clone, Debug)]
+pub struct AdminUser(pub Caller);
+
+impl AdminUser {
+    pub fn login(&self) -> &str {
+        &self.0.login
+    }
+}
+
+/// Verified login:password pairs of admin callers (process-wide, like the
+/// engine's: keyed by a hash of login, password and stored hash).
+fn verified() -> &'static VerifiedCredentials {
+    static VERIFIED: OnceLock<VerifiedCredentials> = OnceLock::new();
+    VERIFIED.get_or_init(VerifiedCredentials::default)
+}
+
+/// A bcrypt hash of a random password, at the default cost.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        bcrypt::hash(super::tokens::generate(), bcrypt::DEFAULT_COST).expect("bcrypt of a dummy")
+    })
+}
+
+enum Presented {
+    Basic { login: String, password: String },
+    Bearer(String),
+}
+
+fn presented(request: &HttpRequest) -> Result<Presented, ApiError> {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("credentials required"))?;
+    let header = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let (scheme, value) = header
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !value.is_empty() {
+        return Ok(Presented::Bearer(value.to_string()));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
+        let (login, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
+        return Ok(Presented::Basic {
+            login: login.to_string(),
+            password: password.to_string(),
+        });
+    }
+    Err(ApiError::unauthorized(
+        "unsupported Authorization scheme (Basic or Bearer)",
+    ))
+}
+
+/// Identifies the caller; any failure is the same opaque 401.
+async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("AppState missing"))?;
+    let wrong = || ApiError::unauthorized("invalid credentials");
+    let now = Utc::now();
+    let (login, kind, enabled, expires_at) = match presented(&request)? {
+        Presented::Basic { login, password } => {
+            // Users, their kinds and hashes come from the in-memory view.
+            let user = state.policy.snapshot().user(&login).cloned();
+            let Some((user, hash)) =
+                user.and_then(|u| u.password_hash.clone().map(|hash| (u, hash)))
+            else {
+                // As slow as a wrong password, so logins cannot be probed by timing.
+                let dummy = tokio::task::spawn_blocking(dummy_hash).await.unwrap_or("");
+                verified().verify(&login, &password, dummy).await;
+                return Err(wrong());
+            };
+            if !verified().verify(&login, &password, &hash).await {
+                return Err(wrong());
+            }
+            (user.login.clone(), user.kind, user.enabled, user.expires_at)
+        }
+        Presented::Bearer(token) => {
+            let client = state.pool.get().await?;
+            let (login, kind, enabled, expires_at) = users::find_by_token(&client, &token)
+                .await?
+                .ok_or_else(wrong)?;
+            let kind = UserKind::parse(&kind).ok_or_else(wrong)?;
+            (login, kind, enabled, expires_at)
+        }
+    };
+    if !enabled || expires_at.is_some_and(|at| at <= now) {
+        return Err(wrong());
+    }
+    Ok(Caller { login, kind })
+}
+
+impl FromRequest for ObserverUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let caller = authenticate(request).await?;
+            match caller.kind {
+                UserKind::Admin | UserKind::Observer => Ok(ObserverUser(caller)),
+                UserKind::User => Err(ApiError::forbidden("no admin API access for this user")),
+            }
+        })
+    }
+}
+
+impl FromRequest for AdminUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let caller = authenticate(request).await?;
+            match caller.kind {
+                UserKind::Admin => Ok(AdminUser(caller)),
+                UserKind::Observer => Err(ApiError::forbidden("observers may only read")),
+                UserKind::User => Err(ApiError::forbidden("no admin API access for this user")),
+            }
+        })
+    }
+}

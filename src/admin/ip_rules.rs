@@ -1,0 +1,141 @@
+//! `/api/v1/ip-rules` and `/api/v1/ip-rules/{id}`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{AdminUser, ObserverUser};
+use super::users::ErrorBody;
+use super::{reload_policy, validate, Page, PageQuery};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::audit;
+use crate::store::ip_rules::{self, IpRuleRow};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpRuleInput {
+    /// IPv4 or IPv6 address or CIDR network; stored normalised.
+    pub network: Option<String>,
+    /// `allow` (may watch without credentials) or `deny` (may never watch).
+    pub action: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IpRuleQuery {
+    /// `allow` or `deny`.
+    pub action: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+fn rule_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| ApiError::no_such("ip rule", id))
+}
+
+#[utoipa::path(get, path = "/api/v1/ip-rules", tag = "ip-rules", params(IpRuleQuery),
+    responses((status = 200, body = Page<IpRuleRow>), (status = 401), (status = 403), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn list(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    query: web::Query<IpRuleQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = PageQuery {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .bounds()?;
+    if let Some(action) = &query.action {
+        validate::action(action)?;
+    }
+    let client = state.pool.get().await?;
+    let (items, total) = ip_rules::list(&client, query.action.as_deref(), limit, offset).await?;
+    Ok(HttpResponse::Ok().json(Page { items, total }))
+}
+
+#[utoipa::path(post, path = "/api/v1/ip-rules", tag = "ip-rules", request_body = IpRuleInput,
+    responses((status = 201, body = IpRuleRow), (status = 400, body = ErrorBody), (status = 401), (status = 403),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn create(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    body: web::Json<IpRuleInput>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let network = input
+        .network
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("network", "network is required"))
+        .and_then(|n| validate::network("network", n))?;
+    let action = input
+        .action
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("action", "action is required (allow or deny)"))
+        .and_then(validate::action)?;
+    let comment = validate::text("comment", input.comment.as_deref().unwrap_or(""))?;
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let row = ip_rules::insert(&transaction, network, action, &comment).await?;
+    audit::record(
+        &transaction,
+        caller.login(),
+        "create",
+        "ip_rule",
+        &row.id.to_string(),
+        &json!({"network": row.network, "action": row.action, "comment": row.comment}),
+    )
+    .await?;
+    transaction.commit().await?;
+    reload_policy(&state).await;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/ip-rules/{}", row.id)))
+        .json(row))
+}
+
+#[utoipa::path(get, path = "/api/v1/ip-rules/{id}", tag = "ip-rules", params(("id" = i64, Path)),
+    responses((status = 200, body = IpRuleRow), (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn get(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let rule = rule_id(&id)?;
+    let client = state.pool.get().await?;
+    let row = ip_rules::get(&client, rule)
+        .await?
+        .ok_or_else(|| ApiError::no_such("ip rule", &id))?;
+    Ok(HttpResponse::Ok().json(row))
+}
+
+#[utoipa::path(delete, path = "/api/v1/ip-rules/{id}", tag = "ip-rules", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn delete(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let rule = rule_id(&id)?;
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let row = ip_rules::delete(&transaction, rule)
+        .await?
+        .ok_or_else(|| ApiError::no_such("ip rule", &id))?;
+    audit::record(
+        &transaction,
+        caller.login(),
+        "delete",
+        "ip_rule",
+        &id,
+        &json!({"network": row.network, "action": row.action}),
+    )
+    .await?;
+    transaction.commit().await?;
+    reload_policy(&state).await;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,131 @@
+//! The admin REST API under `/api/v1` (SPEC §4): one module per resource,
+//! authentication and roles in the `auth` extractors, every SQL statement in
+//! `store/`. A write runs in one transaction with its audit entry, then the
+//! local policy view is reloaded before answering, so the change is in force
+//! at the next decision on this replica (the others reload on NOTIFY).
+
+pub mod audit;
+pub mod auth;
+pub mod import;
+pub mod ip_rules;
+pub mod openapi;
+pub mod packages;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+pub mod validate;
+
+use actix_web::{web, HttpRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Request bodies of the admin API (the import has its own, larger limit).
+const MAX_JSON_BYTES: usize = 64 * 1024;
+/// `POST /api/v1/import`: 100 000 users with tokens are about 10 MB.
+pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(json_config(MAX_JSON_BYTES))
+            .app_data(query_config())
+            .route("/openapi.json", web::get().to(openapi::serve))
+            .route("/users", web::get().to(users::list))
+            .route("/users", web::post().to(users::create))
+            .route("/users/{login}", web::get().to(users::get))
+            .route("/users/{login}", web::patch().to(users::update))
+            .route("/users/{login}", web::delete().to(users::delete))
+            .route("/users/{login}/tokens", web::get().to(tokens::list))
+            .route("/users/{login}/tokens", web::post().to(tokens::create))
+            .route(
+                "/users/{login}/tokens/{id}",
+                web::delete().to(tokens::delete),
+            )
+            .route("/packages", web::get().to(packages::list))
+            .route("/packages", web::post().to(packages::create))
+            .route("/packages/{name}", web::get().to(packages::get))
+            .route("/packages/{name}", web::patch().to(packages::update))
+            .route("/packages/{name}", web::delete().to(packages::delete))
+            .route("/ip-rules", web::get().to(ip_rules::list))
+            .route("/ip-rules", web::post().to(ip_rules::create))
+            .route("/ip-rules/{id}", web::get().to(ip_rules::get))
+            .route("/ip-rules/{id}", web::delete().to(ip_rules::delete))
+            .route("/sessions", web::get().to(sessions::list))
+            .route("/sessions/{id}", web::get().to(sessions::get))
+            .route("/sessions/{id}", web::delete().to(sessions::kick))
+            .route("/audit", web::get().to(audit::list))
+            .service(
+                web::resource("/import")
+                    .app_data(json_config(MAX_IMPORT_BYTES))
+                    .route(web::post().to(import::import)),
+            ),
+    );
+}
+
+/// Malformed JSON → 400 with a one-line reason (never actix's plain text).
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(false)
+        .error_handler(|error, _request: &HttpRequest| {
+            let status = match &error {
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                }
+                _ => actix_web::http::StatusCode::BAD_REQUEST,
+            };
+            ApiError::new(status, format!("invalid JSON body: {error}")).into()
+        })
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _request: &HttpRequest| {
+        ApiError::bad_request(format!("invalid query string: {error}")).into()
+    })
+}
+
+/// `?limit=&offset=`: default 100, at most 1000 (larger limits are capped).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1–1000 (default 100; larger values are capped at 1000).
+    pub limit: Option<i64>,
+    /// Items to skip (default 0).
+    pub offset: Option<i64>,
+}
+
+impl PageQuery {
+    /// (limit, offset), validated.
+    pub fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if limit < 1 {
+            return Err(ApiError::invalid("limit", "limit must be at least 1"));
+        }
+        let offset = self.offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(ApiError::invalid("offset", "offset must not be negative"));
+        }
+        Ok((limit.min(MAX_PAGE), offset))
+    }
+}
+
+/// Every list answer: one page and the total number of matching items.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+/// After a write has committed: make it visible to this replica's decisions
+/// before answering. A failed reload is not the client's problem (the
+/// change is committed; NOTIFY and the periodic reload catch up).
+pub async fn reload_policy(state: &AppState) {
+    if let Err(e) = state.policy.reload().await {
+        log::warn!("policy reload after an admin write failed: {e}");
+    }
+}

@@ -1,0 +1,200 @@
+//! `/api/v1/packages` and `/api/v1/packages/{name}`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::auth::{AdminUser, ObserverUser};
+use super::users::ErrorBody;
+use super::{reload_policy, validate, Page, PageQuery};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::audit;
+use crate::store::packages::{self, PackageRow};
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackageInput {
+    /// Required to create; renames on PATCH.
+    pub name: Option<String>,
+    pub comment: Option<String>,
+    /// Exact stream names or globs with `*` (`sport/*`, `*_hd`).
+    pub streams: Option<Vec<String>>,
+}
+
+struct ValidPackage {
+    name: Option<String>,
+    comment: Option<String>,
+    streams: Option<Vec<String>>,
+    audit: Map<String, Value>,
+}
+
+fn validate_input(input: PackageInput) -> Result<ValidPackage, ApiError> {
+    let mut audit = Map::new();
+    let name = input
+        .name
+        .map(|name| validate::package_name("name", &name))
+        .transpose()?;
+    if let Some(name) = &name {
+        audit.insert("name".into(), json!(name));
+    }
+    let comment = input
+        .comment
+        .map(|c| validate::text("comment", &c))
+        .transpose()?;
+    if let Some(comment) = &comment {
+        audit.insert("comment".into(), json!(comment));
+    }
+    let streams = input.streams.map(|s| validate::patterns(&s)).transpose()?;
+    if let Some(streams) = &streams {
+        audit.insert("streams".into(), json!(streams));
+    }
+    Ok(ValidPackage {
+        name,
+        comment,
+        streams,
+        audit,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/packages", tag = "packages", params(PageQuery),
+    responses((status = 200, body = Page<PackageRow>), (status = 401), (status = 403)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn list(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let client = state.pool.get().await?;
+    let (items, total) = packages::list(&client, limit, offset).await?;
+    Ok(HttpResponse::Ok().json(Page { items, total }))
+}
+
+#[utoipa::path(post, path = "/api/v1/packages", tag = "packages", request_body = PackageInput,
+    responses((status = 201, body = PackageRow), (status = 400, body = ErrorBody), (status = 401), (status = 403),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn create(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    body: web::Json<PackageInput>,
+) -> Result<HttpResponse, ApiError> {
+    let v = validate_input(body.into_inner())?;
+    let name = v
+        .name
+        .ok_or_else(|| ApiError::invalid("name", "name is required"))?;
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    packages::insert(
+        &transaction,
+        &name,
+        v.comment.as_deref().unwrap_or(""),
+        v.streams.as_deref().unwrap_or(&[]),
+    )
+    .await?;
+    audit::record(
+        &transaction,
+        caller.login(),
+        "create",
+        "package",
+        &name,
+        &Value::Object(v.audit),
+    )
+    .await?;
+    let row = packages::get(&transaction, &name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    transaction.commit().await?;
+    reload_policy(&state).await;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/packages/{name}")))
+        .json(row))
+}
+
+#[utoipa::path(get, path = "/api/v1/packages/{name}", tag = "packages", params(("name" = String, Path)),
+    responses((status = 200, body = PackageRow), (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn get(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let row = packages::get(&client, &name)
+        .await?
+        .ok_or_else(|| ApiError::no_such("package", &name))?;
+    Ok(HttpResponse::Ok().json(row))
+}
+
+#[utoipa::path(patch, path = "/api/v1/packages/{name}", tag = "packages", params(("name" = String, Path)),
+    request_body = PackageInput,
+    responses((status = 200, body = PackageRow), (status = 400, body = ErrorBody), (status = 401), (status = 403),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn update(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    body: web::Json<PackageInput>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let v = validate_input(body.into_inner())?;
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    if !packages::update(
+        &transaction,
+        &name,
+        v.name.as_deref(),
+        v.comment.as_deref(),
+        v.streams.as_deref(),
+    )
+    .await?
+    {
+        return Err(ApiError::no_such("package", &name));
+    }
+    audit::record(
+        &transaction,
+        caller.login(),
+        "update",
+        "package",
+        &name,
+        &Value::Object(v.audit),
+    )
+    .await?;
+    let new_name = v.name.unwrap_or(name);
+    let row = packages::get(&transaction, &new_name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    transaction.commit().await?;
+    reload_policy(&state).await;
+    Ok(HttpResponse::Ok().json(row))
+}
+
+#[utoipa::path(delete, path = "/api/v1/packages/{name}", tag = "packages", params(("name" = String, Path)),
+    responses((status = 204, description = "deleted; users lose this package"), (status = 401), (status = 403),
+              (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn delete(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    if !packages::delete(&transaction, &name).await? {
+        return Err(ApiError::no_such("package", &name));
+    }
+    audit::record(
+        &transaction,
+        caller.login(),
+        "delete",
+        "package",
+        &name,
+        &json!({}),
+    )
+    .await?;
+    transaction.commit().await?;
+    reload_policy(&state).await;
+    Ok(HttpResponse::NoContent().finish())
+}

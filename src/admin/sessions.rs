@@ -1,0 +1,157 @@
+//! `/api/v1/sessions` (active, or `?state=ended` history) and
+//! `/api/v1/sessions/{id}` (GET; DELETE = kick).
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::auth::{AdminUser, ObserverUser};
+use super::users::ErrorBody;
+use super::{Page, PageQuery};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::audit;
+use crate::store::sessions::{self, SessionFilter, SessionRow};
+
+/// A viewing session (SPEC §4).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    pub id: Uuid,
+    /// Login; null for anonymous (allow-listed) viewers.
+    pub user: Option<String>,
+    pub stream: String,
+    pub client_ip: String,
+    pub protocol: String,
+    pub dialect: String,
+    pub streamer: String,
+    pub user_agent: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `stopped`, `timeout`, `kicked` or `limit`.
+    pub end_reason: Option<String>,
+    pub bytes: Option<i64>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Session {
+        Session {
+            id: row.id,
+            user: row.user,
+            stream: row.stream,
+            client_ip: row.client_ip,
+            protocol: row.protocol,
+            dialect: row.dialect,
+            streamer: row.streamer,
+            user_agent: row.user_agent,
+            started_at: row.started_at,
+            last_seen_at: row.last_seen_at,
+            expires_at: row.expires_at,
+            ended_at: row.ended_at,
+            end_reason: row.end_reason,
+            bytes: row.bytes,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionQuery {
+    /// `active` (default; oldest first) or `ended` (history, newest first).
+    pub state: Option<String>,
+    /// Login.
+    pub user: Option<String>,
+    pub stream: Option<String>,
+    pub streamer: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+fn session_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| ApiError::no_such("session", id))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionQuery),
+    responses((status = 200, body = Page<Session>), (status = 401), (status = 403), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn list(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    query: web::Query<SessionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let (limit, offset) = PageQuery {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .bounds()?;
+    let ended = match query.state.as_deref() {
+        None | Some("active") => false,
+        Some("ended") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "state",
+                format!("'{}' is not active or ended", crate::error::clip(other)),
+            ))
+        }
+    };
+    let filter = SessionFilter {
+        ended,
+        login: query.user,
+        stream: query.stream,
+        streamer: query.streamer,
+    };
+    let client = state.pool.get().await?;
+    let (rows, total) = sessions::list(&client, &filter, limit, offset).await?;
+    let items: Vec<Session> = rows.into_iter().map(Session::from).collect();
+    Ok(HttpResponse::Ok().json(Page { items, total }))
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Session), (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn get(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session = session_id(&id)?;
+    let client = state.pool.get().await?;
+    let row = sessions::get(&client, session)
+        .await?
+        .ok_or_else(|| ApiError::no_such("session", &id))?;
+    Ok(HttpResponse::Ok().json(Session::from(row)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "kicked: ended now, its next refresh is denied `session_kicked` for one session duration"),
+              (status = 401), (status = 403), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the session has already ended")),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn kick(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session = session_id(&id)?;
+    let client = state.pool.get().await?;
+    let row = sessions::get(&client, session)
+        .await?
+        .ok_or_else(|| ApiError::no_such("session", &id))?;
+    if !sessions::kick(&client, session, state.engine.session_duration()).await? {
+        return Err(ApiError::conflict("id", "the session has already ended"));
+    }
+    audit::record(
+        &client,
+        caller.login(),
+        "kick",
+        "session",
+        &id,
+        &json!({"user": row.user, "stream": row.stream, "client_ip": row.client_ip}),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

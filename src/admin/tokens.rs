@@ -1,0 +1,182 @@
+//! `/api/v1/users/{login}/tokens`: several per user, stored as SHA-256 only;
+//! the clear value is answered once, at creation.
+
+use actix_web::{web, HttpResponse};
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::{AdminUser, ObserverUser};
+use super::users::{present, ErrorBody, TokenValue};
+use super::{reload_policy, validate, Page, PageQuery};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::tokens::{self, TokenRow};
+use crate::store::{audit, users, StoreError};
+
+const MAX_TOKEN_LEN: usize = 256;
+
+/// 256 bits from the thread's CSPRNG, URL-safe base64 without padding (43 characters).
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A token given by the admin (an import from Astra): kept as is.
+pub fn validate_clear(token: &str) -> Result<(), ApiError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(ApiError::invalid("token", "a token has 1-256 characters"));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::invalid(
+            "token",
+            "a token has no spaces or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Stores the token; returns the clear value when it was generated here.
+pub async fn add<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    user_id: i64,
+    token: TokenValue,
+    label: &str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<String>, StoreError> {
+    let (clear, generated) = match token {
+        TokenValue::Given(clear) => (clear, false),
+        TokenValue::Generate(_) => (generate(), true),
+    };
+    tokens::insert(client, user_id, &clear, label, expires_at).await?;
+    Ok(generated.then_some(clear))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenInput {
+    /// A clear token to keep, or `true` / absent to generate one.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub token: Option<Option<TokenValue>>,
+    pub label: Option<String>,
+    /// RFC 3339; `null` = never expires.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// A created token: the clear value appears here and nowhere else, ever.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub row: TokenRow,
+    pub token: String,
+}
+
+async fn user_id<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    login: &str,
+) -> Result<i64, ApiError> {
+    users::lock_id(client, login)
+        .await?
+        .ok_or_else(|| ApiError::no_such("user", login))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{login}/tokens", tag = "tokens",
+    params(("login" = String, Path), PageQuery),
+    responses((status = 200, body = Page<TokenRow>, description = "the user's tokens, without clear values"),
+              (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn list(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    login: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let id = user_id(&transaction, &login).await?;
+    let (items, total) = tokens::list(&transaction, id, limit, offset).await?;
+    transaction.commit().await?;
+    Ok(HttpResponse::Ok().json(Page { items, total }))
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{login}/tokens", tag = "tokens",
+    params(("login" = String, Path)),
+    request_body = TokenInput,
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401), (status = 403),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn create(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    login: web::Path<String>,
+    body: Option<web::Json<TokenInput>>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.map(web::Json::into_inner).unwrap_or_default();
+    let token = match input.token.flatten() {
+        Some(TokenValue::Given(clear)) => {
+            validate_clear(&clear)?;
+            clear
+        }
+        Some(TokenValue::Generate(_)) | None => generate(),
+    };
+    let label = validate::text("label", input.label.as_deref().unwrap_or(""))?;
+    let expires_at = input
+        .expires_at
+        .as_deref()
+        .map(|at| validate::time("expires_at", at))
+        .transpose()?;
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let id = user_id(&transaction, &login).await?;
+    let row = tokens::insert(&transaction, id, &token, &label, expires_at).await?;
+    audit::record(
+        &transaction,
+        caller.login(),
+        "create",
+        "token",
+        &format!("{login}/{}", row.id),
+        &json!({"user": *login, "label": label, "expires_at": expires_at}),
+    )
+    .await?;
+    transaction.commit().await?;
+    reload_policy(&state).await;
+    Ok(HttpResponse::Created().json(CreatedToken { row, token }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{login}/tokens/{id}", tag = "tokens",
+    params(("login" = String, Path), ("id" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn delete(
+    caller: AdminUser,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (login, token_id) = path.into_inner();
+    let token_id: i64 = token_id
+        .parse()
+        .map_err(|_| ApiError::no_such("token", &token_id))?;
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let id = user_id(&transaction, &login).await?;
+    if !tokens::delete(&transaction, id, token_id).await? {
+        return Err(ApiError::no_such("token", &token_id.to_string()));
+    }
+    audit::record(
+        &transaction,
+        caller.login(),
+        "delete",
+        "token",
+        &format!("{login}/{token_id}"),
+        &json!({"user": login}),
+    )
+    .await?;
+    transaction.commit().await?;
+    reload_policy(&state).await;
+    Ok(HttpResponse::NoContent().finish())
+}

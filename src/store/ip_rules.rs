@@ -1,0 +1,108 @@
+//! IP rules: networks that are always allowed (anonymously) or always denied.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use ipnet::IpNet;
+
+use super::StoreError;
+use crate::decision::policy::RuleAction;
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IpRuleRow {
+    pub id: i64,
+    /// Normalised CIDR network (`198.51.100.0/24`, `2001:db8::/32`, `192.0.2.7/32`).
+    pub network: String,
+    /// `allow` or `deny`.
+    pub action: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, network::text, action, comment, created_at";
+
+fn rule_row(row: &tokio_postgres::Row) -> IpRuleRow {
+    IpRuleRow {
+        id: row.get(0),
+        network: row.get(1),
+        action: row.get(2),
+        comment: row.get(3),
+        created_at: row.get(4),
+    }
+}
+
+pub fn action_str(action: RuleAction) -> &'static str {
+    match action {
+        RuleAction::Allow => "allow",
+        RuleAction::Deny => "deny",
+    }
+}
+
+/// One page of rules (by network) and the total; `action` filters when given.
+pub async fn list<C: GenericClient>(
+    client: &C,
+    action: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<IpRuleRow>, i64), StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM ip_rules WHERE ($1::text IS NULL OR action = $1)
+                  ORDER BY network, action LIMIT $2 OFFSET $3"
+            ),
+            &[&action, &limit, &offset],
+        )
+        .await?;
+    let total: i64 = client
+        .query_one(
+            "SELECT count(*) FROM ip_rules WHERE ($1::text IS NULL OR action = $1)",
+            &[&action],
+        )
+        .await?
+        .get(0);
+    Ok((rows.iter().map(rule_row).collect(), total))
+}
+
+pub async fn get<C: GenericClient>(client: &C, id: i64) -> Result<Option<IpRuleRow>, StoreError> {
+    Ok(client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM ip_rules WHERE id = $1"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(rule_row))
+}
+
+pub async fn insert<C: GenericClient>(
+    client: &C,
+    network: IpNet,
+    action: RuleAction,
+    comment: &str,
+) -> Result<IpRuleRow, StoreError> {
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO ip_rules (network, action, comment) VALUES ($1::text::cidr, $2, $3)
+                 RETURNING {COLUMNS}"
+            ),
+            &[&network.trunc().to_string(), &action_str(action), &comment],
+        )
+        .await?;
+    Ok(rule_row(&row))
+}
+
+/// Deletes the rule; returns it, or None when unknown.
+pub async fn delete<C: GenericClient>(
+    client: &C,
+    id: i64,
+) -> Result<Option<IpRuleRow>, StoreError> {
+    Ok(client
+        .query_opt(
+            &format!("DELETE FROM ip_rules WHERE id = $1 RETURNING {COLUMNS}"),
+            &[&id],
+        )
+        .await?
+        .as_ref()
+        .map(rule_row))
+}

@@ -1,0 +1,106 @@
+//! Packages: named sets of stream patterns.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+
+use super::StoreError;
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PackageRow {
+    pub name: String,
+    pub comment: String,
+    /// Exact stream names or `*` globs.
+    pub streams: Vec<String>,
+    /// How many users have this package.
+    pub users: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "p.name, p.comment, p.streams,
+    (SELECT count(*) FROM user_packages up WHERE up.package_id = p.id), p.created_at, p.updated_at";
+
+fn package_row(row: &tokio_postgres::Row) -> PackageRow {
+    PackageRow {
+        name: row.get(0),
+        comment: row.get(1),
+        streams: row.get(2),
+        users: row.get(3),
+        created_at: row.get(4),
+        updated_at: row.get(5),
+    }
+}
+
+pub async fn list<C: GenericClient>(
+    client: &C,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<PackageRow>, i64), StoreError> {
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM packages p ORDER BY p.name LIMIT $1 OFFSET $2"),
+            &[&limit, &offset],
+        )
+        .await?;
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM packages", &[])
+        .await?
+        .get(0);
+    Ok((rows.iter().map(package_row).collect(), total))
+}
+
+pub async fn get<C: GenericClient>(
+    client: &C,
+    name: &str,
+) -> Result<Option<PackageRow>, StoreError> {
+    Ok(client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM packages p WHERE p.name = $1"),
+            &[&name],
+        )
+        .await?
+        .as_ref()
+        .map(package_row))
+}
+
+pub async fn insert<C: GenericClient>(
+    client: &C,
+    name: &str,
+    comment: &str,
+    streams: &[String],
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO packages (name, comment, streams) VALUES ($1, $2, $3)",
+            &[&name, &comment, &streams],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Changes the given fields (None = unchanged); false when there is no such package.
+pub async fn update<C: GenericClient>(
+    client: &C,
+    name: &str,
+    new_name: Option<&str>,
+    comment: Option<&str>,
+    streams: Option<&[String]>,
+) -> Result<bool, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE packages SET name = COALESCE($2, name), comment = COALESCE($3, comment),
+                    streams = COALESCE($4, streams), updated_at = now()
+              WHERE name = $1",
+            &[&name, &new_name, &comment, &streams],
+        )
+        .await?
+        == 1)
+}
+
+/// Deletes the package (its user links go with it); false when unknown.
+pub async fn delete<C: GenericClient>(client: &C, name: &str) -> Result<bool, StoreError> {
+    Ok(client
+        .execute("DELETE FROM packages WHERE name = $1", &[&name])
+        .await?
+        == 1)
+}

@@ -1,0 +1,471 @@
+//! Admin API: packages, IP rules, sessions (list, history, kick), audit.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn packages_crud() {
+    let app = spawn_admin_app().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/packages",
+            Some(json!({"name": "sports", "comment": "", "streams": ["sport/*", "espn", "espn"]})),
+            201,
+        )
+        .await;
+    assert_eq!(created["streams"], json!(["sport/*", "espn"]));
+    assert_eq!(created["users"], 0);
+    app.admin(
+        "POST",
+        "/api/v1/packages",
+        Some(json!({"name": "movies", "streams": ["*_hd"]})),
+        201,
+    )
+    .await;
+    let list = app
+        .admin("GET", "/api/v1/packages?limit=1", None, 200)
+        .await;
+    assert_eq!(list["total"], 2);
+    assert_eq!(list["items"][0]["name"], "movies");
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "fan", "packages": ["sports"]})),
+        201,
+    )
+    .await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/packages/sports", None, 200).await["users"],
+        1
+    );
+    let renamed = app
+        .admin(
+            "PATCH",
+            "/api/v1/packages/sports",
+            Some(json!({"name": "sport", "comment": "all sport"})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["comment"].as_str()),
+        (Some("sport"), Some("all sport"))
+    );
+    assert_eq!(
+        app.admin("GET", "/api/v1/users/fan", None, 200).await["packages"],
+        json!(["sport"])
+    );
+    let clash = app
+        .api(
+            "PATCH",
+            "/api/v1/packages/sport",
+            ADMIN,
+            Some(json!({"name": "movies"})),
+        )
+        .await;
+    assert_eq!(clash.status, 409);
+    app.admin("DELETE", "/api/v1/packages/sport", None, 204)
+        .await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/users/fan", None, 200).await["packages"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn ip_rules_crud_v4_and_v6() {
+    let app = spawn_admin_app().await;
+    let v6 = app
+        .admin(
+            "POST",
+            "/api/v1/ip-rules",
+            Some(json!({"network": "2001:DB8:0:0::1/32", "action": "allow"})),
+            201,
+        )
+        .await;
+    assert_eq!(v6["network"], "2001:db8::/32");
+    assert_eq!(v6["action"], "allow");
+    let v4 = app
+        .admin(
+            "POST",
+            "/api/v1/ip-rules",
+            Some(json!({"network": "198.51.100.77/24", "action": "deny", "comment": "abuse"})),
+            201,
+        )
+        .await;
+    assert_eq!(v4["network"], "198.51.100.0/24");
+    // The same network may be both (deny wins in the decision), not twice the same.
+    app.admin(
+        "POST",
+        "/api/v1/ip-rules",
+        Some(json!({"network": "198.51.100.0/24", "action": "allow"})),
+        201,
+    )
+    .await;
+    let list = app.admin("GET", "/api/v1/ip-rules", None, 200).await;
+    assert_eq!(list["total"], 3);
+    let denies = app
+        .admin("GET", "/api/v1/ip-rules?action=deny", None, 200)
+        .await;
+    assert_eq!(denies["total"], 1);
+    assert_eq!(
+        app.admin("GET", &format!("/api/v1/ip-rules/{}", v4["id"]), None, 200)
+            .await["comment"],
+        "abuse"
+    );
+    let anonymous = app
+        .decide(json!({"stream": "news", "ip": "2001:db8::42"}))
+        .await;
+    assert_eq!(reason(&anonymous), "ip_allowed");
+    assert_eq!(
+        reason(
+            &app.decide(json!({"stream": "news", "ip": "198.51.100.3"}))
+                .await
+        ),
+        "ip_denied"
+    );
+    app.admin(
+        "DELETE",
+        &format!("/api/v1/ip-rules/{}", v6["id"]),
+        None,
+        204,
+    )
+    .await;
+    assert_eq!(
+        reason(
+            &app.decide(json!({"stream": "news", "ip": "2001:db8::42"}))
+                .await
+        ),
+        "no_credentials"
+    );
+}
+
+fn start(token: &str, session: &str, stream: &str, streamer: &str) -> Value {
+    json!({"stream": stream, "ip": "192.0.2.10", "token": token, "session": session, "streamer": streamer})
+}
+
+#[tokio::test]
+async fn sessions_list_filter_history_and_kick() {
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "gina", "token": "gina-t"})),
+        201,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "hank", "token": "hank-t"})),
+        201,
+    )
+    .await;
+    let g1 = app.decide(start("gina-t", "g1", "news", "edge-1")).await;
+    app.decide(start("gina-t", "g2", "sport", "edge-2")).await;
+    app.decide(start("hank-t", "h1", "news", "edge-1")).await;
+
+    let all = app.admin("GET", "/api/v1/sessions", None, 200).await;
+    assert_eq!(all["total"], 3);
+    let item = &all["items"][0];
+    for field in [
+        "id",
+        "user",
+        "stream",
+        "client_ip",
+        "protocol",
+        "dialect",
+        "streamer",
+        "user_agent",
+        "started_at",
+        "last_seen_at",
+        "expires_at",
+        "ended_at",
+        "end_reason",
+        "bytes",
+    ] {
+        assert!(item.get(field).is_some(), "{field} missing in {item}");
+    }
+    assert_eq!(
+        app.admin("GET", "/api/v1/sessions?user=gina", None, 200)
+            .await["total"],
+        2
+    );
+    assert_eq!(
+        app.admin("GET", "/api/v1/sessions?stream=news", None, 200)
+            .await["total"],
+        2
+    );
+    assert_eq!(
+        app.admin("GET", "/api/v1/sessions?streamer=edge-2", None, 200)
+            .await["total"],
+        1
+    );
+    assert_eq!(
+        app.admin(
+            "GET",
+            "/api/v1/sessions?user=gina&stream=news&streamer=edge-1",
+            None,
+            200
+        )
+        .await["total"],
+        1
+    );
+    assert_eq!(
+        app.admin("GET", "/api/v1/sessions?limit=1", None, 200)
+            .await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let bad = app
+        .api("GET", "/api/v1/sessions?state=zombie", ADMIN, None)
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["field"].as_str()),
+        (422, Some("state"))
+    );
+
+    let id = g1["session_id"].as_str().unwrap();
+    let fetched = app
+        .admin("GET", &format!("/api/v1/sessions/{id}"), None, 200)
+        .await;
+    assert_eq!(
+        (fetched["user"].as_str(), fetched["stream"].as_str()),
+        (Some("gina"), Some("news"))
+    );
+
+    // Kick: ended now, its next refresh refused for one session duration.
+    assert_eq!(
+        app.api("DELETE", &format!("/api/v1/sessions/{id}"), OBSERVER, None)
+            .await
+            .status,
+        403
+    );
+    app.admin("DELETE", &format!("/api/v1/sessions/{id}"), None, 204)
+        .await;
+    let refresh = app
+        .decide(
+            json!({"stream": "news", "ip": "192.0.2.10", "token": "gina-t", "session": "g1",
+                       "streamer": "edge-1", "event": "refresh"}),
+        )
+        .await;
+    assert_eq!(
+        (refresh["allow"].as_bool(), reason(&refresh)),
+        (Some(false), "session_kicked")
+    );
+    let again = app
+        .api("DELETE", &format!("/api/v1/sessions/{id}"), ADMIN, None)
+        .await;
+    assert_eq!(again.status, 409, "already ended: {}", again.body);
+
+    app.decide(
+        json!({"stream": "sport", "ip": "192.0.2.10", "token": "gina-t", "session": "g2",
+                      "streamer": "edge-2", "event": "stop"}),
+    )
+    .await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/sessions", None, 200).await["total"],
+        1
+    );
+    let history = app
+        .admin("GET", "/api/v1/sessions?state=ended", None, 200)
+        .await;
+    assert_eq!(history["total"], 2);
+    assert_eq!(history["items"][0]["end_reason"], "stopped", "newest first");
+    assert_eq!(history["items"][1]["end_reason"], "kicked");
+    assert_eq!(
+        app.admin(
+            "GET",
+            "/api/v1/sessions?state=ended&user=gina&stream=news",
+            None,
+            200
+        )
+        .await["total"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_user_ends_their_sessions() {
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "ivan", "token": "ivan-t"})),
+        201,
+    )
+    .await;
+    let first = app.decide(start("ivan-t", "i1", "news", "edge-1")).await;
+    app.decide(start("ivan-t", "i2", "sport", "edge-1")).await;
+    assert_eq!(app.active_sessions("ivan").await, 2);
+    app.admin("DELETE", "/api/v1/users/ivan", None, 204).await;
+    assert_eq!(app.active_sessions("ivan").await, 0);
+    assert_eq!(
+        app.session_state(first["session_id"].as_str().unwrap())
+            .await,
+        (true, Some("kicked".into()))
+    );
+    let history = app
+        .admin("GET", "/api/v1/sessions?state=ended&user=ivan", None, 200)
+        .await;
+    assert_eq!(history["total"], 2);
+    let refresh = app
+        .decide(
+            json!({"stream": "news", "ip": "192.0.2.10", "token": "ivan-t", "session": "i1",
+                       "streamer": "edge-1", "event": "refresh"}),
+        )
+        .await;
+    assert_eq!(refresh["allow"], false);
+}
+
+#[tokio::test]
+async fn every_write_is_audited_without_secrets() {
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/packages",
+        Some(json!({"name": "news", "streams": ["news/*"]})),
+        201,
+    )
+    .await;
+    app.admin(
+        "PATCH",
+        "/api/v1/packages/news",
+        Some(json!({"comment": "c"})),
+        200,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "jill", "password": "jill-password", "token": "jill-token"})),
+        201,
+    )
+    .await;
+    app.admin(
+        "PATCH",
+        "/api/v1/users/jill",
+        Some(json!({"password": "jill-password-2", "max_sessions": 3})),
+        200,
+    )
+    .await;
+    let token = app
+        .admin(
+            "POST",
+            "/api/v1/users/jill/tokens",
+            Some(json!({"label": "stb"})),
+            201,
+        )
+        .await;
+    app.admin(
+        "DELETE",
+        &format!("/api/v1/users/jill/tokens/{}", token["id"]),
+        None,
+        204,
+    )
+    .await;
+    let rule = app
+        .admin(
+            "POST",
+            "/api/v1/ip-rules",
+            Some(json!({"network": "10.9.0.0/16", "action": "deny"})),
+            201,
+        )
+        .await;
+    app.admin(
+        "DELETE",
+        &format!("/api/v1/ip-rules/{}", rule["id"]),
+        None,
+        204,
+    )
+    .await;
+    let session = app
+        .decide(start("jill-token", "j1", "news/1", "edge"))
+        .await;
+    app.admin(
+        "DELETE",
+        &format!(
+            "/api/v1/sessions/{}",
+            session["session_id"].as_str().unwrap()
+        ),
+        None,
+        204,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/import",
+        Some(json!([{"login": "kim", "token": "kim-token"}])),
+        200,
+    )
+    .await;
+    app.admin("DELETE", "/api/v1/users/jill", None, 204).await;
+    app.admin("DELETE", "/api/v1/packages/news", None, 204)
+        .await;
+
+    let audit = app
+        .api("GET", "/api/v1/audit?limit=1000", OBSERVER, None)
+        .await;
+    assert_eq!(audit.status, 200);
+    let items = audit.body["items"].as_array().unwrap();
+    let entries: Vec<(String, String, String)> = items
+        .iter()
+        .rev()
+        .map(|e| {
+            assert_eq!(e["actor"], "root");
+            assert!(e["at"].is_string());
+            (
+                e["action"].as_str().unwrap().into(),
+                e["object_type"].as_str().unwrap().into(),
+                e["object_id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("create", "package", "news"),
+        ("update", "package", "news"),
+        ("create", "user", "jill"),
+        ("update", "user", "jill"),
+        ("create", "token", &format!("jill/{}", token["id"])),
+        ("delete", "token", &format!("jill/{}", token["id"])),
+        ("create", "ip_rule", &rule["id"].to_string()),
+        ("delete", "ip_rule", &rule["id"].to_string()),
+        ("kick", "session", session["session_id"].as_str().unwrap()),
+        ("import", "users", "import"),
+        ("delete", "user", "jill"),
+        ("delete", "package", "news"),
+    ]
+    .iter()
+    .map(|(a, t, i)| (a.to_string(), t.to_string(), i.to_string()))
+    .collect();
+    assert_eq!(entries, expected);
+    let update = items
+        .iter()
+        .find(|e| e["action"] == "update" && e["object_type"] == "user")
+        .unwrap();
+    assert_eq!(update["changes"]["max_sessions"], 3);
+    assert_eq!(update["changes"]["password"], "[set]");
+    let text = audit.body.to_string();
+    for secret in [
+        "jill-password",
+        "jill-token",
+        "kim-token",
+        token["token"].as_str().unwrap(),
+    ] {
+        assert!(!text.contains(secret), "{secret} in the audit log");
+    }
+    assert_eq!(
+        app.admin("GET", "/api/v1/audit?object_type=user", None, 200)
+            .await["total"],
+        3
+    );
+    let page = app
+        .admin("GET", "/api/v1/audit?limit=2&offset=1", None, 200)
+        .await;
+    assert_eq!(page["total"], 12);
+    assert_eq!(page["items"][0]["action"], "delete");
+    assert_eq!(page["items"][0]["object_type"], "user");
+}
