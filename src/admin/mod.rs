@@ -11,6 +11,7 @@ pub mod ip_rules;
 pub mod openapi;
 pub mod packages;
 pub mod sessions;
+pub mod stats;
 pub mod tokens;
 pub mod users;
 pub mod validate;
@@ -58,6 +59,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}", web::delete().to(sessions::kick))
             .route("/audit", web::get().to(audit::list))
+            .route("/stats/streams", web::get().to(stats::streams))
+            .route("/stats/users/{login}", web::get().to(stats::user))
             .service(
                 web::resource("/import")
                     .app_data(json_config(MAX_IMPORT_BYTES))

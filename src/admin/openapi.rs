@@ -17,7 +17,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::users::ErrorBody;
-use super::{audit, import, ip_rules, packages, sessions, tokens, users};
+use super::{audit, import, ip_rules, packages, sessions, stats, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,8 @@ use super::{audit, import, ip_rules, packages, sessions, tokens, users};
         sessions::kick,
         audit::list,
         import::import,
+        stats::streams,
+        stats::user,
         // Routes registered outside src/admin/: hooks, health, metrics.
         hook_decide,
         hook_astra,
@@ -68,7 +70,7 @@ use super::{audit, import, ip_rules, packages, sessions, tokens, users};
     modifiers(&SecuritySchemes),
     tags(
         (name = "users"), (name = "tokens"), (name = "packages"), (name = "ip-rules"),
-        (name = "sessions"), (name = "audit"), (name = "import"),
+        (name = "sessions"), (name = "audit"), (name = "import"), (name = "stats"),
         (name = "hooks", description = "called by the streaming servers"),
         (name = "operations", description = "health, readiness, metrics, this description")
     )

@@ -35,7 +35,7 @@ pub async fn cluster_gauges(client: &Client) -> Result<ClusterGauges, StoreError
     })
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StreamStats {
     pub stream: String,
     /// Active sessions now.
@@ -117,14 +117,14 @@ pub async fn streams(
         .collect())
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserStreamStats {
     pub stream: String,
     pub sessions: i64,
     pub watch_seconds: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserStats {
     pub login: String,
     pub sessions: i64,
@@ -164,4 +164,15 @@ pub async fn user(
         watch_seconds: streams.iter().map(|s| s.watch_seconds).sum(),
         streams,
     })
+}
+
+/// Whether any session (of any time) was recorded for this login.
+pub async fn has_history(client: &Client, login: &str) -> Result<bool, StoreError> {
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE login = $1)",
+            &[&login],
+        )
+        .await?
+        .get(0))
 }

@@ -22,3 +22,4 @@ mod private_pg;
 mod reliability;
 mod sessions;
 mod soak;
+mod stats_api;
