@@ -114,3 +114,71 @@ async fn database_outage_keeps_active_viewers_and_recovers() {
     let id: uuid::Uuid = before["session_id"].as_str().unwrap().parse().unwrap();
     assert_eq!(app.session_state(&id.to_string()).await, (false, None));
 }
+
+/// One request on a connection of its own: the server may close a
+/// connection after a hostile request, and a pooled one would be reused.
+async fn fresh(request: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder) -> u16 {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    request(&client)
+        .send()
+        .await
+        .expect("an answer, not a reset")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_requests_get_4xx() {
+    let app = spawn_app().await;
+    let base = app.address.clone();
+    let huge = "x".repeat(200_000);
+    let client_error = |status: u16| (400..500).contains(&status);
+    // A query far longer than any streamer sends (the client's URI limit is 64 KiB).
+    let long_token = &huge[..60_000];
+    let status = fresh(|c| {
+        c.get(format!(
+            "{base}/hook/flussonic?name=news&ip=192.0.2.1&token={long_token}"
+        ))
+    })
+    .await;
+    assert!(client_error(status), "long query: {status}");
+    // A header far larger than any proxy sends.
+    let status = fresh(|c| {
+        c.get(format!("{base}/hook/forward-auth"))
+            .header("X-Original-URI", huge.as_str())
+    })
+    .await;
+    assert!(client_error(status), "big header: {status}");
+    // Bytes that are not UTF-8, percent-encoded in a query and raw in a body.
+    let status = fresh(|c| {
+        c.get(format!(
+            "{base}/hook/flussonic?name=%FF%FE&ip=192.0.2.1&token=t"
+        ))
+    })
+    .await;
+    assert!(client_error(status), "bad UTF-8 query: {status}");
+    let status = fresh(|c| {
+        c.post(format!("{base}/hook/srs"))
+            .header("Content-Type", "application/json")
+            .body(b"{\"action\": \"on_play\", \"ip\": \"\xff\"}".to_vec())
+    })
+    .await;
+    assert_eq!(status, 400);
+    // Bodies over the limit on hooks and on the admin API (which may refuse
+    // the unauthenticated caller first).
+    for path in ["/hook/srs", "/hook/mediamtx", "/api/v1/users"] {
+        let body = format!("{{\"pad\": \"{huge}\"}}");
+        let status = fresh(|c| {
+            c.post(format!("{base}{path}"))
+                .header("Content-Type", "application/json")
+                .body(body)
+        })
+        .await;
+        assert!(status == 413 || status == 401, "{path}: {status}");
+    }
+    // The server is still there and answers normally.
+    assert_eq!(app.get("/healthz").await.status().as_u16(), 200);
+}
