@@ -102,9 +102,38 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal("AppState missing"))?;
-    let wrong = || ApiError::unauthorized("invalid credentials");
     let now = Utc::now();
-    let (login, kind, enabled, expires_at) = match presented(&request)? {
+    // Guessing is damped per client IP, like on the hooks (behind an ingress,
+    // the forwarded address of a trusted proxy is the client).
+    let client_ip =
+        crate::hooks::forward_auth::client_ip(&request, &state.settings.trusted_proxies)
+            .ok()
+            .or_else(|| request.peer_addr().map(|addr| addr.ip()));
+    let failures = state.engine.credential_failures();
+    if client_ip.is_some_and(|ip| failures.is_limited(ip)) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited: too many failed credentials from this address, try again later",
+        ));
+    }
+    let result = identify(&state, &request, now).await;
+    if let (Err(error), Some(ip)) = (&result, client_ip) {
+        if error.status == actix_web::http::StatusCode::UNAUTHORIZED && presented(&request).is_ok()
+        {
+            failures.record_failure(ip);
+        }
+    }
+    result
+}
+
+/// Who the presented credentials belong to, if they are right.
+async fn identify(
+    state: &AppState,
+    request: &HttpRequest,
+    now: chrono::DateTime<Utc>,
+) -> Result<Caller, ApiError> {
+    let wrong = || ApiError::unauthorized("invalid credentials");
+    let (login, kind, enabled, expires_at) = match presented(request)? {
         Presented::Basic { login, password } => {
             // Users, their kinds and hashes come from the in-memory view.
             let user = state.policy.snapshot().user(&login).cloned();

@@ -106,6 +106,11 @@ impl Engine {
         }
     }
 
+    /// Failed credentials per client IP, shared with the admin API's sign-in.
+    pub fn credential_failures(&self) -> &FailureLimiter {
+        &self.failures
+    }
+
     pub fn session_duration(&self) -> Duration {
         self.session_duration
     }

@@ -182,3 +182,42 @@ async fn oversized_and_malformed_requests_get_4xx() {
     // The server is still there and answers normally.
     assert_eq!(app.get("/healthz").await.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn admin_api_guessing_is_damped_per_client() {
+    let app = spawn_app_with(|settings| settings.auth_failure_limit = 3).await;
+    let mut root = user("root").password("root-pw");
+    root.user.kind = playgate::decision::policy::UserKind::Admin;
+    app.create(root).await;
+    // The test's peer is loopback, a trusted proxy: X-Forwarded-For names the client.
+    let users_from = |client: &str, password: &str| {
+        app.http
+            .get(format!("{}/api/v1/users", app.address))
+            .basic_auth("root", Some(password))
+            .header("X-Forwarded-For", client)
+            .send()
+    };
+    for guess in ["a", "b", "c"] {
+        assert_eq!(
+            users_from("198.51.100.66", guess)
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            401
+        );
+    }
+    let limited = users_from("198.51.100.66", "root-pw").await.unwrap();
+    assert_eq!(limited.status().as_u16(), 429);
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().starts_with("rate_limited"));
+    // The right admin elsewhere is not locked out.
+    assert_eq!(
+        users_from("198.51.100.1", "root-pw")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
