@@ -163,8 +163,27 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully_with_exit_0() {
     let db = TestDb::new();
-    let (mut child, listen) = start_binary(&[("DATABASE_URL", &db.url)], Stdio::null()).await;
+    let (mut child, listen) = start_binary(
+        &[
+            ("DATABASE_URL", &db.url),
+            ("PLAYGATE_BOOTSTRAP_ADMIN", "root:right-pw"),
+        ],
+        Stdio::null(),
+    )
+    .await;
     let http = reqwest::Client::new();
+    // Slow requests in flight when the signal arrives (each pays bcrypt for a
+    // wrong password): every one of them must still get its decision.
+    let mut in_flight = Vec::new();
+    for n in 0..8 {
+        let (http, url) = (http.clone(), format!("http://{listen}/hook/decide"));
+        in_flight.push(tokio::spawn(async move {
+            let body = json!({"stream": "news", "ip": format!("192.0.2.{n}"), "login": "root", "password": format!("wrong-{n}")});
+            let response = http.post(&url).json(&body).send().await.expect("in-flight request failed");
+            let decision: serde_json::Value = response.json().await.expect("a decision");
+            decision["reason"].as_str().unwrap_or_default().to_string()
+        }));
+    }
     // Load while the signal arrives: every request that got an answer got a decision.
     let url = format!("http://{listen}/hook/decide");
     let load = tokio::spawn(async move {
@@ -197,6 +216,9 @@ async fn sigterm_shuts_down_gracefully_with_exit_0() {
     };
     assert!(status.success(), "exit status {status}");
     assert!(load.await.unwrap() > 0);
+    for request in in_flight {
+        assert_eq!(request.await.unwrap(), "bad_credentials");
+    }
 }
 
 /// Starts the real binary on a free port and waits until it is ready.
