@@ -2,8 +2,7 @@
 //! `/api/v1/sessions/{id}` (GET; DELETE = kick).
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -14,48 +13,6 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::audit;
 use crate::store::sessions::{self, SessionFilter, SessionRow};
-
-/// A viewing session (SPEC §4).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Session {
-    pub id: Uuid,
-    /// Login; null for anonymous (allow-listed) viewers.
-    pub user: Option<String>,
-    pub stream: String,
-    pub client_ip: String,
-    pub protocol: String,
-    pub dialect: String,
-    pub streamer: String,
-    pub user_agent: String,
-    pub started_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    /// `stopped`, `timeout`, `kicked` or `limit`.
-    pub end_reason: Option<String>,
-    pub bytes: Option<i64>,
-}
-
-impl From<SessionRow> for Session {
-    fn from(row: SessionRow) -> Session {
-        Session {
-            id: row.id,
-            user: row.user,
-            stream: row.stream,
-            client_ip: row.client_ip,
-            protocol: row.protocol,
-            dialect: row.dialect,
-            streamer: row.streamer,
-            user_agent: row.user_agent,
-            started_at: row.started_at,
-            last_seen_at: row.last_seen_at,
-            expires_at: row.expires_at,
-            ended_at: row.ended_at,
-            end_reason: row.end_reason,
-            bytes: row.bytes,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -75,7 +32,7 @@ fn session_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionQuery),
-    responses((status = 200, body = Page<Session>), (status = 401), (status = 403), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = Page<SessionRow>), (status = 401), (status = 403), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn list(
     _caller: ObserverUser,
@@ -105,13 +62,12 @@ pub async fn list(
         streamer: query.streamer,
     };
     let client = state.pool.get().await?;
-    let (rows, total) = sessions::list(&client, &filter, limit, offset).await?;
-    let items: Vec<Session> = rows.into_iter().map(Session::from).collect();
+    let (items, total) = sessions::list(&client, &filter, limit, offset).await?;
     Ok(HttpResponse::Ok().json(Page { items, total }))
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Session), (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = SessionRow), (status = 401), (status = 403), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn get(
     _caller: ObserverUser,
@@ -123,7 +79,7 @@ pub async fn get(
     let row = sessions::get(&client, session)
         .await?
         .ok_or_else(|| ApiError::no_such("session", &id))?;
-    Ok(HttpResponse::Ok().json(Session::from(row)))
+    Ok(HttpResponse::Ok().json(row))
 }
 
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path)),

@@ -440,10 +440,12 @@ pub async fn sweep(
     })
 }
 
-/// A session as stored (for the admin API and tests).
-#[derive(Clone, Debug, serde::Serialize)]
+/// A viewing session as stored (SPEC §4; the admin API's `Session`).
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub struct SessionRow {
     pub id: Uuid,
+    /// Login; null for anonymous (allow-listed) viewers.
     pub user: Option<String>,
     pub stream: String,
     pub client_ip: String,
@@ -455,6 +457,7 @@ pub struct SessionRow {
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// `stopped`, `timeout`, `kicked` or `limit`.
     pub end_reason: Option<String>,
     pub bytes: Option<i64>,
 }
@@ -468,22 +471,7 @@ pub async fn get(client: &Client, id: Uuid) -> Result<Option<SessionRow>, StoreE
             &[&id],
         )
         .await?;
-    Ok(row.map(|row| SessionRow {
-        id: row.get(0),
-        user: row.get(1),
-        stream: row.get(2),
-        client_ip: row.get(3),
-        protocol: row.get(4),
-        dialect: row.get(5),
-        streamer: row.get(6),
-        user_agent: row.get(7),
-        started_at: row.get(8),
-        last_seen_at: row.get(9),
-        expires_at: row.get(10),
-        ended_at: row.get(11),
-        end_reason: row.get(12),
-        bytes: row.get(13),
-    }))
+    Ok(row.as_ref().map(session_row))
 }
 
 /// Which sessions an admin lists.
