@@ -650,7 +650,10 @@ fn user_changes(user: &PlanUser, row: &UserRow, has_token: bool) -> Vec<&'static
     if row.max_sessions != user.max_sessions {
         fields.push("max_sessions");
     }
-    if row.packages != user.packages {
+    // Sorted here: the database orders names by its collation.
+    let mut packages = row.packages.clone();
+    packages.sort();
+    if packages != user.packages {
         fields.push("packages");
     }
     if user.token.is_some() && !has_token {
@@ -766,7 +769,10 @@ pub async fn apply(
             UserKind::User if !has_password && tokens == 0 && user.ips.is_empty() => {
                 Some("no token, no ip, no password")
             }
-            UserKind::Admin | UserKind::Observer if !has_password => Some("no password"),
+            // The admin API takes a password (Basic) or a token (Bearer).
+            UserKind::Admin | UserKind::Observer if !has_password && tokens == 0 => {
+                Some("no password, no token")
+            }
             _ => None,
         };
         if let Some(why) = why {

@@ -111,8 +111,12 @@ async fn the_example_imports_once_and_plays_its_package() {
         .stdout
         .contains("users: 3 created, 0 updated, 0 unchanged; 1 token(s) added"));
     assert!(first.stdout.contains("2 user(s) have no way to log in"));
-    assert!(first.stdout.contains("  admin (admin): no password"));
-    assert!(first.stdout.contains("  support (observer): no password"));
+    assert!(first
+        .stdout
+        .contains("  admin (admin): no password, no token"));
+    assert!(first
+        .stdout
+        .contains("  support (observer): no password, no token"));
     assert_eq!(counts(&app).await, [3, 1, 2, 1, 1]);
 
     let row = app
@@ -371,4 +375,39 @@ async fn numbers_as_strings_and_connlimit() {
         .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("x-session-name"), Some("viewer"));
+}
+
+#[tokio::test]
+async fn a_reimport_is_stable_with_mixed_case_and_spaced_categories() {
+    let app = spawn_app().await;
+    let file = TempFile::new(
+        r#"{"categories": [{"name": "basic"}, {"name": "Premium Sport"}, {"name": "Zeta"}],
+            "make_stream": [{"id": "s2", "groups": {"basic": "a", "Zeta": "z"}},
+                            {"id": "S1", "groups": {"Premium Sport": "b", "basic": "a"}}],
+            "users": {"u1": {"token": "t-u1", "packages": ["basic", "Premium Sport", "Zeta"]},
+                      "u2": {"ip": "192.0.2.0/24 198.51.100.9"}}}"#,
+    );
+    let first = import_astra(&app, &file.0, false).await;
+    assert!(first.success, "{}{}", first.stdout, first.stderr);
+    assert!(
+        first.stdout.contains("  + Premium_Sport (1 stream)"),
+        "{}",
+        first.stdout
+    );
+    let second = import_astra(&app, &file.0, false).await;
+    assert!(
+        second
+            .stdout
+            .contains("packages (from categories, 2 streams): 0 created, 0 updated, 3 unchanged"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("users: 0 created, 0 updated, 2 unchanged; 0 token(s) added"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(counts(&app).await, [2, 1, 3, 3, 1]);
 }
