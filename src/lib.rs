@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod astra;
 pub mod config;
 pub mod credentials;
 pub mod decision;

@@ -1,7 +1,8 @@
-//! The `playgate` command line: serve | migrate | healthcheck.
+//! The `playgate` command line: serve | migrate | import-astra | healthcheck.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -27,6 +28,15 @@ enum Command {
     Serve,
     /// Apply pending SQL migrations and exit.
     Migrate,
+    /// Import users and packages from a Cesbo Astra configuration file
+    /// (idempotent; see README "Migrating from Astra").
+    ImportAstra {
+        /// Astra's configuration file (usually /etc/astra/astra.conf).
+        file: PathBuf,
+        /// Print what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Exit 0 when the local server answers ready (for container probes).
     Healthcheck,
 }
@@ -44,6 +54,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_async(serve(settings)),
         Command::Migrate => run_async(migrate(settings)),
+        Command::ImportAstra { file, dry_run } => run_async(import_astra(settings, file, dry_run)),
         Command::Healthcheck => healthcheck(&settings),
     }
 }
@@ -99,6 +110,56 @@ async fn migrate(settings: Settings) -> ExitCode {
         }
         Err(e) => {
             log::error!("migration failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses the file (nothing written when it is malformed), creates and
+/// migrates the database like `migrate`, then applies (or, with `--dry-run`,
+/// only compares) in one transaction.
+async fn import_astra(settings: Settings, file: PathBuf, dry_run: bool) -> ExitCode {
+    let shown = file.display();
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("playgate: cannot read {shown}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = match playgate::astra::parse(&text) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("playgate: {shown}: {e}; nothing imported");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = async {
+        playgate::store::ensure_database(&settings.database_url).await?;
+        playgate::app::migrate(&settings.database_url).await?;
+        let pool = playgate::store::create_pool(&settings)?;
+        let mut client = pool.get().await?;
+        Ok::<_, playgate::store::StoreError>(
+            playgate::astra::apply(&mut client, &plan, dry_run).await,
+        )
+    }
+    .await;
+    match result {
+        Ok(Ok(report)) => {
+            println!(
+                "{shown}: {} users, {} categories",
+                plan.users.len(),
+                plan.packages.len()
+            );
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("playgate: {shown}: {e}; nothing imported");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("playgate: import-astra: {e}; nothing imported");
             ExitCode::FAILURE
         }
     }

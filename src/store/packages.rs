@@ -104,3 +104,20 @@ pub async fn delete<C: GenericClient>(client: &C, name: &str) -> Result<bool, St
         .await?
         == 1)
 }
+
+/// The packages with these names, by name.
+pub async fn get_many<C: GenericClient>(
+    client: &C,
+    names: &[String],
+) -> Result<Vec<PackageRow>, StoreError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            &format!("SELECT {COLUMNS} FROM packages p WHERE p.name = ANY($1) ORDER BY p.name"),
+            &[&names],
+        )
+        .await?;
+    Ok(rows.iter().map(package_row).collect())
+}

@@ -666,3 +666,42 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
         token_conflict: None,
     })
 }
+
+/// The users with these logins (as the admin API shows them), by login.
+pub async fn get_many<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    logins: &[String],
+) -> Result<Vec<UserRow>, StoreError> {
+    if logins.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.login = ANY($1) ORDER BY u.login"),
+            &[&logins],
+        )
+        .await?;
+    Ok(rows.iter().map(user_row).collect())
+}
+
+/// Who holds each of these clear tokens: (index in `tokens`, owner's login),
+/// for the tokens that exist (compared by SHA-256, as stored).
+pub async fn token_owners<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    tokens: &[String],
+) -> Result<Vec<(usize, String)>, StoreError> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| hash_token(t).to_vec()).collect();
+    Ok(client
+        .query(
+            "SELECT h.n, u.login FROM unnest($1::bytea[]) WITH ORDINALITY h(hash, n)
+               JOIN tokens t ON t.hash = h.hash JOIN users u ON u.id = t.user_id",
+            &[&hashes],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get::<_, i64>(0) as usize - 1, row.get(1)))
+        .collect())
+}

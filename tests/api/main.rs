@@ -15,6 +15,7 @@ mod hook_mediamtx;
 mod hook_nginx_rtmp;
 mod hook_ome;
 mod hook_srs;
+mod import_astra;
 mod lifecycle;
 mod metrics;
 mod ministra;
