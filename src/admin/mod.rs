@@ -8,9 +8,11 @@ pub mod audit;
 pub mod auth;
 pub mod import;
 pub mod ip_rules;
+pub mod login;
 pub mod openapi;
 pub mod packages;
 pub mod sessions;
+pub mod timeline;
 pub mod tokens;
 pub mod users;
 pub mod validate;
@@ -31,6 +33,7 @@ const MAX_PAGE: i64 = 1000;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(login::no_browser_challenge))
             .app_data(json_config(MAX_JSON_BYTES))
             .app_data(query_config())
             .route("/openapi.json", web::get().to(openapi::serve))
@@ -58,6 +61,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}", web::delete().to(sessions::kick))
             .route("/audit", web::get().to(audit::list))
+            .route("/stats/timeline", web::get().to(timeline::timeline))
+            .route("/login", web::post().to(login::login))
+            .route("/login", web::get().to(login::current))
+            .route("/logout", web::post().to(login::logout))
             .service(
                 web::resource("/import")
                     .app_data(json_config(MAX_IMPORT_BYTES))
