@@ -22,3 +22,5 @@ mod private_pg;
 mod reliability;
 mod sessions;
 mod soak;
+mod ui_login;
+mod ui_timeline;
