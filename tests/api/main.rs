@@ -22,5 +22,6 @@ mod private_pg;
 mod reliability;
 mod sessions;
 mod soak;
+mod ui_browser;
 mod ui_login;
 mod ui_timeline;

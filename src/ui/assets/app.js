@@ -23,6 +23,10 @@ function h(tag, attrs, ...children) {
   }
   return el;
 }
+// replaceChildren, leaving out absent parts (null, false) instead of printing them.
+function put(el, ...children) {
+  el.replaceChildren(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
+}
 const $ = (sel, root) => (root || document).querySelector(sel);
 const main = () => $("#main");
 const isAdmin = () => state.me && state.me.kind === "admin";
@@ -180,13 +184,13 @@ function renderLogin(message) {
       password.value = ""; password.focus();
     }
   });
-  main().replaceChildren(form);
+  put(main(), form);
   login.focus();
 }
 function signedIn(me) {
   state.me = me; state.csrf = me.csrf;
   $("#top").hidden = false;
-  $("#who").replaceChildren(document.createTextNode(me.login), h("span", { class: "role", text: me.kind }));
+  put($("#who"), document.createTextNode(me.login), h("span", { class: "role", text: me.kind }));
   document.body.dataset.role = me.kind;
   if (!location.hash || location.hash === "#/") location.hash = "#/users";
   route();
@@ -202,7 +206,7 @@ function route() {
   const page = pages[name] || pages.users;
   document.querySelectorAll("#nav a").forEach(a => a.classList.toggle("active", a.dataset.page === name));
   document.querySelectorAll("#nav a").forEach(a => { if (a.dataset.page === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current"); });
-  main().replaceChildren(h("p", { class: "muted", text: "Loading…" }));
+  put(main(), h("p", { class: "muted", text: "Loading…" }));
   page();
 }
 window.addEventListener("hashchange", route);
@@ -217,7 +221,7 @@ pages.users = function () {
     isAdmin() ? h("button", { type: "button", class: "primary", id: "new-user", onclick: () => userForm(null, load) }, "New user") : null);
   let debounce;
   search.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { q = search.value.trim(); offset = 0; load(); }, 250); });
-  main().replaceChildren(title, toolbar, list);
+  put(main(), title, toolbar, list);
 
   async function load() {
     try {
@@ -235,10 +239,10 @@ pages.users = function () {
         { title: "Packages", cls: "hide-narrow", render: u => u.packages.length ? u.packages.join(", ") : h("span", { class: "muted", text: "all streams" }) },
         { title: "Active", cls: "num", render: u => String(active[u.login] || 0) },
         { title: "", cls: "actions", render: u => userActions(u, load) }];
-      list.replaceChildren(
+      put(list, 
         table(columns, page.items, q ? "No user matches this search." : "No users yet."),
         pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
-    } catch (e) { if (e.status !== 401) list.replaceChildren(errorState(e)); }
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
   load();
 };
@@ -340,7 +344,7 @@ async function tokensDialog(login) {
   async function load() {
     try {
       const page = await api("GET", `/api/v1/users/${enc(login)}/tokens?limit=1000`);
-      body.replaceChildren(
+      put(body, 
         table([
           { title: "Label", render: t => t.label || h("span", { class: "muted", text: "—" }) },
           { title: "Created", render: t => fmtTime(t.created_at) },
@@ -351,7 +355,7 @@ async function tokensDialog(login) {
           } }, "Revoke") : "" }], page.items, "No tokens."),
         isAdmin() ? h("div", { class: "toolbar" }, h("div", { class: "grow" },
           h("label", { for: "token-label", text: "Label of a new token (optional)" }), h("input", { id: "token-label" }))) : null);
-    } catch (e) { if (e.status !== 401) body.replaceChildren(errorState(e)); }
+    } catch (e) { if (e.status !== 401) put(body, errorState(e)); }
   }
   load();
 }
@@ -362,7 +366,7 @@ pages.sessions = function () {
   const stream = h("input", { type: "search", id: "session-stream", placeholder: "Stream", "aria-label": "Filter by stream" });
   const list = h("div", {});
   const stamp = h("span", { class: "muted" });
-  main().replaceChildren(h("h1", { text: "Live sessions" }),
+  put(main(), h("h1", { text: "Live sessions" }),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, user), h("div", { class: "grow" }, stream), stamp), list);
   let debounce;
   for (const input of [user, stream]) input.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(load, 250); });
@@ -370,7 +374,7 @@ pages.sessions = function () {
     try {
       const page = await api("GET", "/api/v1/sessions" + query({ user: user.value.trim(), stream: stream.value.trim(), limit: 500 }));
       const now = Date.now();
-      list.replaceChildren(table([
+      put(list, table([
         { title: "User", render: s => s.user ? h("strong", { text: s.user }) : h("span", { class: "muted", text: "anonymous" }) },
         { title: "Stream", render: s => s.stream },
         { title: "From", render: s => s.client_ip },
@@ -383,7 +387,7 @@ pages.sessions = function () {
         } }, "Kick") : "" }], page.items, "Nobody is watching right now."),
         page.total > page.items.length ? h("p", { class: "muted", text: `Showing ${page.items.length} of ${page.total}.` }) : null);
       stamp.textContent = "Updated " + new Date().toLocaleTimeString();
-    } catch (e) { if (e.status !== 401) list.replaceChildren(errorState(e)); }
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
   load();
   state.timer = setInterval(() => { if (!document.querySelector("dialog[open]")) load(); }, 5000);
@@ -398,7 +402,7 @@ pages.stats = function () {
   const nowCards = h("div", { class: "cards" });
   const chart = h("div", { class: "panel chart", id: "chart" });
   const top = h("div", {});
-  main().replaceChildren(h("h1", { text: "Statistics" }),
+  put(main(), h("h1", { text: "Statistics" }),
     h("h2", { text: "Viewers now" }), nowCards,
     h("form", { class: "toolbar", id: "stats-range" },
       h("div", {}, h("label", { for: "stats-from", text: "From" }), from),
@@ -408,18 +412,27 @@ pages.stats = function () {
     h("h2", { text: "Concurrent viewers" }), chart,
     h("h2", { text: "Top streams" }), top);
   $("#stats-range").addEventListener("submit", e => { e.preventDefault(); load(); });
+  // Viewers now: counted from the live sessions (refreshed every 10 s).
+  async function loadNow() {
+    try {
+      const live = await api("GET", "/api/v1/sessions?limit=1000");
+      const perStream = {};
+      for (const x of live.items) perStream[x.stream] = (perStream[x.stream] || 0) + 1;
+      const ranked = Object.entries(perStream).sort((a, b) => b[1] - a[1]);
+      put(nowCards,
+        h("div", { class: "card" }, h("div", { class: "value", text: String(live.total) }), h("div", { class: "label", text: "all streams" })),
+        ranked.slice(0, 11).map(([name, n]) => h("div", { class: "card" }, h("div", { class: "value", text: String(n) }), h("div", { class: "label", text: name }))));
+    } catch (e) { if (e.status !== 401) put(nowCards, errorState(e)); }
+  }
+  state.timer = setInterval(loadNow, 10000);
   async function load() {
     const range = { from: fromLocalInput(from.value), to: fromLocalInput(to.value) };
     try {
+      await loadNow();
       const streams = await api("GET", "/api/v1/stats/streams" + query(range));
-      const watching = streams.items.filter(s => s.viewers > 0);
-      const total = watching.reduce((n, s) => n + s.viewers, 0);
-      nowCards.replaceChildren(
-        h("div", { class: "card" }, h("div", { class: "value", text: String(total) }), h("div", { class: "label", text: "all streams" })),
-        watching.slice(0, 11).map(s => h("div", { class: "card" }, h("div", { class: "value", text: String(s.viewers) }), h("div", { class: "label", text: s.stream }))));
       const ranked = streams.items.slice().sort((a, b) => b.watch_seconds - a.watch_seconds).filter(s => s.plays || s.watch_seconds);
       const hours = ranked.reduce((n, s) => n + s.watch_seconds, 0);
-      top.replaceChildren(
+      put(top, 
         h("p", { class: "muted", text: `${fmtHours(hours)} watch hours in this range.` }),
         table([
           { title: "Stream", render: s => s.stream },
@@ -431,13 +444,13 @@ pages.stats = function () {
     } catch (e) {
       if (e.status === 401) return;
       const msg = e.status === 404 ? "Per-stream statistics are not available on this server." : "Could not load: " + e.message;
-      top.replaceChildren(h("div", { class: "banner error", text: msg }));
-      nowCards.replaceChildren();
+      put(top, h("div", { class: "banner error", text: msg }));
+      put(nowCards, );
     }
     try {
       const tl = await api("GET", "/api/v1/stats/timeline" + query({ ...range, stream: stream.value.trim() }));
       drawChart(chart, tl.points);
-    } catch (e) { if (e.status !== 401) chart.replaceChildren(errorState(e)); }
+    } catch (e) { if (e.status !== 401) put(chart, errorState(e)); }
   }
   load();
 };
@@ -449,7 +462,7 @@ function s(tag, attrs, text) {
   return el;
 }
 function drawChart(container, points) {
-  if (!points.length) { container.replaceChildren(h("div", { class: "empty", text: "No data in this range." })); return; }
+  if (!points.length) { put(container, h("div", { class: "empty", text: "No data in this range." })); return; }
   const W = 800, H = 260, L = 44, R = 12, T = 12, B = 28;
   const t0 = new Date(points[0].t).getTime(), t1 = new Date(points[points.length - 1].t).getTime() || t0 + 1;
   const maxV = Math.max(1, ...points.map(p => p.viewers));
@@ -478,18 +491,18 @@ function drawChart(container, points) {
   svg.append(s("path", { class: "area", d: area }), s("path", { class: "line", d: path }),
     s("line", { class: "axis", x1: L, x2: W - R, y1: y(0), y2: y(0) }));
   const peak = points.reduce((a, b) => (b.viewers > a.viewers ? b : a));
-  container.replaceChildren(svg, h("p", { class: "muted", text: `Peak ${peak.viewers} at ${fmtTime(peak.t)}; ${points.length} points.` }));
+  put(container, svg, h("p", { class: "muted", text: `Peak ${peak.viewers} at ${fmtTime(peak.t)}; ${points.length} points.` }));
 }
 
 // ---------- packages ----------
 pages.packages = function () {
   const list = h("div", {});
-  main().replaceChildren(h("h1", { text: "Packages" }),
+  put(main(), h("h1", { text: "Packages" }),
     isAdmin() ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-package", onclick: () => packageForm(null, load) }, "New package")) : null, list);
   async function load() {
     try {
       const page = await api("GET", "/api/v1/packages?limit=1000");
-      list.replaceChildren(table([
+      put(list, table([
         { title: "Name", render: p => h("strong", { text: p.name }) },
         { title: "Streams", render: p => p.streams.join(", ") },
         { title: "Users", cls: "num", render: p => String(p.users) },
@@ -500,7 +513,7 @@ pages.packages = function () {
             if (!await confirmDialog(`Delete package ${p.name}? Users lose the streams it grants.`, "Delete")) return;
             try { await api("DELETE", `/api/v1/packages/${enc(p.name)}`); toast(`${p.name} deleted`); load(); } catch (e) { toast(e.message); }
           } }, "Delete")] : "" }], page.items, "No packages yet: every user may watch every stream."));
-    } catch (e) { if (e.status !== 401) list.replaceChildren(errorState(e)); }
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
   load();
 };
@@ -521,13 +534,13 @@ function packageForm(p, reload) {
 // ---------- IP rules ----------
 pages["ip-rules"] = function () {
   const list = h("div", {});
-  main().replaceChildren(h("h1", { text: "IP rules" }),
+  put(main(), h("h1", { text: "IP rules" }),
     h("p", { class: "muted", text: "deny refuses any request from the network; allow admits viewers without credentials." }),
     isAdmin() ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-rule", onclick: () => ruleForm(null, load) }, "New rule")) : null, list);
   async function load() {
     try {
       const page = await api("GET", "/api/v1/ip-rules?limit=1000");
-      list.replaceChildren(table([
+      put(list, table([
         { title: "Network", render: r => h("strong", { text: r.network }) },
         { title: "Action", render: r => badge(r.action, r.action === "allow" ? "on" : "off") },
         { title: "Comment", render: r => r.comment },
@@ -538,7 +551,7 @@ pages["ip-rules"] = function () {
             if (!await confirmDialog(`Delete the ${r.action} rule for ${r.network}?`, "Delete")) return;
             try { await api("DELETE", `/api/v1/ip-rules/${r.id}`); toast("Rule deleted"); load(); } catch (e) { toast(e.message); }
           } }, "Delete")] : "" }], page.items, "No IP rules."));
-    } catch (e) { if (e.status !== 401) list.replaceChildren(errorState(e)); }
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
   load();
 };
@@ -564,7 +577,7 @@ pages.audit = function () {
   const actor = h("input", { type: "search", placeholder: "Actor", "aria-label": "Filter by actor" });
   const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "session", "users"].map(t => h("option", { value: t }, t || "any object")));
   const list = h("div", {});
-  main().replaceChildren(h("h1", { text: "Audit log" }),
+  put(main(), h("h1", { text: "Audit log" }),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType), list);
   let debounce;
   actor.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
@@ -572,7 +585,7 @@ pages.audit = function () {
   async function load() {
     try {
       const page = await api("GET", "/api/v1/audit" + query({ actor: actor.value.trim(), object_type: objectType.value, limit: PAGE, offset }));
-      list.replaceChildren(table([
+      put(list, table([
         { title: "When", render: a => fmtTime(a.at) },
         { title: "Who", render: a => a.actor },
         { title: "Action", render: a => badge(a.action) },
@@ -580,7 +593,7 @@ pages.audit = function () {
         { title: "Changes", cls: "hide-narrow", render: a => h("span", { class: "changes", text: JSON.stringify(a.changes) }) }],
         page.items, "No changes recorded."),
         pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
-    } catch (e) { if (e.status !== 401) list.replaceChildren(errorState(e)); }
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
   load();
 };
