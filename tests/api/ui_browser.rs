@@ -304,6 +304,7 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     browser.fill("#f-streams", "news\nsport/*").await;
     browser.click("[data-testid=save]").await;
     browser.wait_text("sport/*", true).await;
+    browser.screenshot("packages").await;
 
     // A user: an invalid login shows the API's 422 next to the field…
     browser.goto(&format!("{address}/ui/#/users")).await;
@@ -331,6 +332,30 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     let shot = browser.screenshot("users").await;
     eprintln!("screenshot: {}", shot.display());
 
+    // Edit (the first row is alice: users are listed by login), then disable and enable.
+    browser.click("[data-testid=edit]").await;
+    browser.fill("#f-max_sessions", "7").await;
+    browser.fill("#f-comment", "edited in the browser").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("alice saved", true).await;
+    let alice = app.admin("GET", "/api/v1/users/alice", None, 200).await;
+    assert_eq!(alice["max_sessions"], 7, "{alice}");
+    assert_eq!(alice["comment"], "edited in the browser");
+    assert_eq!(alice["packages"], json!(["basic"]));
+    browser.click("[data-testid=toggle]").await;
+    browser.wait_text("alice disabled", true).await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/users/alice", None, 200).await["enabled"],
+        false
+    );
+    browser.wait_text("Enable", true).await;
+    browser.click("[data-testid=toggle]").await;
+    browser.wait_text("alice enabled", true).await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/users/alice", None, 200).await["enabled"],
+        true
+    );
+
     // A decision with that token opens a session; the admin kicks it.
     let decision = app
         .decide(with(play("news", "198.51.100.7"), json!({"token": token})))
@@ -355,6 +380,25 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     browser.goto(&format!("{address}/ui/#/stats")).await;
     browser.find("#chart svg").await;
     browser.screenshot("stats").await;
+
+    // Phone width: the same page, narrower columns hidden.
+    browser
+        .command(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 390, "height": 844})),
+        )
+        .await;
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.wait_text("alice", true).await;
+    browser.screenshot("users-phone").await;
+    browser
+        .command(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 1280, "height": 900})),
+        )
+        .await;
 
     // Sign out; the observer sees everything but no write control.
     browser.click("#logout").await;

@@ -251,7 +251,7 @@ function userActions(u, reload) {
   if (!isAdmin()) return tokens;
   return [
     h("button", { type: "button", class: "small", "data-testid": "edit", onclick: () => userForm(u, reload) }, "Edit"),
-    h("button", { type: "button", class: "small", onclick: async () => {
+    h("button", { type: "button", class: "small", "data-testid": "toggle", onclick: async () => {
       try { await api("PATCH", `/api/v1/users/${enc(u.login)}`, { enabled: !u.enabled }); toast(`${u.login} ${u.enabled ? "disabled" : "enabled"}`); reload(); }
       catch (e) { toast(e.message); }
     } }, u.enabled ? "Disable" : "Enable"),
