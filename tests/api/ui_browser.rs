@@ -381,6 +381,36 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     browser.find("#chart svg").await;
     browser.screenshot("stats").await;
 
+    // Tokens: another one is created (shown once), then one is revoked.
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.wait_text("Tokens (1)", true).await;
+    browser.click("[data-testid=tokens]").await;
+    browser.fill("#token-label", "set-top box").await;
+    browser.click("#create-token").await;
+    browser.find("#new-token").await;
+    browser
+        .wait_text("only time the token is shown", true)
+        .await;
+    browser.click("[data-testid=secret] .primary").await;
+    let tokens = app
+        .admin("GET", "/api/v1/users/alice/tokens", None, 200)
+        .await;
+    assert_eq!(tokens["total"], 2, "{tokens}");
+    browser.wait_text("Tokens (2)", true).await;
+    browser.click("[data-testid=tokens]").await;
+    browser.wait_text("set-top box", true).await;
+    // The list is oldest first: the second token is the new one.
+    browser
+        .click("tbody tr:nth-child(2) [data-testid=revoke]")
+        .await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("Token revoked", true).await;
+    let tokens = app
+        .admin("GET", "/api/v1/users/alice/tokens", None, 200)
+        .await;
+    assert_eq!(tokens["total"], 1, "{tokens}");
+    browser.click("#close-tokens").await;
+
     // Phone width: the same page, narrower columns hidden.
     browser
         .command(
@@ -403,8 +433,13 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     // Sign out; the observer sees everything but no write control.
     browser.click("#logout").await;
     browser.find("#login").await;
-    app.decide(with(play("news", "198.51.100.8"), json!({"token": token})))
+    let decision = app
+        .decide(with(play("news", "198.51.100.8"), json!({"token": token})))
         .await;
+    assert_eq!(
+        decision["allow"], true,
+        "the first token still works: {decision}"
+    );
     browser.sign_in(&address, "watcher", "watcher-pw").await;
     browser.wait_text("alice", true).await;
     for page in ["users", "sessions", "packages", "ip-rules"] {

@@ -159,6 +159,7 @@ function errorState(e) { return h("div", { class: "banner error", role: "alert",
 // ---------- sign-in ----------
 function signedOut(message) {
   state.me = null; state.csrf = "";
+  document.querySelectorAll("dialog[open]").forEach(d => d.close());
   stopTimer();
   $("#top").hidden = true;
   renderLogin(message);
@@ -202,6 +203,7 @@ function stopTimer() { if (state.timer) { clearInterval(state.timer); state.time
 function route() {
   if (!state.me) return;
   stopTimer();
+  document.querySelectorAll("dialog[open]").forEach(d => d.close());
   const name = (location.hash.replace(/^#\//, "").split("?")[0]) || "users";
   const page = pages[name] || pages.users;
   document.querySelectorAll("#nav a").forEach(a => a.classList.toggle("active", a.dataset.page === name));
@@ -247,7 +249,7 @@ pages.users = function () {
   load();
 };
 function userActions(u, reload) {
-  const tokens = h("button", { type: "button", class: "small", onclick: () => tokensDialog(u.login) }, `Tokens (${u.tokens})`);
+  const tokens = h("button", { type: "button", class: "small", "data-testid": "tokens", onclick: () => tokensDialog(u.login) }, `Tokens (${u.tokens})`);
   if (!isAdmin()) return tokens;
   return [
     h("button", { type: "button", class: "small", "data-testid": "edit", onclick: () => userForm(u, reload) }, "Edit"),
@@ -334,10 +336,10 @@ async function tokensDialog(login) {
         try {
           const label = $("#token-label", dialog).value.trim();
           const created = await api("POST", `/api/v1/users/${enc(login)}/tokens`, label ? { label } : {});
-          dialog.close(); showSecret(login, created.token); route();
+          dialog.close(); route(); showSecret(login, created.token);
         } catch (e) { toast(e.message); }
       } }, "Create token") : null,
-      h("button", { type: "button", onclick: () => dialog.close() }, "Close")));
+      h("button", { type: "button", id: "close-tokens", onclick: () => dialog.close() }, "Close")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
@@ -349,7 +351,7 @@ async function tokensDialog(login) {
           { title: "Label", render: t => t.label || h("span", { class: "muted", text: "—" }) },
           { title: "Created", render: t => fmtTime(t.created_at) },
           { title: "Expires", render: t => fmtTime(t.expires_at) },
-          { title: "", cls: "actions", render: t => isAdmin() ? h("button", { type: "button", class: "small danger", onclick: async () => {
+          { title: "", cls: "actions", render: t => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "revoke", onclick: async () => {
             if (!await confirmDialog("Revoke this token? Players using it are refused from now on.", "Revoke")) return;
             try { await api("DELETE", `/api/v1/users/${enc(login)}/tokens/${t.id}`); toast("Token revoked"); load(); } catch (e) { toast(e.message); }
           } }, "Revoke") : "" }], page.items, "No tokens."),
