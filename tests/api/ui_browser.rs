@@ -153,8 +153,13 @@ impl Browser {
         browser
     }
 
-    /// One WebDriver command; its `value`, or a panic naming the command.
-    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver command: its `value`, or the error `value`.
+    async fn try_command(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let url = format!("{}/session/{}{}", self.base, self.session, path);
         let request = match method {
             "GET" => self.http.get(url),
@@ -163,9 +168,41 @@ impl Browser {
         };
         let answer: Value = request.send().await.unwrap().json().await.unwrap();
         if answer["value"].get("error").is_some() {
-            panic!("WebDriver {method} {path}: {}", answer["value"]);
+            return Err(answer["value"].clone());
         }
-        answer["value"].clone()
+        Ok(answer["value"].clone())
+    }
+
+    /// One WebDriver command; its `value`, or a panic naming the command.
+    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_command(method, path, body).await {
+            Ok(value) => value,
+            Err(error) => panic!("WebDriver {method} {path}: {}", error["message"]),
+        }
+    }
+
+    /// An element command, retried while the page re-renders under it.
+    async fn on_element(&self, css: &str, action: &str, body: Option<Value>) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css).await;
+            match self
+                .try_command("POST", &format!("/element/{id}/{action}"), body.clone())
+                .await
+            {
+                Ok(_) => return,
+                Err(error) if Instant::now() < deadline => {
+                    let kind = error["error"].as_str().unwrap_or("");
+                    assert!(
+                        kind == "stale element reference" || kind == "element click intercepted",
+                        "{action} {css}: {}",
+                        error["message"]
+                    );
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                Err(error) => panic!("{action} {css}: {}", error["message"]),
+            }
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -194,10 +231,12 @@ impl Browser {
         let mut visible = Vec::new();
         for element in found.as_array().unwrap() {
             let id = element[ELEMENT].as_str().unwrap().to_string();
+            // An element replaced meanwhile (stale) counts as not there.
             if self
-                .command("GET", &format!("/element/{id}/displayed"), None)
+                .try_command("GET", &format!("/element/{id}/displayed"), None)
                 .await
-                .as_bool()
+                .ok()
+                .and_then(|v| v.as_bool())
                 .unwrap_or(false)
             {
                 visible.push(id);
@@ -246,21 +285,13 @@ impl Browser {
     }
 
     async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.command("POST", &format!("/element/{id}/click"), None)
-            .await;
+        self.on_element(css, "click", None).await;
     }
 
     async fn fill(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.command("POST", &format!("/element/{id}/clear"), None)
+        self.on_element(css, "clear", None).await;
+        self.on_element(css, "value", Some(json!({"text": text})))
             .await;
-        self.command(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({"text": text})),
-        )
-        .await;
     }
 
     async fn screenshot(&self, name: &str) -> PathBuf {
