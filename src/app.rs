@@ -273,6 +273,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .configure(crate::hooks::routes)
         .configure(crate::admin::routes)
+        .configure(crate::ui::routes)
         .default_service(web::to(|| async { ApiError::not_found().into_response() }));
 }
 

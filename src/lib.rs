@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod policy_view;
 pub mod rate_limit;
 pub mod store;
+pub mod ui;
 pub mod upstream;
 
 pub use app::{AppHandle, AppState, Application};

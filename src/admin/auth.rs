@@ -1,6 +1,10 @@
 //! Who is calling the admin API, decided once per request in an extractor:
 //! HTTP Basic (login:password, bcrypt off the executor, remembered briefly)
 //! or `Authorization: Bearer <token>` (a token of the user, by SHA-256).
+//! Without an `Authorization` header, the web interface's session cookie
+//! (`playgate_session`, see `login.rs`) is accepted instead; a write
+//! (any method but GET/HEAD/OPTIONS) made with the cookie must also carry the
+//! session's CSRF token in `X-Playgate-CSRF`, or it is refused (403).
 //! `ObserverUser` lets observers and admins in (reads), `AdminUser` only
 //! admins (writes). Missing or wrong credentials → 401 with
 //! `WWW-Authenticate: Basic`; a known user without the role → 403.
@@ -18,7 +22,40 @@ use crate::app::AppState;
 use crate::credentials::VerifiedCredentials;
 use crate::decision::policy::UserKind;
 use crate::error::ApiError;
-use crate::store::users;
+use crate::store::{ui_sessions, users};
+
+/// The web interface's session cookie.
+pub const SESSION_COOKIE: &str = "playgate_session";
+/// The header a cookie-authenticated write must carry (the token from sign-in).
+pub const CSRF_HEADER: &str = "X-Playgate-CSRF";
+
+/// The CSRF token of a session, derived from the cookie's value (which the
+/// database never sees), so it needs no storage of its own.
+pub fn csrf_token(cookie: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("playgate-csrf:{cookie}").as_bytes()))
+}
+
+/// The value of the session cookie, when the request carries one.
+pub fn session_cookie(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_string())
+}
+
+/// Equal strings, compared in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
 
 /// The authenticated caller of an admin route.
 #[derive(Clone, Debug)]
@@ -96,6 +133,14 @@ fn presented(request: &HttpRequest) -> Result<Presented, ApiError> {
     ))
 }
 
+/// The client of an admin request, for damping guesses: the peer, or the
+/// address a trusted proxy forwarded (as for forward-auth).
+pub fn client_ip(request: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
+    crate::hooks::forward_auth::client_ip(request, &state.settings.trusted_proxies)
+        .ok()
+        .or_else(|| request.peer_addr().map(|addr| addr.ip()))
+}
+
 /// Identifies the caller; any failure is the same opaque 401.
 async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
     let state = request
@@ -103,12 +148,15 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::internal("AppState missing"))?;
     let now = Utc::now();
+    // A web-interface session (256 random bits, not guessable) needs no damping.
+    if request.headers().get(AUTHORIZATION).is_none() {
+        if let Some(cookie) = session_cookie(&request) {
+            return from_cookie(&state, &request, &cookie).await;
+        }
+    }
     // Guessing is damped per client IP, like on the hooks (behind an ingress,
     // the forwarded address of a trusted proxy is the client).
-    let client_ip =
-        crate::hooks::forward_auth::client_ip(&request, &state.settings.trusted_proxies)
-            .ok()
-            .or_else(|| request.peer_addr().map(|addr| addr.ip()));
+    let client_ip = client_ip(&request, &state);
     let failures = state.engine.credential_failures();
     if client_ip.is_some_and(|ip| failures.is_limited(ip)) {
         return Err(ApiError::new(
@@ -135,20 +183,9 @@ async fn identify(
     let wrong = || ApiError::unauthorized("invalid credentials");
     let (login, kind, enabled, expires_at) = match presented(request)? {
         Presented::Basic { login, password } => {
-            // Users, their kinds and hashes come from the in-memory view.
-            let user = state.policy.snapshot().user(&login).cloned();
-            let Some((user, hash)) =
-                user.and_then(|u| u.password_hash.clone().map(|hash| (u, hash)))
-            else {
-                // As slow as a wrong password, so logins cannot be probed by timing.
-                let dummy = tokio::task::spawn_blocking(dummy_hash).await.unwrap_or("");
-                verified().verify(&login, &password, dummy).await;
-                return Err(wrong());
-            };
-            if !verified().verify(&login, &password, &hash).await {
-                return Err(wrong());
-            }
-            (user.login.clone(), user.kind, user.enabled, user.expires_at)
+            return verify_password(state, &login, &password)
+                .await
+                .ok_or_else(wrong);
         }
         Presented::Bearer(token) => {
             let client = state.pool.get().await?;
@@ -161,6 +198,63 @@ async fn identify(
     };
     if !enabled || expires_at.is_some_and(|at| at <= now) {
         return Err(wrong());
+    }
+    Ok(Caller { login, kind })
+}
+
+/// A login and password checked against the in-memory view: the caller
+/// when they match an enabled, unexpired account (any kind).
+pub async fn verify_password(state: &AppState, login: &str, password: &str) -> Option<Caller> {
+    // Users, their kinds and hashes come from the in-memory view.
+    let user = state.policy.snapshot().user(login).cloned();
+    let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|hash| (u, hash)))
+    else {
+        // As slow as a wrong password, so logins cannot be probed by timing.
+        let dummy = tokio::task::spawn_blocking(dummy_hash).await.unwrap_or("");
+        verified().verify(login, password, dummy).await;
+        return None;
+    };
+    if !verified().verify(login, password, &hash).await {
+        return None;
+    }
+    let live = user.enabled && user.expires_at.is_none_or(|at| at > Utc::now());
+    live.then(|| Caller {
+        login: user.login.clone(),
+        kind: user.kind,
+    })
+}
+
+/// The web interface's cookie: a live session of a live account, and for a
+/// write the session's CSRF token in its header.
+async fn from_cookie(
+    state: &AppState,
+    request: &HttpRequest,
+    cookie: &str,
+) -> Result<Caller, ApiError> {
+    let client = state.pool.get().await?;
+    let (login, kind, enabled, expires_at) = ui_sessions::find(&client, cookie)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("signed out (the session has ended)"))?;
+    let kind = UserKind::parse(&kind)
+        .ok_or_else(|| ApiError::unauthorized("signed out (the session has ended)"))?;
+    if !enabled || expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::unauthorized("invalid credentials"));
+    }
+    let method = request.method();
+    let reads = method == actix_web::http::Method::GET
+        || method == actix_web::http::Method::HEAD
+        || method == actix_web::http::Method::OPTIONS;
+    if !reads {
+        let presented = request
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        if !same(presented, &csrf_token(cookie)) {
+            return Err(ApiError::forbidden(
+                "a write with the session cookie needs its X-Playgate-CSRF token",
+            ));
+        }
     }
     Ok(Caller { login, kind })
 }

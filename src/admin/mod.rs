@@ -8,10 +8,12 @@ pub mod audit;
 pub mod auth;
 pub mod import;
 pub mod ip_rules;
+pub mod login;
 pub mod openapi;
 pub mod packages;
 pub mod sessions;
 pub mod stats;
+pub mod timeline;
 pub mod tokens;
 pub mod users;
 pub mod validate;
@@ -32,6 +34,7 @@ const MAX_PAGE: i64 = 1000;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(login::no_browser_challenge))
             .app_data(json_config(MAX_JSON_BYTES))
             .app_data(query_config())
             .route("/openapi.json", web::get().to(openapi::serve))
@@ -61,6 +64,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/audit", web::get().to(audit::list))
             .route("/stats/streams", web::get().to(stats::streams))
             .route("/stats/users/{login}", web::get().to(stats::user))
+            .route("/stats/timeline", web::get().to(timeline::timeline))
+            .route("/login", web::post().to(login::login))
+            .route("/login", web::get().to(login::current))
+            .route("/logout", web::post().to(login::logout))
             .service(
                 web::resource("/import")
                     .app_data(json_config(MAX_IMPORT_BYTES))

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::users::ErrorBody;
-use super::{audit, import, ip_rules, packages, sessions, stats, tokens, users};
+use super::{audit, import, ip_rules, login, packages, sessions, stats, timeline, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +51,10 @@ use super::{audit, import, ip_rules, packages, sessions, stats, tokens, users};
         import::import,
         stats::streams,
         stats::user,
+        timeline::timeline,
+        login::login,
+        login::current,
+        login::logout,
         // Routes registered outside src/admin/: hooks, health, metrics.
         hook_decide,
         hook_astra,
@@ -65,12 +69,17 @@ use super::{audit, import, ip_rules, packages, sessions, stats, tokens, users};
         healthz,
         readyz,
         metrics,
+        ui_redirect,
+        ui_index,
+        ui_script,
+        ui_style,
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "users"), (name = "tokens"), (name = "packages"), (name = "ip-rules"),
         (name = "sessions"), (name = "audit"), (name = "import"), (name = "stats"),
+        (name = "web interface", description = "cookie sessions of the web interface at /ui/"),
         (name = "hooks", description = "called by the streaming servers"),
         (name = "operations", description = "health, readiness, metrics, this description")
     )
@@ -266,3 +275,23 @@ fn readyz() {}
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[allow(dead_code)]
 fn metrics() {}
+
+#[utoipa::path(get, path = "/ui", tag = "web interface",
+    responses((status = 308, description = "redirects to /ui/")))]
+#[allow(dead_code)]
+fn ui_redirect() {}
+
+#[utoipa::path(get, path = "/ui/", tag = "web interface",
+    responses((status = 200, description = "the web interface (HTML; strict Content-Security-Policy)")))]
+#[allow(dead_code)]
+fn ui_index() {}
+
+#[utoipa::path(get, path = "/ui/app.js", tag = "web interface",
+    responses((status = 200, description = "the web interface's script")))]
+#[allow(dead_code)]
+fn ui_script() {}
+
+#[utoipa::path(get, path = "/ui/app.css", tag = "web interface",
+    responses((status = 200, description = "the web interface's style sheet")))]
+#[allow(dead_code)]
+fn ui_style() {}

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "stats_indexes",
         sql: include_str!("../../sql/V3__stats_indexes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "ui_sessions",
+        sql: include_str!("../../sql/V5__ui_sessions.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -8,6 +8,7 @@ pub mod policy;
 pub mod sessions;
 pub mod stats;
 pub mod tokens;
+pub mod ui_sessions;
 pub mod users;
 
 use std::time::Duration;

@@ -176,3 +176,49 @@ pub async fn has_history(client: &Client, login: &str) -> Result<bool, StoreErro
         .await?
         .get(0))
 }
+
+/// One point of the concurrent-viewers timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    pub t: DateTime<Utc>,
+    pub viewers: i64,
+}
+
+/// Concurrent viewers at `from`, `from + step`, … up to `to` (inclusive):
+/// sessions (of `stream`, or of every stream) open at that instant, open
+/// ones counting until their expiry or now.
+pub async fn timeline(
+    client: &Client,
+    stream: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step_seconds: i64,
+) -> Result<Vec<TimelinePoint>, StoreError> {
+    let step = step_seconds as f64;
+    Ok(client
+        .query(
+            "WITH points AS (
+                SELECT generate_series($1::timestamptz, $2::timestamptz,
+                                       make_interval(secs => $3::float8)) AS t
+             ),
+             window_sessions AS (
+                SELECT started_at, ended_at AS to_t FROM sessions
+                 WHERE ended_at > $1 AND started_at <= $2 AND ($4::text IS NULL OR stream = $4)
+                UNION ALL
+                SELECT started_at, LEAST(expires_at, now()) FROM sessions
+                 WHERE ended_at IS NULL AND started_at <= $2 AND ($4::text IS NULL OR stream = $4)
+             )
+             SELECT p.t, count(w.started_at)
+               FROM points p
+               LEFT JOIN window_sessions w ON w.started_at <= p.t AND w.to_t > p.t
+              GROUP BY p.t ORDER BY p.t",
+            &[&from, &to, &step, &stream],
+        )
+        .await?
+        .iter()
+        .map(|row| TimelinePoint {
+            t: row.get(0),
+            viewers: row.get(1),
+        })
+        .collect())
+}

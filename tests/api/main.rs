@@ -24,3 +24,6 @@ mod reliability;
 mod sessions;
 mod soak;
 mod stats_api;
+mod ui_browser;
+mod ui_login;
+mod ui_timeline;

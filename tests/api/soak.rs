@@ -33,11 +33,14 @@ fn limit_of(user: usize) -> i32 {
 
 #[tokio::test]
 async fn limits_hold_under_random_traffic_on_two_replicas() {
-    let first = spawn_app_with(|s| s.session_duration = Duration::from_secs(3600)).await;
-    let second = spawn_on(first.db.clone(), |s| {
-        s.session_duration = Duration::from_secs(3600)
-    })
-    .await;
+    // Long sessions (no timeouts in the count) and a patient database timeout
+    // (a loaded machine must not turn queued admissions into db_unavailable).
+    let settings = |s: &mut playgate::Settings| {
+        s.session_duration = Duration::from_secs(3600);
+        s.db_timeout = Duration::from_secs(20);
+    };
+    let first = spawn_app_with(settings).await;
+    let second = spawn_on(first.db.clone(), settings).await;
     for user_index in 0..USERS {
         let token: &'static str = Box::leak(format!("token-{user_index}").into_boxed_str());
         first

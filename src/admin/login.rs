@@ -1,0 +1,176 @@
+//! `POST /api/v1/login`, `GET /api/v1/login`, `POST /api/v1/logout`: the
+//! cookie session of the web interface at `/ui/`.
+//!
+//! Sign-in takes the login and password of an `admin` or `observer` (a plain
+//! `user` is refused) and sets `playgate_session`: a random 256-bit value,
+//! HttpOnly, SameSite=Strict, Path=/, Secure when the request came over TLS
+//! (or `X-Forwarded-Proto: https`), for `SESSION_HOURS`. The database keeps
+//! only its SHA-256 and the expiry. The answer carries the CSRF token that
+//! cookie-authenticated writes must send in `X-Playgate-CSRF` (see `auth.rs`).
+//! Failed sign-ins are damped per client IP like other credential failures
+//! (`--auth-failure-limit` within `--auth-failure-window`: then 429).
+
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL, SET_COOKIE};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::{client_ip, csrf_token, session_cookie, verify_password, Caller, SESSION_COOKIE};
+use super::users::ErrorBody;
+use crate::app::AppState;
+use crate::decision::policy::UserKind;
+use crate::error::ApiError;
+use crate::store::ui_sessions;
+
+/// How long a sign-in lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LoginInput {
+    pub login: String,
+    pub password: String,
+}
+
+/// The signed-in user and the token for `X-Playgate-CSRF`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginAnswer {
+    pub login: String,
+    /// `admin` or `observer`.
+    pub kind: String,
+    pub csrf: String,
+}
+
+fn over_tls(request: &HttpRequest) -> bool {
+    request
+        .connection_info()
+        .scheme()
+        .eq_ignore_ascii_case("https")
+}
+
+fn cookie(request: &HttpRequest, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if over_tls(request) { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .expect("cookie header is ASCII")
+}
+
+/// A JSON error without `WWW-Authenticate` (a browser would pop up its own dialog).
+fn refusal(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+#[utoipa::path(post, path = "/api/v1/login", tag = "web interface", request_body = LoginInput,
+    responses((status = 200, body = LoginAnswer, description = "signed in: sets the `playgate_session` cookie (HttpOnly, SameSite=Strict)"),
+              (status = 401, body = ErrorBody, description = "wrong login or password"),
+              (status = 403, body = ErrorBody, description = "a plain `user` may not sign in"),
+              (status = 429, body = ErrorBody, description = "too many failed sign-ins from this address")))]
+pub async fn login(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    input: web::Json<LoginInput>,
+) -> Result<HttpResponse, ApiError> {
+    let limiter = state.engine.credential_failures();
+    let ip = client_ip(&request, &state);
+    if ip.is_some_and(|ip| limiter.is_limited(ip)) {
+        return Ok(refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed sign-ins; try again later",
+        ));
+    }
+    let Some(Caller { login, kind }) = verify_password(&state, &input.login, &input.password).await
+    else {
+        if let Some(ip) = ip {
+            limiter.record_failure(ip);
+        }
+        return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
+    };
+    if kind == UserKind::User {
+        return Ok(refusal(
+            StatusCode::FORBIDDEN,
+            "this account has no access to the web interface",
+        ));
+    }
+    let value = super::tokens::generate();
+    let expires_at = Utc::now() + chrono::Duration::hours(SESSION_HOURS);
+    let client = state.pool.get().await?;
+    if !ui_sessions::create(&client, &value, &login, expires_at).await? {
+        return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((SET_COOKIE, cookie(&request, &value, SESSION_HOURS * 3600)))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(LoginAnswer {
+            login,
+            kind: kind.as_str().to_string(),
+            csrf: csrf_token(&value),
+        }))
+}
+
+#[utoipa::path(get, path = "/api/v1/login", tag = "web interface",
+    responses((status = 200, body = LoginAnswer, description = "who the session cookie belongs to, and its CSRF token"),
+              (status = 401, body = ErrorBody, description = "no live session")))]
+pub async fn current(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let signed_out = || refusal(StatusCode::UNAUTHORIZED, "not signed in");
+    let Some(value) = session_cookie(&request) else {
+        return Ok(signed_out());
+    };
+    let client = state.pool.get().await?;
+    let Some((login, kind, enabled, expires_at)) = ui_sessions::find(&client, &value).await? else {
+        return Ok(signed_out());
+    };
+    let live = enabled && expires_at.is_none_or(|at| at > Utc::now());
+    if !live || kind == "user" {
+        return Ok(signed_out());
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(LoginAnswer {
+            login,
+            kind,
+            csrf: csrf_token(&value),
+        }))
+}
+
+#[utoipa::path(post, path = "/api/v1/logout", tag = "web interface",
+    responses((status = 204, description = "signed out: the session is ended and the cookie cleared")))]
+pub async fn logout(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(value) = session_cookie(&request) {
+        let client = state.pool.get().await?;
+        ui_sessions::delete(&client, &value).await?;
+    }
+    Ok(HttpResponse::NoContent()
+        .insert_header((SET_COOKIE, cookie(&request, "", 0)))
+        .finish())
+}
+
+/// Middleware of the admin scope: a browser request of the web interface
+/// (it carries the session cookie or the CSRF header) gets its 401 without
+/// `WWW-Authenticate`, so the browser shows the sign-in page, not its own
+/// Basic dialog. Other clients see the challenge as before.
+pub async fn no_browser_challenge(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let from_ui = request.headers().contains_key(super::auth::CSRF_HEADER)
+        || (request
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .is_none()
+            && session_cookie(request.request()).is_some());
+    let mut response = next.call(request).await?;
+    if from_ui {
+        response
+            .headers_mut()
+            .remove(actix_web::http::header::WWW_AUTHENTICATE);
+    }
+    Ok(response)
+}

@@ -1,0 +1,504 @@
+//! The web interface in a real browser: Debian's headless Chromium driven by
+//! chromedriver over the W3C WebDriver protocol (a small client over reqwest
+//! below), against a real playgate and PostgreSQL. Without chromium and
+//! chromium-driver the tests print that they were skipped; with `CI=true`
+//! they fail instead. Screenshots go to `target/ui-screenshots/`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|p| p.is_file())
+}
+
+/// (chromium, chromedriver), or None after saying the test is skipped.
+fn browser(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let chromium = which("chromium").or_else(|| which("chromium-browser"));
+    let driver = which("chromedriver");
+    let missing = match (&chromium, &driver) {
+        (Some(c), Some(d)) => return Some((c.clone(), d.clone())),
+        (None, _) => "chromium",
+        (_, None) => "chromium-driver",
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: {missing} is not installed (run scripts/install-test-deps)");
+    }
+    eprintln!("skipped {test}: {missing} is not installed (scripts/install-test-deps)");
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One browser: chromedriver and the WebDriver session it runs.
+struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    profile: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ending the session closes Chromium; then the driver goes.
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let _ = reqwest::Client::new()
+                    .delete(url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+            });
+        })
+        .join();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Browser {
+    async fn start(chromium: &std::path::Path, chromedriver: &std::path::Path) -> Browser {
+        let port = free_port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile =
+            std::env::temp_dir().join(format!("playgate-ui-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&profile).unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut browser = Browser {
+            driver,
+            http,
+            base,
+            session: String::new(),
+            profile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(answer) = browser
+                .http
+                .get(format!("{}/status", browser.base))
+                .send()
+                .await
+            {
+                if answer.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.to_str().unwrap(),
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--window-size=1280,900",
+                         format!("--user-data-dir={}", browser.profile.display())]
+            }
+        }}});
+        let answer: Value = browser
+            .http
+            .post(format!("{}/session", browser.base))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        browser.session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {answer}"))
+            .to_string();
+        browser
+    }
+
+    /// One WebDriver command: its `value`, or the error `value`.
+    async fn try_command(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let request = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url).json(&body.unwrap_or(json!({}))),
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        if answer["value"].get("error").is_some() {
+            return Err(answer["value"].clone());
+        }
+        Ok(answer["value"].clone())
+    }
+
+    /// One WebDriver command; its `value`, or a panic naming the command.
+    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_command(method, path, body).await {
+            Ok(value) => value,
+            Err(error) => panic!("WebDriver {method} {path}: {}", error["message"]),
+        }
+    }
+
+    /// An element command, retried while the page re-renders under it.
+    async fn on_element(&self, css: &str, action: &str, body: Option<Value>) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css).await;
+            match self
+                .try_command("POST", &format!("/element/{id}/{action}"), body.clone())
+                .await
+            {
+                Ok(_) => return,
+                Err(error) if Instant::now() < deadline => {
+                    let kind = error["error"].as_str().unwrap_or("");
+                    assert!(
+                        kind == "stale element reference" || kind == "element click intercepted",
+                        "{action} {css}: {}",
+                        error["message"]
+                    );
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                Err(error) => panic!("{action} {css}: {}", error["message"]),
+            }
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.command("POST", "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    async fn script(&self, script: &str, args: Value) -> Value {
+        self.command(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// The visible elements matching `css` now.
+    async fn all(&self, css: &str) -> Vec<String> {
+        let found = self
+            .command(
+                "POST",
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let mut visible = Vec::new();
+        for element in found.as_array().unwrap() {
+            let id = element[ELEMENT].as_str().unwrap().to_string();
+            // An element replaced meanwhile (stale) counts as not there.
+            if self
+                .try_command("GET", &format!("/element/{id}/displayed"), None)
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+            {
+                visible.push(id);
+            }
+        }
+        visible
+    }
+
+    /// Waits for a visible element matching `css`.
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(id) = self.all(css).await.into_iter().next() {
+                return id;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("failure").await;
+                panic!("no visible {css}; page: {}", self.text().await);
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    async fn text(&self) -> String {
+        self.script("return document.body.innerText;", json!([]))
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Waits until the page shows `text` (or, with `present` false, no longer shows it).
+    async fn wait_text(&self, text: &str, present: bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let page = self.text().await;
+            if page.contains(text) == present {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("failure").await;
+                panic!("waited for {text:?} present={present}; page: {page}");
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.on_element(css, "click", None).await;
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        self.on_element(css, "clear", None).await;
+        self.on_element(css, "value", Some(json!({"text": text})))
+            .await;
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let data = self.command("GET", "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap())
+            .unwrap();
+        let path = screenshot_dir().join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    async fn sign_in(&self, address: &str, login: &str, password: &str) {
+        self.goto(&format!("{address}/ui/")).await;
+        self.fill("#login", login).await;
+        self.fill("#password", password).await;
+        self.click("#login-submit").await;
+    }
+}
+
+#[tokio::test]
+async fn admin_manages_users_and_sessions_observer_only_reads() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+
+    // A wrong password shows an error and no interface.
+    browser.sign_in(&address, "root", "wrong").await;
+    browser.wait_text("Wrong login or password", true).await;
+    assert!(browser.all("#new-user").await.is_empty());
+
+    // The admin signs in and creates a package.
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.find("#new-user").await;
+    browser.goto(&format!("{address}/ui/#/packages")).await;
+    browser.click("#new-package").await;
+    browser.fill("#f-name", "basic").await;
+    browser.fill("#f-streams", "news\nsport/*").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("sport/*", true).await;
+    browser.screenshot("packages").await;
+
+    // A user: an invalid login shows the API's 422 next to the field…
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.click("#new-user").await;
+    browser.fill("#f-login", "bad login!").await;
+    browser.click("[data-testid=save]").await;
+    browser.find(".error[data-for=login]:not(:empty)").await;
+    // …a valid one with the package and a generated token is created.
+    browser.fill("#f-login", "alice").await;
+    browser.click("#f-packages option[value=basic]").await;
+    browser.click("#f-generate").await;
+    browser.click("[data-testid=save]").await;
+    let token_element = browser.find("#new-token").await;
+    let token = browser
+        .command("GET", &format!("/element/{token_element}/text"), None)
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(token.len() >= 32, "{token}");
+    browser.wait_text("token=", true).await;
+    browser.click("[data-testid=secret] .primary").await;
+    browser.wait_text("alice", true).await;
+    browser.wait_text("basic", true).await;
+    let shot = browser.screenshot("users").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // Edit (the first row is alice: users are listed by login), then disable and enable.
+    browser.click("[data-testid=edit]").await;
+    browser.fill("#f-max_sessions", "7").await;
+    browser.fill("#f-comment", "edited in the browser").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("alice saved", true).await;
+    let alice = app.admin("GET", "/api/v1/users/alice", None, 200).await;
+    assert_eq!(alice["max_sessions"], 7, "{alice}");
+    assert_eq!(alice["comment"], "edited in the browser");
+    assert_eq!(alice["packages"], json!(["basic"]));
+    browser.click("[data-testid=toggle]").await;
+    browser.wait_text("alice disabled", true).await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/users/alice", None, 200).await["enabled"],
+        false
+    );
+    browser.wait_text("Enable", true).await;
+    browser.click("[data-testid=toggle]").await;
+    browser.wait_text("alice enabled", true).await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/users/alice", None, 200).await["enabled"],
+        true
+    );
+
+    // A decision with that token opens a session; the admin kicks it.
+    let decision = app
+        .decide(with(play("news", "198.51.100.7"), json!({"token": token})))
+        .await;
+    assert_eq!(decision["allow"], true, "{decision}");
+    let session = decision["session_id"].as_str().unwrap().to_string();
+    browser.goto(&format!("{address}/ui/#/sessions")).await;
+    browser.wait_text("198.51.100.7", true).await;
+    browser.screenshot("sessions").await;
+    browser.click("[data-testid=kick]").await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("Nobody is watching", true).await;
+    assert_eq!(
+        app.session_state(&session).await,
+        (true, Some("kicked".to_string()))
+    );
+
+    // The audit log shows the kick; statistics draw a chart.
+    browser.goto(&format!("{address}/ui/#/audit")).await;
+    browser.wait_text("kick", true).await;
+    browser.screenshot("audit").await;
+    browser.goto(&format!("{address}/ui/#/stats")).await;
+    browser.find("#chart svg").await;
+    browser.screenshot("stats").await;
+
+    // Tokens: another one is created (shown once), then one is revoked.
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.wait_text("Tokens (1)", true).await;
+    browser.click("[data-testid=tokens]").await;
+    browser.fill("#token-label", "set-top box").await;
+    browser.click("#create-token").await;
+    browser.find("#new-token").await;
+    browser
+        .wait_text("only time the token is shown", true)
+        .await;
+    browser.click("[data-testid=secret] .primary").await;
+    let tokens = app
+        .admin("GET", "/api/v1/users/alice/tokens", None, 200)
+        .await;
+    assert_eq!(tokens["total"], 2, "{tokens}");
+    browser.wait_text("Tokens (2)", true).await;
+    browser.click("[data-testid=tokens]").await;
+    browser.wait_text("set-top box", true).await;
+    // The list is oldest first: the second token is the new one.
+    browser
+        .click("tbody tr:nth-child(2) [data-testid=revoke]")
+        .await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("Token revoked", true).await;
+    let tokens = app
+        .admin("GET", "/api/v1/users/alice/tokens", None, 200)
+        .await;
+    assert_eq!(tokens["total"], 1, "{tokens}");
+    browser.click("#close-tokens").await;
+
+    // Phone width: the same page, narrower columns hidden.
+    browser
+        .command(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 390, "height": 844})),
+        )
+        .await;
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.wait_text("alice", true).await;
+    browser.screenshot("users-phone").await;
+    browser
+        .command(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 1280, "height": 900})),
+        )
+        .await;
+
+    // Sign out; the observer sees everything but no write control.
+    browser.click("#logout").await;
+    browser.find("#login").await;
+    let decision = app
+        .decide(with(play("news", "198.51.100.8"), json!({"token": token})))
+        .await;
+    assert_eq!(
+        decision["allow"], true,
+        "the first token still works: {decision}"
+    );
+    browser.sign_in(&address, "watcher", "watcher-pw").await;
+    browser.wait_text("alice", true).await;
+    for page in ["users", "sessions", "packages", "ip-rules"] {
+        browser.goto(&format!("{address}/ui/#/{page}")).await;
+        browser
+            .wait_text(
+                if page == "sessions" {
+                    "198.51.100.8"
+                } else {
+                    "Sign out"
+                },
+                true,
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for control in [
+            "#new-user",
+            "#new-package",
+            "#new-rule",
+            "[data-testid=edit]",
+            "[data-testid=kick]",
+            "button.danger",
+        ] {
+            assert!(
+                browser.all(control).await.is_empty(),
+                "observer sees {control} on {page}"
+            );
+        }
+    }
+    browser.screenshot("observer").await;
+}
