@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "stats_indexes",
         sql: include_str!("../../sql/V3__stats_indexes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "open_viewer_index",
+        sql: include_str!("../../sql/V4__open_viewer_index.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {
