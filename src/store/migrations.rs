@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/V3__stats_indexes.sql"),
     },
     Migration {
+        version: 4,
+        name: "open_viewer_index",
+        sql: include_str!("../../sql/V4__open_viewer_index.sql"),
+    },
+    Migration {
         version: 5,
         name: "ui_sessions",
         sql: include_str!("../../sql/V5__ui_sessions.sql"),

@@ -82,22 +82,22 @@ pub async fn admit(
 
     let transaction = client.transaction().await?;
     if let Some(login) = admission.login {
+        let lock = transaction
+            .prepare_cached("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .await?;
         transaction
-            .execute(
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                &[&ADMISSION_LOCK_SPACE, &login],
-            )
+            .execute(&lock, &[&ADMISSION_LOCK_SPACE, &login])
             .await?;
     }
 
     let blocked = transaction
-        .query_opt(
+        .prepare_cached(
             "SELECT end_reason FROM sessions
               WHERE key = $1 AND blocked_until > now()
               ORDER BY started_at DESC LIMIT 1",
-            &[&admission.key],
         )
         .await?;
+    let blocked = transaction.query_opt(&blocked, &[&admission.key]).await?;
     if let Some(row) = blocked {
         let end_reason: Option<String> = row.get(0);
         let refusal = if end_reason.as_deref() == Some("kicked") {
@@ -120,25 +120,27 @@ pub async fn admit(
     }
     // An open row for this key that is no longer active (or belongs to another
     // user) is closed so the key can be reused.
-    transaction
-        .execute(
+    let close = transaction
+        .prepare_cached(
             "UPDATE sessions
                 SET ended_at = LEAST(expires_at, now()),
                     end_reason = CASE WHEN expires_at <= now() THEN 'timeout' ELSE 'stopped' END
               WHERE key = $1 AND ended_at IS NULL",
-            &[&admission.key],
         )
         .await?;
+    transaction.execute(&close, &[&admission.key]).await?;
 
     let mut active_sessions = 0;
     if let Some(login) = admission.login {
-        let active: Vec<Uuid> = transaction
-            .query(
+        let active = transaction
+            .prepare_cached(
                 "SELECT id FROM sessions
                   WHERE login = $1 AND ended_at IS NULL AND expires_at > now()
                   ORDER BY started_at, id",
-                &[&login],
             )
+            .await?;
+        let active: Vec<Uuid> = transaction
+            .query(&active, &[&login])
             .await?
             .iter()
             .map(|row| row.get(0))
@@ -180,14 +182,19 @@ pub async fn admit(
         }
     }
 
-    let row = transaction
-        .query_one(
+    let insert = transaction
+        .prepare_cached(
             "INSERT INTO sessions (key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
                                    expires_at, bytes)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10)
              ON CONFLICT (key) WHERE ended_at IS NULL
              DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at
              RETURNING id, xmax = 0",
+        )
+        .await?;
+    let row = transaction
+        .query_one(
+            &insert,
             &[
                 &admission.key,
                 &admission.login,
