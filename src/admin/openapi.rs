@@ -12,12 +12,13 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
-use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::users::ErrorBody;
 use super::{audit, import, ip_rules, login, packages, sessions, stats, timeline, tokens, users};
+use crate::decision::Decision;
+use crate::hooks::decide::DecideRequest;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -124,43 +125,6 @@ pub async fn serve() -> HttpResponse {
 fn openapi_json() {}
 
 // ---- Doc-only descriptions of routes whose handlers live elsewhere ----
-
-/// The generic decision request (`POST /hook/decide`).
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct DecideRequest {
-    /// Required.
-    stream: String,
-    /// Client IP, required.
-    ip: String,
-    token: Option<String>,
-    login: Option<String>,
-    password: Option<String>,
-    /// The caller's own session id.
-    session: Option<String>,
-    /// `start` (default), `refresh` or `stop`.
-    event: Option<String>,
-    protocol: Option<String>,
-    user_agent: Option<String>,
-    referer: Option<String>,
-    streamer: Option<String>,
-    bytes: Option<i64>,
-}
-
-/// Every decision (SPEC §2).
-#[derive(Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct Decision {
-    allow: bool,
-    /// One of the reason codes of SPEC §2 (`ok`, `ip_denied`, `session_kicked`, …).
-    reason: String,
-    user: Option<String>,
-    session_id: Option<uuid::Uuid>,
-    /// Seconds the answer holds.
-    duration: u64,
-    max_sessions: Option<i32>,
-    active_sessions: Option<i64>,
-}
 
 #[utoipa::path(post, path = "/hook/decide", tag = "hooks", request_body = DecideRequest,
     responses((status = 200, body = Decision, description = "the decision, also for a deny"),

@@ -16,7 +16,7 @@ use uuid::Uuid;
 pub use engine::Engine;
 
 /// The reason codes of SPEC §2, the complete set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     Ok,
@@ -202,8 +202,8 @@ impl PlayRequest {
     }
 }
 
-/// The answer, rendered by each dialect in its streamer's terms.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The answer, rendered by each dialect in its streamer's terms (SPEC §2).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub allow: bool,
     pub reason: Reason,

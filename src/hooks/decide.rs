@@ -13,14 +13,19 @@ use crate::error::ApiError;
 const DIALECT: &str = "decide";
 const MAX_STREAM_LEN: usize = 1024;
 
-#[derive(Deserialize)]
-struct DecideRequest {
+/// The generic decision request (also its OpenAPI schema).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct DecideRequest {
+    /// Required.
     stream: String,
+    /// Client IP, required.
     ip: String,
     token: Option<String>,
     login: Option<String>,
     password: Option<String>,
+    /// The caller's own session id.
     session: Option<String>,
+    /// `start` (default), `refresh` or `stop`.
     event: Option<String>,
     protocol: Option<String>,
     user_agent: Option<String>,
