@@ -283,11 +283,6 @@ async fn count_active<C: deadpool_postgres::GenericClient>(
         .get(0))
 }
 
-/// The user's active sessions now (for the answer of a denied request).
-pub async fn active_count(client: &Client, login: &str) -> Result<i64, StoreError> {
-    count_active(client, Some(login)).await
-}
-
 /// An active session found by who is watching rather than by its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveViewer {

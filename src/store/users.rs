@@ -5,7 +5,7 @@ use ipnet::IpNet;
 
 use super::{Client, StoreError};
 use crate::decision::hash_token;
-use crate::decision::policy::{RuleAction, UserKind};
+use crate::decision::policy::UserKind;
 
 /// A user to create. `password_hash` is already bcrypt: hashing is slow and
 /// belongs off the async executor, in the caller.
@@ -77,40 +77,6 @@ pub async fn add_token(
         .query_one(
             "INSERT INTO tokens (user_id, hash, label, expires_at) VALUES ($1, $2, $3, $4) RETURNING id",
             &[&user_id, &hash, &label, &expires_at],
-        )
-        .await?
-        .get(0))
-}
-
-pub async fn create_package(
-    client: &Client,
-    name: &str,
-    comment: &str,
-    streams: &[String],
-) -> Result<i64, StoreError> {
-    Ok(client
-        .query_one(
-            "INSERT INTO packages (name, comment, streams) VALUES ($1, $2, $3) RETURNING id",
-            &[&name, &comment, &streams],
-        )
-        .await?
-        .get(0))
-}
-
-pub async fn create_ip_rule(
-    client: &Client,
-    network: IpNet,
-    action: RuleAction,
-    comment: &str,
-) -> Result<i64, StoreError> {
-    let action = match action {
-        RuleAction::Allow => "allow",
-        RuleAction::Deny => "deny",
-    };
-    Ok(client
-        .query_one(
-            "INSERT INTO ip_rules (network, action, comment) VALUES ($1::text::cidr, $2, $3) RETURNING id",
-            &[&network.trunc().to_string(), &action, &comment],
         )
         .await?
         .get(0))

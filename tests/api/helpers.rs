@@ -192,14 +192,14 @@ impl TestApp {
 
     pub async fn package(&self, name: &str, streams: &[&str]) {
         let streams: Vec<String> = streams.iter().map(|s| s.to_string()).collect();
-        users::create_package(&self.db().await, name, "", &streams)
+        playgate::store::packages::insert(&self.db().await, name, "", &streams)
             .await
             .unwrap();
         self.reload().await;
     }
 
     pub async fn ip_rule(&self, network: &str, action: RuleAction) {
-        users::create_ip_rule(
+        playgate::store::ip_rules::insert(
             &self.db().await,
             parse_network(network).unwrap(),
             action,
