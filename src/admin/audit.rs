@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::auth::ObserverUser;
 use super::users::ErrorBody;
-use super::{Page, PageQuery};
+use super::{page_bounds, Page};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::audit::{self, AuditFilter, AuditRow};
@@ -31,11 +31,7 @@ pub async fn list(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let (limit, offset) = PageQuery {
-        limit: query.limit,
-        offset: query.offset,
-    }
-    .bounds()?;
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
     let filter = AuditFilter {
         actor: query.actor,
         object_type: query.object_type,

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::auth::{AdminUser, ObserverUser};
 use super::users::ErrorBody;
-use super::{reload_policy, validate, Page, PageQuery};
+use super::{page_bounds, reload_policy, validate, Page};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::audit;
@@ -43,11 +43,7 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<IpRuleQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = PageQuery {
-        limit: query.limit,
-        offset: query.offset,
-    }
-    .bounds()?;
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
     if let Some(action) = &query.action {
         validate::action(action)?;
     }

@@ -112,16 +112,22 @@ pub struct PageQuery {
 impl PageQuery {
     /// (limit, offset), validated.
     pub fn bounds(&self) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if limit < 1 {
-            return Err(ApiError::invalid("limit", "limit must be at least 1"));
-        }
-        let offset = self.offset.unwrap_or(0);
-        if offset < 0 {
-            return Err(ApiError::invalid("offset", "offset must not be negative"));
-        }
-        Ok((limit.min(MAX_PAGE), offset))
+        page_bounds(self.limit, self.offset)
     }
+}
+
+/// (limit, offset) of a list request, validated; for query types that carry
+/// their own filters next to `limit` and `offset`.
+pub fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if limit < 1 {
+        return Err(ApiError::invalid("limit", "limit must be at least 1"));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "offset must not be negative"));
+    }
+    Ok((limit.min(MAX_PAGE), offset))
 }
 
 /// Every list answer: one page and the total number of matching items.

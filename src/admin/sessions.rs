@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::auth::{AdminUser, ObserverUser};
 use super::users::ErrorBody;
-use super::{Page, PageQuery};
+use super::{page_bounds, Page};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::audit;
@@ -40,11 +40,7 @@ pub async fn list(
     query: web::Query<SessionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let (limit, offset) = PageQuery {
-        limit: query.limit,
-        offset: query.offset,
-    }
-    .bounds()?;
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
     let ended = match query.state.as_deref() {
         None | Some("active") => false,
         Some("ended") => true,

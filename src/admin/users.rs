@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::auth::{AdminUser, ObserverUser};
-use super::{reload_policy, tokens, validate, Page, PageQuery};
+use super::{page_bounds, reload_policy, tokens, validate, Page};
 use crate::app::AppState;
 use crate::decision::policy::UserKind;
 use crate::error::ApiError;
@@ -215,11 +215,7 @@ pub async fn list(
     query: web::Query<UserListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let (limit, offset) = PageQuery {
-        limit: query.limit,
-        offset: query.offset,
-    }
-    .bounds()?;
+    let (limit, offset) = page_bounds(query.limit, query.offset)?;
     if let Some(kind) = &query.kind {
         validate::kind(kind)?;
     }
