@@ -11,10 +11,12 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::decision::engine::HEARTBEAT_INTERVAL;
 use crate::decision::Engine;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::policy_view::PolicyView;
+use crate::store::listen::Listener;
 use crate::store::{self, migrations, sessions, stats, users, StoreError};
 
 /// Largest request body any route accepts.
@@ -22,6 +24,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 const KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// In-flight requests get this long to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
+/// Channel of `sql/V6__session_ended_notify.sql`.
+const SESSION_ENDED_CHANNEL: &str = "playgate_session_ended";
+const LISTEN_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// Shared by every handler (as `web::Data`).
 pub struct AppState {
@@ -91,6 +96,15 @@ impl Application {
             Arc::clone(&state.metrics),
             stop_signal.clone(),
         ));
+        tokio::spawn(write_heartbeats(
+            Arc::clone(&state.engine),
+            stop_signal.clone(),
+        ));
+        tokio::spawn(follow_session_ends(
+            Arc::clone(&state.engine),
+            settings.database_url.clone(),
+            stop_signal.clone(),
+        ));
         tokio::spawn(read_cluster_gauges(
             pool,
             settings.stats_interval,
@@ -157,6 +171,10 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.background.send(true);
+        // The last refreshes answered from memory.
+        if let Err(e) = self.state.engine.write_heartbeats().await {
+            log::warn!("writing the last heartbeats failed: {e}");
+        }
         result
     }
 }
@@ -235,6 +253,51 @@ async fn sweep_sessions(
                 }
             }
             Err(e) => log::warn!("session sweep failed: {e}"),
+        }
+    }
+}
+
+/// Refreshes answered from memory reach PostgreSQL in one batch per interval.
+async fn write_heartbeats(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    while tick(HEARTBEAT_INTERVAL, &mut stop).await {
+        if let Err(e) = engine.write_heartbeats().await {
+            log::warn!("writing heartbeats failed: {e}");
+        }
+    }
+}
+
+/// Sessions ended through another replica (or by the sweeper) are forgotten
+/// here as soon as PostgreSQL announces it.
+async fn follow_session_ends(
+    engine: Arc<Engine>,
+    database_url: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match Listener::connect(&database_url, &[SESSION_ENDED_CHANNEL]).await {
+            Ok(mut listener) => {
+                // Ends announced while no one listened are unknown.
+                engine.forget_all_sessions();
+                loop {
+                    tokio::select! {
+                        received = listener.next() => match received {
+                            Ok(ended) => match ended.payload.parse() {
+                                Ok(session_id) => engine.forget_session(session_id),
+                                Err(_) => log::warn!("unexpected session end payload"),
+                            },
+                            Err(e) => {
+                                log::warn!("session end listener: {e}; reconnecting");
+                                break;
+                            }
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+            Err(e) => log::warn!("session end listener: {e}; reconnecting"),
+        }
+        if !tick(LISTEN_RECONNECT_DELAY, &mut stop).await {
+            return;
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct Metrics {
     decisions_total: IntCounterVec,
     decision_duration_seconds: HistogramVec,
     sessions_started_total: IntCounterVec,
+    session_refreshes_total: IntCounterVec,
     /// Fractional seconds are kept as milliseconds-precision f64 counters.
     watch_seconds_total: prometheus::CounterVec,
     viewers: IntGaugeVec,
@@ -104,6 +105,17 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let session_refreshes_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "playgate_session_refreshes_total",
+                    "Refreshes of active sessions allowed, by where they were answered: from this replica's memory (written in batches) or by the database.",
+                ),
+                &["source"],
+            )
+            .expect("valid metric"),
+        );
         let watch_seconds_total = register(
             &registry,
             prometheus::CounterVec::new(
@@ -166,6 +178,7 @@ impl Metrics {
             decisions_total,
             decision_duration_seconds,
             sessions_started_total,
+            session_refreshes_total,
             watch_seconds_total,
             viewers,
             active_sessions,
@@ -192,6 +205,14 @@ impl Metrics {
         let label = self.stream_labels.label(stream);
         self.sessions_started_total
             .with_label_values(&[label.as_str()])
+            .inc();
+    }
+
+    /// `from_memory`: answered without asking the database.
+    pub fn session_refreshed(&self, from_memory: bool) {
+        let source = if from_memory { "memory" } else { "database" };
+        self.session_refreshes_total
+            .with_label_values(&[source])
             .inc();
     }
 

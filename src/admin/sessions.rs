@@ -96,6 +96,8 @@ pub async fn kick(
     if !sessions::kick(&client, session, state.engine.session_duration()).await? {
         return Err(ApiError::conflict("id", "the session has already ended"));
     }
+    // In force on this replica before the answer; the others hear of it by notification.
+    state.engine.forget_session(session);
     audit::record(
         &client,
         caller.login(),

@@ -399,6 +399,7 @@ pub async fn delete(
     transaction.commit().await?;
     reload_policy(&state).await;
     let ended = sessions::end_all_for_user(&client, &login, "kicked").await?;
+    state.engine.forget_user_sessions(&login);
     if ended > 0 {
         log::info!("user '{login}' deleted: {ended} active sessions ended");
     }

@@ -1,13 +1,14 @@
 //! Runs a `PlayRequest` through the whole decision: the pure policy (steps
 //! 1–5) against the in-memory view, then admission (steps 6–8) in PostgreSQL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use deadpool_postgres::Pool;
+use uuid::Uuid;
 
+use super::live::{self, LiveSessions, Viewer};
 use super::policy::{self, PolicySnapshot};
 use super::{Decision, Event, PlayRequest, Reason};
 use crate::config::{LimitPolicy, OnDbError, Settings};
@@ -15,45 +16,15 @@ use crate::credentials::VerifiedCredentials;
 use crate::metrics::Metrics;
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
-use crate::store::sessions::{self, Admission, AdmitOutcome, Refusal};
+use crate::store::sessions::{self, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::StoreError;
 use crate::upstream::ministra::{MinistraClient, Verdict};
 
-/// Beyond this many remembered sessions, expired ones are pruned.
-const RECENT_MAX_ENTRIES: usize = 100_000;
-
-/// Sessions this replica admitted recently, so that their refreshes keep
-/// being allowed through a database outage (for a bounded time).
-#[derive(Default)]
-struct RecentSessions {
-    entries: Mutex<HashMap<String, (uuid::Uuid, Instant)>>,
-}
-
-impl RecentSessions {
-    fn remember(&self, key: &str, session_id: uuid::Uuid, keep_until: Instant) {
-        let mut entries = self.entries.lock().expect("recent sessions lock");
-        if entries.len() >= RECENT_MAX_ENTRIES && !entries.contains_key(key) {
-            let now = Instant::now();
-            entries.retain(|_, (_, until)| *until > now);
-        }
-        entries.insert(key.to_string(), (session_id, keep_until));
-    }
-
-    fn forget(&self, key: &str) {
-        self.entries
-            .lock()
-            .expect("recent sessions lock")
-            .remove(key);
-    }
-
-    fn active(&self, key: &str) -> Option<uuid::Uuid> {
-        let entries = self.entries.lock().expect("recent sessions lock");
-        entries
-            .get(key)
-            .filter(|(_, until)| *until > Instant::now())
-            .map(|(id, _)| *id)
-    }
-}
+/// How often the refreshes answered from memory are written, as one batch.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+/// A session is answered from memory only while its row has this long to
+/// live: room for a few batches to extend it, even slow ones.
+const LIVE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Who a session is admitted for, and for how long the answer holds.
 struct Grantee<'a> {
@@ -72,10 +43,9 @@ pub struct Engine {
     limit_policy: LimitPolicy,
     on_db_error: OnDbError,
     db_timeout: Duration,
-    outage_grace: Duration,
     verified: VerifiedCredentials,
     failures: FailureLimiter,
-    recent: RecentSessions,
+    live: LiveSessions,
     ministra: Option<MinistraClient>,
 }
 
@@ -95,13 +65,12 @@ impl Engine {
             limit_policy: settings.limit_policy,
             on_db_error: settings.on_db_error,
             db_timeout: settings.db_timeout,
-            outage_grace: settings.outage_grace,
             verified: VerifiedCredentials::default(),
             failures: FailureLimiter::new(
                 settings.auth_failure_limit,
                 settings.auth_failure_window,
             ),
-            recent: RecentSessions::default(),
+            live: LiveSessions::new(LIVE_MARGIN, settings.outage_grace),
             ministra: settings.ministra_url.as_deref().map(MinistraClient::new),
         }
     }
@@ -246,7 +215,7 @@ impl Engine {
             hold: duration + self.session_grace,
             block: duration,
         };
-        let mut decision = match self.admit(&admission).await {
+        let mut decision = match self.admit(request, &admission).await {
             Ok(AdmitOutcome::Allowed {
                 session_id,
                 active_sessions,
@@ -256,8 +225,6 @@ impl Engine {
                 if started {
                     self.metrics.session_started(&request.stream);
                 }
-                let keep_until = Instant::now() + admission.hold + self.outage_grace;
-                self.recent.remember(key, session_id, keep_until);
                 self.metrics.watched(&request.stream, watched_seconds);
                 Decision {
                     session_id: Some(session_id),
@@ -280,7 +247,7 @@ impl Engine {
             }
             Err(e) => {
                 log::warn!("session admission failed: {e}");
-                match (self.recent.active(key), self.on_db_error) {
+                match (self.live.outage_answer(key), self.on_db_error) {
                     // An active session keeps playing through an outage, for a bounded time.
                     (Some(session_id), _) => Decision {
                         session_id: Some(session_id),
@@ -305,36 +272,41 @@ impl Engine {
         {
             return None;
         }
-        let client_ip = policy::canonical_ip(request.client_ip);
-        let found = self
-            .bounded(async {
-                let client = self.pool.get().await?;
-                sessions::find_active_viewer(
-                    &client,
-                    request.dialect,
-                    &request.stream,
-                    client_ip,
-                    &request.user_agent,
-                )
-                .await
-            })
-            .await;
-        let viewer = match found {
-            Ok(Some(viewer)) => viewer,
-            Ok(None) => return None,
-            Err(e) => {
-                log::warn!("session lookup failed: {e}");
-                return None;
+        let viewer = viewer_of(request);
+        let (key, login) = match self.live.latest_of(&viewer) {
+            Some(known) => known,
+            None => {
+                let found = self
+                    .bounded(async {
+                        let client = self.pool.get().await?;
+                        sessions::find_active_viewer(
+                            &client,
+                            viewer.dialect,
+                            &viewer.stream,
+                            viewer.client_ip,
+                            &viewer.user_agent,
+                        )
+                        .await
+                    })
+                    .await;
+                match found {
+                    Ok(Some(found)) => (found.key, found.login),
+                    Ok(None) => return None,
+                    Err(e) => {
+                        log::warn!("session lookup failed: {e}");
+                        return None;
+                    }
+                }
             }
         };
         // Anonymous (allow-listed) viewers are decided by their IP as they are.
-        let login = viewer.login?;
+        let login = login?;
         // The credentials were checked when the session started; re-check
         // what can change since, as a refresh does.
         let (user, verdict) = policy::recheck_session_user(
             &self.policy.snapshot(),
             &login,
-            client_ip,
+            viewer.client_ip,
             &request.stream,
             Utc::now(),
         )?;
@@ -348,7 +320,7 @@ impl Engine {
         Some(
             self.admit_session(
                 request,
-                &viewer.key,
+                &key,
                 Grantee {
                     login: Some(&login),
                     max_sessions: user.max_sessions,
@@ -397,17 +369,118 @@ impl Engine {
             .unwrap_or_else(|_| Err(StoreError::Other("database did not answer in time".into())))
     }
 
-    async fn admit(&self, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-        self.bounded(async {
-            let mut client = self.pool.get().await?;
-            sessions::admit(&mut client, admission).await
-        })
-        .await
+    /// Steps 6–8. A refresh of a session this replica answered for is
+    /// answered from memory, its heartbeat written with the next batch;
+    /// anything else is decided by PostgreSQL.
+    async fn admit(
+        &self,
+        request: &PlayRequest,
+        admission: &Admission<'_>,
+    ) -> Result<AdmitOutcome, StoreError> {
+        if let Some(hit) = self.live.refresh(
+            admission.key,
+            admission.login,
+            admission.hold,
+            admission.bytes,
+        ) {
+            self.metrics.session_refreshed(true);
+            return Ok(AdmitOutcome::Allowed {
+                session_id: hit.session_id,
+                active_sessions: hit.active_sessions,
+                started: false,
+                // Counted when the heartbeat is written.
+                watched_seconds: 0.0,
+            });
+        }
+        let asked_at = Instant::now();
+        let outcome = self
+            .bounded(async {
+                let mut client = self.pool.get().await?;
+                sessions::admit(&mut client, admission).await
+            })
+            .await?;
+        if let AdmitOutcome::Allowed {
+            session_id,
+            active_sessions,
+            started,
+            ..
+        } = outcome
+        {
+            if !started {
+                self.metrics.session_refreshed(false);
+            }
+            let admitted = live::Admitted {
+                session_id,
+                login: admission.login.map(str::to_string),
+                viewer: viewer_of(request),
+                hold: admission.hold,
+                active_sessions,
+                asked_at,
+            };
+            self.live.admitted(admission.key, admitted);
+        }
+        Ok(outcome)
+    }
+
+    /// Writes the refreshes answered from memory since the last batch, in
+    /// one statement; returns how many sessions it covered.
+    pub async fn write_heartbeats(&self) -> Result<usize, StoreError> {
+        let beats = self.live.take_beats();
+        if beats.is_empty() {
+            return Ok(0);
+        }
+        let now = Instant::now();
+        let rows: Vec<Heartbeat> = beats
+            .iter()
+            .map(|beat| Heartbeat {
+                session_id: beat.session_id,
+                age: now.saturating_duration_since(beat.seen_at),
+                hold: beat.hold,
+                bytes: beat.bytes,
+            })
+            .collect();
+        let written = self
+            .bounded(async {
+                let client = self.pool.get().await?;
+                sessions::heartbeat(&client, &rows).await
+            })
+            .await;
+        match written {
+            Ok(extended) => {
+                for row in &extended {
+                    self.metrics.watched(&row.stream, row.watched_seconds);
+                }
+                let ids: Vec<Uuid> = extended.iter().map(|row| row.session_id).collect();
+                self.live.written(&beats, &ids);
+                Ok(beats.len())
+            }
+            Err(e) => {
+                self.live.unwritten(beats);
+                Err(e)
+            }
+        }
+    }
+
+    /// A session ended (through this replica, or announced by PostgreSQL):
+    /// its next refresh is decided by the database.
+    pub fn forget_session(&self, session_id: Uuid) {
+        self.live.forget_session(session_id);
+    }
+
+    /// A user's sessions were ended (the account was deleted).
+    pub fn forget_user_sessions(&self, login: &str) {
+        self.live.forget_login(login);
+    }
+
+    /// Announcements may have been missed (the listening connection was
+    /// down): every next refresh is decided by the database again.
+    pub fn forget_all_sessions(&self) {
+        self.live.clear();
     }
 
     /// A stop always succeeds for the streamer; it ends the session if there is one.
     async fn stop(&self, request: &PlayRequest, key: &str) -> Decision {
-        self.recent.forget(key);
+        self.live.forget_key(key);
         let stopped = self
             .bounded(async {
                 let client = self.pool.get().await?;
@@ -449,5 +522,15 @@ impl Engine {
             return Some(false);
         };
         Some(self.verified.verify(login, password, &hash).await)
+    }
+}
+
+/// Who is fetching: how a request without credentials finds its session.
+fn viewer_of(request: &PlayRequest) -> Viewer {
+    Viewer {
+        dialect: request.dialect,
+        stream: request.stream.clone(),
+        client_ip: policy::canonical_ip(request.client_ip),
+        user_agent: request.user_agent.clone(),
     }
 }

@@ -5,6 +5,7 @@
 //! connection limits, the session row) against PostgreSQL.
 
 pub mod engine;
+pub mod live;
 pub mod policy;
 
 use std::net::IpAddr;

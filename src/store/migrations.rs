@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ui_sessions",
         sql: include_str!("../../sql/V5__ui_sessions.sql"),
     },
+    Migration {
+        version: 6,
+        name: "session_ended_notify",
+        sql: include_str!("../../sql/V6__session_ended_notify.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -269,6 +269,69 @@ async fn refresh_active<C: deadpool_postgres::GenericClient>(
     }))
 }
 
+/// One refresh answered from memory, to be written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heartbeat {
+    pub session_id: Uuid,
+    /// How long ago the refresh was answered; the database's clock places it.
+    pub age: Duration,
+    pub hold: Duration,
+    pub bytes: Option<i64>,
+}
+
+/// A row a heartbeat extended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Extended {
+    pub session_id: Uuid,
+    pub stream: String,
+    /// Seconds watched since the row was last seen.
+    pub watched_seconds: f64,
+}
+
+/// Writes a batch of heartbeats in one statement: each active row is seen
+/// again and extended by its hold. Rows that ended or expired meanwhile are
+/// left alone (and missing from the answer). Rows are locked in id order so
+/// that two batches cannot deadlock.
+pub async fn heartbeat(client: &Client, beats: &[Heartbeat]) -> Result<Vec<Extended>, StoreError> {
+    if beats.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = beats.iter().map(|beat| beat.session_id).collect();
+    let ages: Vec<f64> = beats.iter().map(|beat| seconds(beat.age)).collect();
+    let holds: Vec<f64> = beats.iter().map(|beat| seconds(beat.hold)).collect();
+    let bytes: Vec<Option<i64>> = beats.iter().map(|beat| beat.bytes).collect();
+    let statement = client
+        .prepare_cached(
+            "WITH beat AS (
+                SELECT id, now() - make_interval(secs => age) AS seen, hold, bytes
+                  FROM unnest($1::uuid[], $2::float8[], $3::float8[], $4::int8[]) AS b(id, age, hold, bytes)),
+             previous AS (
+                SELECT s.id, s.last_seen_at FROM sessions s JOIN beat USING (id)
+                 WHERE s.ended_at IS NULL AND s.expires_at > now()
+                 ORDER BY s.id FOR UPDATE OF s)
+             UPDATE sessions s
+                SET last_seen_at = GREATEST(s.last_seen_at, beat.seen),
+                    expires_at = GREATEST(s.expires_at, beat.seen + make_interval(secs => beat.hold)),
+                    bytes = COALESCE(beat.bytes, s.bytes)
+               FROM beat, previous
+              WHERE s.id = beat.id AND previous.id = s.id
+          RETURNING s.id, s.stream,
+                    GREATEST(extract(epoch FROM beat.seen - previous.last_seen_at), 0)::float8",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&ids, &ages, &holds, &bytes])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Extended {
+            session_id: row.get(0),
+            stream: row.get(1),
+            watched_seconds: row.get(2),
+        })
+        .collect())
+}
+
 async fn count_active<C: deadpool_postgres::GenericClient>(
     client: &C,
     login: Option<&str>,

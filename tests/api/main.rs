@@ -17,6 +17,7 @@ mod hook_ome;
 mod hook_srs;
 mod import_astra;
 mod lifecycle;
+mod live_sessions;
 mod metrics;
 mod ministra;
 mod private_pg;
