@@ -17,6 +17,11 @@ use uuid::Uuid;
 
 /// Beyond this many entries, those that can no longer answer are pruned.
 const MAX_ENTRIES: usize = 200_000;
+/// A session's row is written at most this often (or a quarter of its hold,
+/// if shorter): every write updates the row and its indexes, and a player
+/// fetching a segment a second would otherwise cost a row update a second.
+/// The newest heartbeat is never dropped, only delayed.
+const WRITE_SPACING: Duration = Duration::from_secs(5);
 
 /// Who fetches a stream: how a forward-auth request without credentials (an
 /// HLS segment) finds the session its playlist request started.
@@ -66,6 +71,8 @@ struct Entry {
     hold: Duration,
     /// The row stays active in PostgreSQL at least until then.
     db_expires: Instant,
+    /// When the row was last written (or asked for) by this replica.
+    written_at: Instant,
     active_sessions: i64,
     pending: Option<(Instant, Option<i64>)>,
 }
@@ -148,9 +155,11 @@ impl LiveSessions {
             viewer: admitted.viewer.clone(),
             hold: admitted.hold,
             db_expires,
+            written_at: admitted.asked_at,
             active_sessions: admitted.active_sessions,
             pending: None,
         });
+        entry.written_at = entry.written_at.max(admitted.asked_at);
         entry.login = admitted.login;
         entry.hold = admitted.hold;
         entry.db_expires = entry.db_expires.max(db_expires);
@@ -231,7 +240,8 @@ impl LiveSessions {
         }
     }
 
-    /// The queued heartbeats, one per session, for one batch.
+    /// The queued heartbeats due for a batch: one per session, of sessions
+    /// not written for `WRITE_SPACING`.
     pub fn take_beats(&self) -> Vec<Beat> {
         let mut inner = self.lock();
         let now = Instant::now();
@@ -240,6 +250,11 @@ impl LiveSessions {
             .by_key
             .values_mut()
             .filter_map(|entry| {
+                let spacing = WRITE_SPACING.min(entry.hold / 4);
+                if entry.pending.is_none() || now < entry.written_at + spacing {
+                    return None;
+                }
+                entry.written_at = now;
                 let (seen_at, bytes) = entry.pending.take()?;
                 Some(Beat {
                     session_id: entry.session_id,
@@ -283,6 +298,11 @@ impl LiveSessions {
                 if entry.pending.is_none() {
                     entry.pending = Some((beat.seen_at, beat.bytes));
                 }
+                // Due again at the next batch.
+                entry.written_at = entry
+                    .written_at
+                    .checked_sub(WRITE_SPACING)
+                    .unwrap_or(entry.written_at);
             }
         }
     }
@@ -330,11 +350,16 @@ mod tests {
         }
     }
 
+    /// Admitted long enough ago for its first heartbeat to be due.
+    fn a_while_ago() -> Instant {
+        Instant::now() - WRITE_SPACING - Duration::from_millis(1)
+    }
+
     #[test]
     fn refresh_is_answered_and_queues_one_beat_per_session() {
         let live = live();
         let id = Uuid::new_v4();
-        live.admitted("k", admitted(id, Some("alice"), Instant::now(), HOLD));
+        live.admitted("k", admitted(id, Some("alice"), a_while_ago(), HOLD));
         for bytes in [Some(10), None, Some(30)] {
             let hit = live.refresh("k", Some("alice"), HOLD, bytes).unwrap();
             assert_eq!(hit.session_id, id);
@@ -343,6 +368,24 @@ mod tests {
         assert_eq!(beats.len(), 1);
         assert_eq!(beats[0].bytes, Some(30));
         assert!(live.take_beats().is_empty(), "a beat is taken once");
+    }
+
+    #[test]
+    fn a_row_is_written_at_most_once_per_spacing() {
+        let live = live();
+        live.admitted("k", admitted(Uuid::new_v4(), None, Instant::now(), HOLD));
+        live.refresh("k", None, HOLD, None).unwrap();
+        assert!(live.take_beats().is_empty(), "just written");
+        // A short hold writes sooner: a quarter of it.
+        let hold = Duration::from_millis(3200);
+        live.admitted(
+            "short",
+            admitted(Uuid::new_v4(), None, Instant::now(), hold),
+        );
+        live.refresh("short", None, hold, None).unwrap();
+        assert!(live.take_beats().is_empty());
+        std::thread::sleep(hold / 4);
+        assert_eq!(live.take_beats().len(), 1);
     }
 
     #[test]
@@ -399,7 +442,7 @@ mod tests {
     #[test]
     fn failed_batches_keep_their_beats() {
         let live = live();
-        live.admitted("k", admitted(Uuid::new_v4(), None, Instant::now(), HOLD));
+        live.admitted("k", admitted(Uuid::new_v4(), None, a_while_ago(), HOLD));
         live.refresh("k", None, HOLD, Some(5)).unwrap();
         let beats = live.take_beats();
         live.unwritten(beats.clone());

@@ -47,7 +47,12 @@ where
 
 #[tokio::test]
 async fn refreshes_are_answered_from_memory_and_written_in_batches() {
-    let app = spawn_app().await;
+    // Rows of 8 s are written at most every 2 s (a quarter of their hold).
+    let app = spawn_app_with(|settings| {
+        settings.session_duration = Duration::from_secs(8);
+        settings.session_grace = Duration::ZERO;
+    })
+    .await;
     app.create(user("alice").token("t1")).await;
     let started = app.decide(player("p1", "start")).await;
     assert_eq!(reason(&started), "ok");

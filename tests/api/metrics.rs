@@ -155,7 +155,8 @@ async fn an_hour_of_watching_adds_an_hour_however_it_ended() {
         )
         .await
         .unwrap();
-    // Refreshed every duration so far: the last minute accrues now.
+    // Refreshed every duration so far: the last minute accrues when the
+    // heartbeat is written (answered from memory, written within seconds).
     app.decide(request("refreshed", "refresh")).await;
     app.decide(request("stopped", "stop")).await;
     // The abandoned one expired without a stop: the sweeper counts it.
@@ -170,6 +171,7 @@ async fn an_hour_of_watching_adds_an_hour_however_it_ended() {
         .unwrap();
     let samples = metrics_until(&app, |s| {
         stream_sample(s, "playgate_watch_seconds_total", "abandoned") > 0.0
+            && stream_sample(s, "playgate_watch_seconds_total", "refreshed") > 0.0
     })
     .await;
     let near = |value: f64, expected: f64| (value - expected).abs() < 2.0;
