@@ -395,8 +395,8 @@ impl Engine {
         let asked_at = Instant::now();
         let outcome = self
             .bounded(async {
-                let mut client = self.pool.get().await?;
-                sessions::admit(&mut client, admission).await
+                let client = self.pool.get().await?;
+                sessions::admit(&client, admission).await
             })
             .await?;
         if let AdmitOutcome::Allowed {

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "session_ended_notify",
         sql: include_str!("../../sql/V6__session_ended_notify.sql"),
     },
+    Migration {
+        version: 8,
+        name: "admit_function",
+        sql: include_str!("../../sql/V8__admit_function.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -2,8 +2,9 @@
 //!
 //! A session is active while `ended_at IS NULL AND expires_at > now()`.
 //! Connection limits are kept exact by serialising the admissions of one user
-//! with a transaction-scoped advisory lock on the login: every replica on the
-//! same database takes the same lock.
+//! with a transaction-scoped advisory lock on the login (inside the
+//! `playgate_admit` function, sql/V8): every replica on the same database
+//! takes the same lock.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -14,8 +15,6 @@ use uuid::Uuid;
 use super::{Client, StoreError};
 use crate::config::LimitPolicy;
 
-/// Namespace of the per-user admission locks (two-key advisory locks).
-const ADMISSION_LOCK_SPACE: i32 = 0x7067; // "pg"
 /// Lock that lets one replica at a time run the sweeper.
 const SWEEP_LOCK: i64 = 0x0070_6773_7765_6570; // "pgsweep"
 
@@ -68,205 +67,55 @@ fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
-/// Steps 6–8: refuse a recently kicked key, enforce the limit, then start or
-/// refresh the session row.
-pub async fn admit(
-    client: &mut Client,
-    admission: &Admission<'_>,
-) -> Result<AdmitOutcome, StoreError> {
-    // Fast path, the bulk of traffic: a refresh of a session that is active.
-    // It never counts against its own limit, so it needs no lock.
-    if let Some(outcome) = refresh_active(client, admission).await? {
-        return Ok(outcome);
-    }
-
-    let transaction = client.transaction().await?;
-    if let Some(login) = admission.login {
-        let lock = transaction
-            .prepare_cached("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .await?;
-        transaction
-            .execute(&lock, &[&ADMISSION_LOCK_SPACE, &login])
-            .await?;
-    }
-
-    let blocked = transaction
+/// Steps 6–8 in one round trip (`playgate_admit`, sql/V8): refresh the
+/// active session under this key, else refuse a recently kicked key, enforce
+/// the limit under the user's advisory lock, and start the session.
+pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
+    let statement = client
         .prepare_cached(
-            "SELECT end_reason FROM sessions
-              WHERE key = $1 AND blocked_until > now()
-              ORDER BY started_at DESC LIMIT 1",
+            "SELECT o_refusal, o_session_id, o_active, o_started, o_watched
+               FROM playgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .await?;
-    let blocked = transaction.query_opt(&blocked, &[&admission.key]).await?;
-    if let Some(row) = blocked {
-        let end_reason: Option<String> = row.get(0);
-        let refusal = if end_reason.as_deref() == Some("kicked") {
-            Refusal::Kicked
-        } else {
-            Refusal::Limit
-        };
-        let active_sessions = count_active(&transaction, admission.login).await?;
-        transaction.commit().await?;
-        return Ok(AdmitOutcome::Refused {
-            refusal,
-            active_sessions,
-        });
-    }
-
-    // Another request with the same key may have started it while we waited for the lock.
-    if let Some(outcome) = refresh_active(&transaction, admission).await? {
-        transaction.commit().await?;
-        return Ok(outcome);
-    }
-    // An open row for this key that is no longer active (or belongs to another
-    // user) is closed so the key can be reused.
-    let close = transaction
-        .prepare_cached(
-            "UPDATE sessions
-                SET ended_at = LEAST(expires_at, now()),
-                    end_reason = CASE WHEN expires_at <= now() THEN 'timeout' ELSE 'stopped' END
-              WHERE key = $1 AND ended_at IS NULL",
-        )
-        .await?;
-    transaction.execute(&close, &[&admission.key]).await?;
-
-    let mut active_sessions = 0;
-    if let Some(login) = admission.login {
-        let active = transaction
-            .prepare_cached(
-                "SELECT id FROM sessions
-                  WHERE login = $1 AND ended_at IS NULL AND expires_at > now()
-                  ORDER BY started_at, id",
-            )
-            .await?;
-        let active: Vec<Uuid> = transaction
-            .query(&active, &[&login])
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        active_sessions = active.len() as i64;
-        if let Some(limit) = admission.max_sessions {
-            let limit = limit.max(0) as usize;
-            if active.len() >= limit {
-                match admission.limit_policy {
-                    LimitPolicy::RejectNew => {
-                        transaction.commit().await?;
-                        return Ok(AdmitOutcome::Refused {
-                            refusal: Refusal::Limit,
-                            active_sessions,
-                        });
-                    }
-                    LimitPolicy::KickOldest if limit == 0 => {
-                        transaction.commit().await?;
-                        return Ok(AdmitOutcome::Refused {
-                            refusal: Refusal::Limit,
-                            active_sessions,
-                        });
-                    }
-                    LimitPolicy::KickOldest => {
-                        let oldest = &active[..active.len() + 1 - limit];
-                        transaction
-                            .execute(
-                                "UPDATE sessions
-                                    SET ended_at = now(), end_reason = 'limit',
-                                        blocked_until = now() + make_interval(secs => $2)
-                                  WHERE id = ANY($1)",
-                                &[&oldest, &seconds(admission.block)],
-                            )
-                            .await?;
-                        active_sessions -= oldest.len() as i64;
-                    }
-                }
-            }
-        }
-    }
-
-    let insert = transaction
-        .prepare_cached(
-            "INSERT INTO sessions (key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
-                                   expires_at, bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10)
-             ON CONFLICT (key) WHERE ended_at IS NULL
-             DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at
-             RETURNING id, xmax = 0",
-        )
-        .await?;
-    let row = transaction
+    let kick_oldest = admission.limit_policy == LimitPolicy::KickOldest;
+    let row = client
         .query_one(
-            &insert,
+            &statement,
             &[
                 &admission.key,
                 &admission.login,
+                &admission.max_sessions,
+                &kick_oldest,
                 &admission.stream,
                 &admission.client_ip,
                 &admission.protocol,
                 &admission.dialect,
                 &admission.streamer,
                 &admission.user_agent,
-                &seconds(admission.hold),
                 &admission.bytes,
+                &seconds(admission.hold),
+                &seconds(admission.block),
             ],
         )
         .await?;
-    transaction.commit().await?;
-    let session_id = row.get(0);
-    let started: bool = row.get(1);
-    if admission.login.is_some() && started {
-        active_sessions += 1;
-    }
-    Ok(AdmitOutcome::Allowed {
-        session_id,
-        active_sessions,
-        started,
-        watched_seconds: 0.0,
+    let refusal: Option<&str> = row.get(0);
+    let active_sessions: i64 = row.get(2);
+    Ok(match refusal {
+        None => AdmitOutcome::Allowed {
+            session_id: row.get(1),
+            active_sessions,
+            started: row.get(3),
+            watched_seconds: row.get(4),
+        },
+        Some(refusal) => AdmitOutcome::Refused {
+            refusal: if refusal == "kicked" {
+                Refusal::Kicked
+            } else {
+                Refusal::Limit
+            },
+            active_sessions,
+        },
     })
-}
-
-/// Extends an active session with this key and the same user, if there is one.
-/// The row is locked before it is read so that the watch time since it was
-/// last seen is counted once even when two refreshes race.
-async fn refresh_active<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    admission: &Admission<'_>,
-) -> Result<Option<AdmitOutcome>, StoreError> {
-    let statement = client
-        .prepare_cached(
-            "WITH previous AS (
-                SELECT id, last_seen_at FROM sessions
-                 WHERE key = $1 AND ended_at IS NULL AND expires_at > now()
-                   AND login IS NOT DISTINCT FROM $2
-                   FOR UPDATE),
-             refreshed AS (
-                UPDATE sessions s
-                   SET last_seen_at = now(), expires_at = now() + make_interval(secs => $3),
-                       bytes = COALESCE($4, s.bytes)
-                  FROM previous
-                 WHERE s.id = previous.id
-             RETURNING s.id, extract(epoch FROM now() - previous.last_seen_at)::float8 AS watched)
-             SELECT id, watched, CASE WHEN $2::text IS NULL THEN 0 ELSE
-                        (SELECT count(*) FROM sessions s
-                          WHERE s.login = $2 AND s.ended_at IS NULL AND s.expires_at > now()) END
-               FROM refreshed",
-        )
-        .await?;
-    let row = client
-        .query_opt(
-            &statement,
-            &[
-                &admission.key,
-                &admission.login,
-                &seconds(admission.hold),
-                &admission.bytes,
-            ],
-        )
-        .await?;
-    Ok(row.map(|row| AdmitOutcome::Allowed {
-        session_id: row.get(0),
-        watched_seconds: row.get(1),
-        active_sessions: row.get(2),
-        started: false,
-    }))
 }
 
 /// One refresh answered from memory, to be written.
@@ -330,20 +179,6 @@ pub async fn heartbeat(client: &Client, beats: &[Heartbeat]) -> Result<Vec<Exten
             watched_seconds: row.get(2),
         })
         .collect())
-}
-
-async fn count_active<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    login: Option<&str>,
-) -> Result<i64, StoreError> {
-    let Some(login) = login else { return Ok(0) };
-    Ok(client
-        .query_one(
-            "SELECT count(*) FROM sessions WHERE login = $1 AND ended_at IS NULL AND expires_at > now()",
-            &[&login],
-        )
-        .await?
-        .get(0))
 }
 
 /// An active session found by who is watching rather than by its key.
