@@ -279,8 +279,13 @@ async fn kicked_session_stays_denied_for_one_duration() {
         app.session_state(&id.to_string()).await,
         (true, Some("kicked".into()))
     );
-    let refused = app.decide(session("t", "a", "refresh")).await;
-    assert_eq!(reason(&refused), "session_kicked");
+    // Kicked behind the replica's back (not through its admin API): in force
+    // once PostgreSQL's notification arrives (milliseconds).
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while reason(&app.decide(session("t", "a", "refresh")).await) != "session_kicked" {
+        assert!(std::time::Instant::now() < deadline, "kick not in force");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(
         reason(&app.decide(session("t", "a", "start")).await),
         "session_kicked"
