@@ -364,6 +364,19 @@ impl TestApp {
         self.hook(request).await
     }
 
+    /// An HLS player's request as nginx `auth_request` forwards it.
+    pub async fn hls_get(&self, uri: &str, client_ip: &str) -> HookAnswer {
+        self.hook_get(
+            "/hook/forward-auth",
+            &[
+                ("X-Original-URI", uri),
+                ("X-Real-IP", client_ip),
+                ("User-Agent", "hls.js/1.5"),
+            ],
+        )
+        .await
+    }
+
     /// POST a JSON body (raw text, as a streamer sends it) to `/hook/...`.
     pub async fn hook_post_json(&self, path: &str, body: &str) -> HookAnswer {
         self.hook(

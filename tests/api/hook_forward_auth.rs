@@ -4,22 +4,11 @@
 
 use crate::helpers::*;
 
-const UA: (&str, &str) = ("User-Agent", "hls.js/1.5");
-
 #[tokio::test]
 async fn hls_viewer_is_one_session() {
     let app = spawn_app().await;
     app.create(user("alice").token("t1").limit(1)).await;
-    let get = |uri: &'static str, ip: &'static str| {
-        let app = &app;
-        async move {
-            app.hook_get(
-                "/hook/forward-auth",
-                &[("X-Original-URI", uri), ("X-Real-IP", ip), UA],
-            )
-            .await
-        }
-    };
+    let get = |uri: &'static str, ip: &'static str| app.hls_get(uri, ip);
     // A segment before any playlist: no session to continue.
     let early = get("/live/news/0.ts", "198.51.100.1").await;
     assert_eq!(early.status, 401);
@@ -59,17 +48,7 @@ async fn hls_viewer_is_one_session() {
 async fn continuation_rechecks_the_user() {
     let app = spawn_app().await;
     app.create(user("alice").token("t1")).await;
-    let headers = [("X-Real-IP", "198.51.100.1"), UA];
-    let with_uri = |uri: &'static str| {
-        let mut all = vec![("X-Original-URI", uri)];
-        all.extend(headers);
-        all
-    };
-    let get = |uri: &'static str| {
-        let app = &app;
-        let headers = with_uri(uri);
-        async move { app.hook_get("/hook/forward-auth", &headers).await }
-    };
+    let get = |uri: &'static str| app.hls_get(uri, "198.51.100.1");
     assert_eq!(get("/live/news/index.m3u8?token=t1").await.status, 200);
     assert_eq!(get("/live/news/1.ts").await.status, 200);
     app.db()

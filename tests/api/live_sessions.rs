@@ -210,21 +210,7 @@ async fn batched_heartbeats_keep_the_limit_exact() {
 async fn hls_segments_are_answered_from_memory() {
     let app = spawn_app().await;
     app.create(user("alice").token("t1").limit(1)).await;
-    let get = |uri: &'static str| {
-        let app = &app;
-        async move {
-            app.hook_get(
-                "/hook/forward-auth",
-                &[
-                    ("X-Original-URI", uri),
-                    ("X-Real-IP", "198.51.100.1"),
-                    ("User-Agent", "hls.js/1.5"),
-                ],
-            )
-            .await
-            .status
-        }
-    };
+    let get = |uri: &'static str| async { app.hls_get(uri, "198.51.100.1").await.status };
     assert_eq!(get("/live/news/index.m3u8?token=t1").await, 200);
     for uri in ["/live/news/1.ts", "/live/news/2.ts", "/live/news/3.ts"] {
         assert_eq!(get(uri).await, 200, "{uri}");
