@@ -12,6 +12,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -118,23 +119,88 @@ impl From<UserRecord> for PolicyUser {
     }
 }
 
+/// FxHash (rustc's) and a finaliser: a rotate, a xor and a multiply per
+/// word, several times cheaper than the default SipHash on the fixed-size
+/// keys looked up per decision (SHA-256 digests, ids, networks). Logins keep
+/// SipHash: on text with a common prefix (`user1…`) this one collides.
+/// Only for keys that come from the database (written by admins): a
+/// client's key only ever probes these maps, so it cannot flood them.
+#[derive(Clone, Copy, Default)]
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, value: u8) {
+        self.add(value.into());
+    }
+
+    #[inline]
+    fn write_u32(&mut self, value: u32) {
+        self.add(value.into());
+    }
+
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    /// With splitmix64's finaliser: a table position comes from the low bits,
+    /// and a product's low bits depend only on its factors' low bits, so keys
+    /// differing only in their high bytes would crowd together without it.
+    #[inline]
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 /// Networks grouped by prefix length, looked up from the most specific down:
 /// a lookup costs one hash probe per distinct prefix length, however many
 /// networks there are.
 #[derive(Debug)]
 pub struct PrefixTable<T> {
     /// (prefix length, is IPv6, networks), longest prefix first.
-    levels: Vec<(u8, bool, HashMap<IpNet, T>)>,
+    levels: Vec<(u8, bool, FastMap<IpNet, T>)>,
     /// Further values of a network already present, in insertion order:
     /// `lookup_where` falls back on them when it filters out the first.
-    shadowed: HashMap<IpNet, Vec<T>>,
+    shadowed: FastMap<IpNet, Vec<T>>,
 }
 
 impl<T> Default for PrefixTable<T> {
     fn default() -> Self {
         PrefixTable {
             levels: Vec::new(),
-            shadowed: HashMap::new(),
+            shadowed: FastMap::default(),
         }
     }
 }
@@ -151,7 +217,7 @@ impl<T> PrefixTable<T> {
         {
             Some(position) => position,
             None => {
-                self.levels.push((key.0, key.1, HashMap::new()));
+                self.levels.push((key.0, key.1, FastMap::default()));
                 self.levels.sort_by_key(|level| std::cmp::Reverse(level.0));
                 self.levels
                     .iter()
@@ -225,40 +291,49 @@ struct TokenEntry {
 #[derive(Default)]
 struct UserIndex {
     by_login: HashMap<String, Arc<PolicyUser>>,
-    tokens: HashMap<[u8; 32], TokenEntry>,
+    tokens: FastMap<[u8; 32], TokenEntry>,
     by_ip: PrefixTable<Arc<PolicyUser>>,
     /// Sorted: which users are here, to count an overlay against the base.
     ids: Vec<i64>,
 }
 
 impl UserIndex {
-    /// Tokens of users not in `users` are ignored.
-    fn build(mut users: Vec<Arc<PolicyUser>>, tokens: Vec<TokenRecord>) -> UserIndex {
-        // Lowest id first, so that of two users bound to the same network the older wins.
-        users.sort_unstable_by_key(|user| user.id);
+    /// `users` in ascending id order, so that of two users bound to the
+    /// same network the older wins. Tokens of other users are ignored.
+    fn build(
+        users: impl ExactSizeIterator<Item = Arc<PolicyUser>>,
+        tokens: Vec<TokenRecord>,
+    ) -> UserIndex {
         let mut index = UserIndex {
             by_login: HashMap::with_capacity(users.len()),
-            tokens: HashMap::with_capacity(tokens.len()),
+            tokens: FastMap::with_capacity_and_hasher(tokens.len(), Default::default()),
             ..UserIndex::default()
         };
-        for user in &users {
+        let mut sorted = Vec::with_capacity(users.len());
+        // The iterator allocates each user as it goes, so its login key is
+        // allocated right after it: a lookup touches both, close together.
+        for user in users {
+            debug_assert!(sorted
+                .last()
+                .is_none_or(|last: &Arc<PolicyUser>| last.id < user.id));
             for network in &user.ips {
-                index.by_ip.insert(*network, Arc::clone(user));
+                index.by_ip.insert(*network, Arc::clone(&user));
             }
-            index.by_login.insert(user.login.clone(), Arc::clone(user));
+            index.by_login.insert(user.login.clone(), Arc::clone(&user));
+            sorted.push(user);
         }
         for token in tokens {
-            if let Ok(at) = users.binary_search_by_key(&token.user_id, |user| user.id) {
+            if let Ok(at) = sorted.binary_search_by_key(&token.user_id, |user| user.id) {
                 index.tokens.insert(
                     token.hash,
                     TokenEntry {
-                        user: Arc::clone(&users[at]),
+                        user: Arc::clone(&sorted[at]),
                         expires_at: token.expires_at,
                     },
                 );
             }
         }
-        index.ids = users.iter().map(|user| user.id).collect();
+        index.ids = sorted.iter().map(|user| user.id).collect();
         index
     }
 
@@ -279,7 +354,7 @@ struct Patch {
 /// them (its login, tokens, IP bindings) is out of date, found or not here.
 #[derive(Default)]
 struct Overlay {
-    patches: HashMap<i64, Patch>,
+    patches: FastMap<i64, Patch>,
     index: UserIndex,
 }
 
@@ -302,7 +377,7 @@ impl IpRules {
     }
 }
 
-fn package_map(packages: Vec<PackageRecord>) -> HashMap<i64, Vec<String>> {
+fn package_map(packages: Vec<PackageRecord>) -> FastMap<i64, Vec<String>> {
     packages.into_iter().map(|p| (p.id, p.streams)).collect()
 }
 
@@ -313,7 +388,7 @@ pub struct PolicySnapshot {
     base: Arc<UserIndex>,
     base_version: u64,
     overlay: Arc<Overlay>,
-    packages: Arc<HashMap<i64, Vec<String>>>,
+    packages: Arc<FastMap<i64, Vec<String>>>,
     packages_version: u64,
     rules: Arc<IpRules>,
     rules_version: u64,
@@ -328,11 +403,14 @@ impl PolicySnapshot {
         packages: Vec<PackageRecord>,
         ip_rules: Vec<IpRuleRecord>,
     ) -> PolicySnapshot {
-        let users = users
-            .into_iter()
-            .map(|record| Arc::new(PolicyUser::from(record)))
-            .collect();
-        let base = UserIndex::build(users, tokens);
+        let mut users = users;
+        users.sort_unstable_by_key(|user| user.id);
+        let base = UserIndex::build(
+            users
+                .into_iter()
+                .map(|record| Arc::new(PolicyUser::from(record))),
+            tokens,
+        );
         PolicySnapshot {
             user_count: base.ids.len(),
             base: Arc::new(base),
@@ -440,7 +518,7 @@ impl PolicySnapshot {
         }
     }
 
-    fn with_overlay(&self, patches: HashMap<i64, Patch>) -> PolicySnapshot {
+    fn with_overlay(&self, patches: FastMap<i64, Patch>) -> PolicySnapshot {
         let mut user_count = self.base.ids.len();
         let mut users = Vec::new();
         let mut tokens = Vec::new();
@@ -455,9 +533,10 @@ impl PolicySnapshot {
                 None => user_count -= usize::from(in_base),
             }
         }
+        users.sort_unstable_by_key(|user| user.id);
         PolicySnapshot {
             overlay: Arc::new(Overlay {
-                index: UserIndex::build(users, tokens),
+                index: UserIndex::build(users.into_iter(), tokens),
                 patches,
             }),
             user_count,
