@@ -332,6 +332,9 @@ impl PolicyView {
         });
         let result = async {
             client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            // Re-reads go through this connection: no waiting for the pool
+            // when hooks keep it busy, and it is there as long as we listen.
+            let load_users = store::policy::prepare_load_users(&client).await?;
             let mut pending = Pending::default();
             // Changes made while we were not listening: a full reload that
             // starts after this point (a version of its own) covers them.
@@ -360,7 +363,7 @@ impl PolicyView {
                         while let Ok(next) = notify_rx.try_recv() {
                             batch.push(next);
                         }
-                        self.apply(&mut pending, batch).await?;
+                        self.apply(&client, &load_users, &mut pending, batch).await?;
                     }
                     done = async { full.as_mut().expect("guarded by is_some").await }, if full.is_some() => {
                         full = None;
@@ -381,6 +384,8 @@ impl PolicyView {
     /// rules they name; what needs a full reload is left to the caller.
     async fn apply(
         &self,
+        client: &tokio_postgres::Client,
+        load_users: &tokio_postgres::Statement,
         pending: &mut Pending,
         batch: Vec<(u64, String)>,
     ) -> Result<(), StoreError> {
@@ -411,21 +416,20 @@ impl PolicyView {
         if users.is_empty() && !packages && !ip_rules {
             return Ok(());
         }
-        let client = self.pool.get().await?;
         if packages {
             let version = self.received.load(Ordering::SeqCst);
-            let records = store::policy::load_packages(&client).await?;
+            let records = store::policy::load_packages(client).await?;
             self.install(|current| current.with_packages(version, records));
         }
         if ip_rules {
             let version = self.received.load(Ordering::SeqCst);
-            let records = store::policy::load_ip_rules(&client).await?;
+            let records = store::policy::load_ip_rules(client).await?;
             self.install(|current| current.with_ip_rules(version, records));
         }
         if !users.is_empty() {
             let version = self.received.load(Ordering::SeqCst);
             let ids: Vec<i64> = users.into_iter().collect();
-            let (found, tokens) = store::policy::load_users(&client, &ids).await?;
+            let (found, tokens) = store::policy::load_users(client, load_users, &ids).await?;
             let (_, next) =
                 self.install(|current| current.with_users(version, &ids, found, tokens));
             if next.overlay_len() > MAX_OVERLAY {

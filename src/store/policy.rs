@@ -1,8 +1,7 @@
 //! Reads of the policy tables for the in-memory view: all of them at once
 //! (the full reload), a few users, the packages, the IP rules.
 
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::{IsolationLevel, Row, Statement};
 
 use super::{Client, StoreError};
 use crate::config::parse_network;
@@ -82,8 +81,8 @@ pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> 
         .iter()
         .filter_map(|row| token_record(row.get(0), row.get(1), row.get(2)))
         .collect();
-    let packages = packages_in(&transaction).await?;
-    let ip_rules = ip_rules_in(&transaction).await?;
+    let packages = packages_in(&*transaction).await?;
+    let ip_rules = ip_rules_in(&*transaction).await?;
     transaction.commit().await?;
     Ok(PolicyRecords {
         users,
@@ -93,14 +92,10 @@ pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> 
     })
 }
 
-/// The users `ids` that exist, and their tokens, in one statement (so one
-/// snapshot of the database).
-pub async fn load_users(
-    client: &Client,
-    ids: &[i64],
-) -> Result<(Vec<UserRecord>, Vec<TokenRecord>), StoreError> {
-    let statement = client
-        .prepare_cached(&format!(
+/// The statement of `load_users`, prepared once per connection.
+pub async fn prepare_load_users(client: &tokio_postgres::Client) -> Result<Statement, StoreError> {
+    Ok(client
+        .prepare(&format!(
             "SELECT {USER_COLUMNS},
                     ARRAY(SELECT up.package_id FROM user_packages up WHERE up.user_id = u.id),
                     ARRAY(SELECT t.hash FROM tokens t WHERE t.user_id = u.id ORDER BY t.id),
@@ -108,10 +103,17 @@ pub async fn load_users(
                FROM users u
               WHERE u.id = ANY($1)"
         ))
-        .await?;
-    let rows = client
-        .query(&statement, &[&ids as &(dyn ToSql + Sync)])
-        .await?;
+        .await?)
+}
+
+/// The users `ids` that exist, and their tokens, in one statement (so one
+/// snapshot of the database).
+pub async fn load_users(
+    client: &tokio_postgres::Client,
+    statement: &Statement,
+    ids: &[i64],
+) -> Result<(Vec<UserRecord>, Vec<TokenRecord>), StoreError> {
+    let rows = client.query(statement, &[&ids]).await?;
     let mut users = Vec::with_capacity(rows.len());
     let mut tokens = Vec::new();
     for row in &rows {
@@ -129,16 +131,20 @@ pub async fn load_users(
     Ok((users, tokens))
 }
 
-pub async fn load_packages(client: &Client) -> Result<Vec<PackageRecord>, StoreError> {
+pub async fn load_packages(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<PackageRecord>, StoreError> {
     packages_in(client).await
 }
 
-pub async fn load_ip_rules(client: &Client) -> Result<Vec<IpRuleRecord>, StoreError> {
+pub async fn load_ip_rules(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<IpRuleRecord>, StoreError> {
     ip_rules_in(client).await
 }
 
 async fn packages_in(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<PackageRecord>, StoreError> {
     Ok(client
         .query("SELECT id, streams FROM packages", &[])
@@ -152,7 +158,7 @@ async fn packages_in(
 }
 
 async fn ip_rules_in(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<IpRuleRecord>, StoreError> {
     Ok(client
         .query("SELECT network::text, action FROM ip_rules", &[])

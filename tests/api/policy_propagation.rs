@@ -390,3 +390,90 @@ async fn a_bulk_change_is_one_full_reload() {
     assert_eq!(b.state.policy.snapshot().overlay_len(), 0);
     assert!(b.state.policy.snapshot().user_count() >= 3000);
 }
+
+/// The listening connections cut (a PostgreSQL restart, a proxy timeout):
+/// a change made meanwhile is caught up by the reconnection's full reload,
+/// and changes after it are re-read one by one again.
+#[tokio::test]
+async fn a_lost_listening_connection_is_restored_and_caught_up() {
+    let (a, b) = two_replicas().await;
+    let yan = token_probe("news", "192.0.2.40", "yan-token");
+    change_and_wait(
+        &a,
+        &b,
+        (
+            "POST",
+            "/api/v1/users",
+            Some(json!({"login": "yan", "token": "yan-token"})),
+            201,
+        ),
+        yan.clone(),
+        "ok",
+    )
+    .await;
+    // Every connection to the database but this one: both replicas'
+    // listeners, and the pools' connections too.
+    a.db()
+        .await
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // A pooled connection may be found dead once: the next one is fresh.
+    let mut answer = a
+        .api(
+            "PATCH",
+            "/api/v1/users/yan",
+            ADMIN,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    for _ in 0..8 {
+        if answer.status != 500 {
+            break;
+        }
+        answer = a
+            .api(
+                "PATCH",
+                "/api/v1/users/yan",
+                ADMIN,
+                Some(json!({"enabled": false})),
+            )
+            .await;
+    }
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    loop {
+        let decision = b.decide(yan.clone()).await;
+        if reason(&decision) == "user_disabled" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "B never caught up: {decision}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "caught up after the listeners were cut: {:?}",
+        started.elapsed()
+    );
+    // Listening again (B's own marker comes back through its new listener).
+    b.reload().await;
+    change_and_wait(
+        &a,
+        &b,
+        (
+            "PATCH",
+            "/api/v1/users/yan",
+            Some(json!({"enabled": true})),
+            200,
+        ),
+        yan,
+        "ok",
+    )
+    .await;
+}
