@@ -356,6 +356,12 @@ struct Patch {
 struct Overlay {
     patches: FastMap<i64, Patch>,
     index: UserIndex,
+    /// A login (token) here still belongs in the base to a user not re-read
+    /// yet (its change is left to a full reload): lookups must then try the
+    /// overlay first. Otherwise a base hit on a user not re-read is the
+    /// answer, and the overlay is searched only when the base misses.
+    shadows_base_login: bool,
+    shadows_base_token: bool,
 }
 
 #[derive(Default)]
@@ -534,10 +540,26 @@ impl PolicySnapshot {
             }
         }
         users.sort_unstable_by_key(|user| user.id);
+        let index = UserIndex::build(users.into_iter(), tokens);
+        let not_re_read = |user: &PolicyUser| !patches.contains_key(&user.id);
+        let shadows_base_login = index.by_login.keys().any(|login| {
+            self.base
+                .by_login
+                .get(login)
+                .is_some_and(|user| not_re_read(user))
+        });
+        let shadows_base_token = index.tokens.keys().any(|hash| {
+            self.base
+                .tokens
+                .get(hash)
+                .is_some_and(|entry| not_re_read(&entry.user))
+        });
         PolicySnapshot {
             overlay: Arc::new(Overlay {
-                index: UserIndex::build(users.into_iter(), tokens),
+                index,
                 patches,
+                shadows_base_login,
+                shadows_base_token,
             }),
             user_count,
             ..self.clone()
@@ -549,11 +571,16 @@ impl PolicySnapshot {
         if overlay.patches.is_empty() {
             return self.base.by_login.get(login);
         }
-        if let Some(user) = overlay.index.by_login.get(login) {
-            return Some(user);
+        if overlay.shadows_base_login {
+            if let Some(user) = overlay.index.by_login.get(login) {
+                return Some(user);
+            }
         }
-        let user = self.base.by_login.get(login)?;
-        (!overlay.patches.contains_key(&user.id)).then_some(user)
+        match self.base.by_login.get(login) {
+            Some(user) if !overlay.patches.contains_key(&user.id) => Some(user),
+            _ if overlay.shadows_base_login => None,
+            _ => overlay.index.by_login.get(login),
+        }
     }
 
     fn token(&self, hash: &[u8; 32]) -> Option<&TokenEntry> {
@@ -561,11 +588,16 @@ impl PolicySnapshot {
         if overlay.patches.is_empty() {
             return self.base.tokens.get(hash);
         }
-        if let Some(entry) = overlay.index.tokens.get(hash) {
-            return Some(entry);
+        if overlay.shadows_base_token {
+            if let Some(entry) = overlay.index.tokens.get(hash) {
+                return Some(entry);
+            }
         }
-        let entry = self.base.tokens.get(hash)?;
-        (!overlay.patches.contains_key(&entry.user.id)).then_some(entry)
+        match self.base.tokens.get(hash) {
+            Some(entry) if !overlay.patches.contains_key(&entry.user.id) => Some(entry),
+            _ if overlay.shadows_base_token => None,
+            _ => overlay.index.tokens.get(hash),
+        }
     }
 
     /// The user bound to the most specific network containing `ip` (of two
@@ -579,7 +611,11 @@ impl PolicySnapshot {
             .base
             .by_ip
             .lookup_where(ip, |user| !overlay.patches.contains_key(&user.id));
-        let patched = overlay.index.by_ip.lookup_where(ip, |_| true);
+        let patched = if overlay.index.by_ip.is_empty() {
+            None
+        } else {
+            overlay.index.by_ip.lookup_where(ip, |_| true)
+        };
         match (base, patched) {
             (Some((base_len, base_user)), Some((len, user))) => {
                 if (base_len, std::cmp::Reverse(base_user.id)) > (len, std::cmp::Reverse(user.id)) {
@@ -1213,6 +1249,31 @@ mod tests {
         // The older one re-read: it wins from the overlay.
         let first_reread = base.with_users(2, &[1], vec![first], vec![]);
         assert_eq!(by_ip(&first_reread, "10.9.1.1"), Ok("first".into()));
+    }
+
+    #[test]
+    fn a_re_read_user_wins_over_one_whose_change_waits_for_a_full_reload() {
+        // bob renamed and his token moved to alice by one bulk statement
+        // (left to a full reload); then alice takes the login "bob" and is
+        // re-read at once.
+        let snap = world_at_10();
+        let mut alice = user(1, "bob");
+        alice.package_ids = vec![10];
+        let next = snap.with_users(
+            12,
+            &[1],
+            vec![alice],
+            vec![token(1, "alice-token"), token(1, "bob-token")],
+        );
+        assert_eq!(next.user("bob").unwrap().id, 1);
+        assert!(next.user("alice").is_none());
+        assert_eq!(by_token(&next, "bob-token"), Ok("bob".into()));
+        assert_eq!(next.token(&hash_token("bob-token")).unwrap().user.id, 1);
+        // Users nobody re-read are still found, by login and by token.
+        assert_eq!(next.user("carol").unwrap().id, 3);
+        assert_eq!(next.token(&hash_token("carol-token")).unwrap().user.id, 3);
+        assert!(next.user("mallory").is_none());
+        assert!(next.token(&hash_token("nope")).is_none());
     }
 
     #[test]
