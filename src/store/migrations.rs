@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/V6__session_ended_notify.sql"),
     },
     Migration {
+        version: 7,
+        name: "policy_change_payloads",
+        sql: include_str!("../../sql/V7__policy_change_payloads.sql"),
+    },
+    Migration {
         version: 8,
         name: "admit_function",
         sql: include_str!("../../sql/V8__admit_function.sql"),

@@ -1,61 +1,152 @@
-//! Reads the policy tables whole, for the in-memory view.
+//! Reads of the policy tables for the in-memory view: all of them at once
+//! (the full reload), a few users, the packages, the IP rules.
 
-use tokio_postgres::IsolationLevel;
+use tokio_postgres::{IsolationLevel, Row, Statement};
 
 use super::{Client, StoreError};
 use crate::config::parse_network;
 use crate::decision::policy::{
-    IpRuleRecord, PackageRecord, PolicySnapshot, RuleAction, TokenRecord, UserKind, UserRecord,
+    IpRuleRecord, PackageRecord, RuleAction, TokenRecord, UserKind, UserRecord,
 };
 
-/// One consistent read of users, tokens, packages and IP rules.
-pub async fn load_snapshot(client: &mut Client) -> Result<PolicySnapshot, StoreError> {
+/// One consistent read of every policy table.
+pub struct PolicyRecords {
+    pub users: Vec<UserRecord>,
+    pub tokens: Vec<TokenRecord>,
+    pub packages: Vec<PackageRecord>,
+    pub ip_rules: Vec<IpRuleRecord>,
+}
+
+/// The columns `user_record` expects, packages last.
+const USER_COLUMNS: &str = "u.id, u.login, u.password_hash, u.kind, u.ips::text[], u.expires_at, u.max_sessions, u.enabled";
+
+fn user_record(row: &Row) -> UserRecord {
+    let ips: Vec<String> = row.get(4);
+    let kind: &str = row.get(3);
+    UserRecord {
+        id: row.get(0),
+        login: row.get(1),
+        password_hash: row.get(2),
+        kind: UserKind::parse(kind).unwrap_or(UserKind::User),
+        ips: ips.iter().filter_map(|ip| parse_network(ip)).collect(),
+        expires_at: row.get(5),
+        max_sessions: row.get(6),
+        enabled: row.get(7),
+        package_ids: row.get(8),
+    }
+}
+
+fn token_record(
+    hash: &[u8],
+    user_id: i64,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<TokenRecord> {
+    Some(TokenRecord {
+        hash: hash.try_into().ok()?,
+        user_id,
+        expires_at,
+    })
+}
+
+/// The whole policy, read in one snapshot of the database.
+pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> {
     let transaction = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await?;
+    // A million users take seconds to read: more than the cap meant for
+    // requests, and this read is in the background.
+    transaction
+        .batch_execute("SET LOCAL statement_timeout = '5min'")
+        .await?;
     let users = transaction
         .query(
-            "SELECT u.id, u.login, u.password_hash, u.kind, u.ips::text[], u.expires_at, u.max_sessions, u.enabled,
-                    COALESCE(array_agg(up.package_id) FILTER (WHERE up.package_id IS NOT NULL), '{}')
-               FROM users u LEFT JOIN user_packages up ON up.user_id = u.id
-              GROUP BY u.id",
+            &format!(
+                "SELECT {USER_COLUMNS},
+                        COALESCE(array_agg(up.package_id) FILTER (WHERE up.package_id IS NOT NULL), '{{}}')
+                   FROM users u LEFT JOIN user_packages up ON up.user_id = u.id
+                  GROUP BY u.id"
+            ),
             &[],
         )
         .await?
-        .into_iter()
-        .map(|row| {
-            let ips: Vec<String> = row.get(4);
-            let kind: String = row.get(3);
-            UserRecord {
-                id: row.get(0),
-                login: row.get(1),
-                password_hash: row.get(2),
-                kind: UserKind::parse(&kind).unwrap_or(UserKind::User),
-                ips: ips.iter().filter_map(|ip| parse_network(ip)).collect(),
-                expires_at: row.get(5),
-                max_sessions: row.get(6),
-                enabled: row.get(7),
-                package_ids: row.get(8),
-            }
-        })
+        .iter()
+        .map(user_record)
         .collect();
     let tokens = transaction
         .query("SELECT hash, user_id, expires_at FROM tokens", &[])
         .await?
-        .into_iter()
-        .filter_map(|row| {
-            let hash: &[u8] = row.get(0);
-            Some(TokenRecord {
-                hash: hash.try_into().ok()?,
-                user_id: row.get(1),
-                expires_at: row.get(2),
-            })
-        })
+        .iter()
+        .filter_map(|row| token_record(row.get(0), row.get(1), row.get(2)))
         .collect();
-    let packages = transaction
+    let packages = packages_in(&*transaction).await?;
+    let ip_rules = ip_rules_in(&*transaction).await?;
+    transaction.commit().await?;
+    Ok(PolicyRecords {
+        users,
+        tokens,
+        packages,
+        ip_rules,
+    })
+}
+
+/// The statement of `load_users`, prepared once per connection.
+pub async fn prepare_load_users(client: &tokio_postgres::Client) -> Result<Statement, StoreError> {
+    Ok(client
+        .prepare(&format!(
+            "SELECT {USER_COLUMNS},
+                    ARRAY(SELECT up.package_id FROM user_packages up WHERE up.user_id = u.id),
+                    ARRAY(SELECT t.hash FROM tokens t WHERE t.user_id = u.id ORDER BY t.id),
+                    ARRAY(SELECT t.expires_at FROM tokens t WHERE t.user_id = u.id ORDER BY t.id)
+               FROM users u
+              WHERE u.id = ANY($1)"
+        ))
+        .await?)
+}
+
+/// The users `ids` that exist, and their tokens, in one statement (so one
+/// snapshot of the database).
+pub async fn load_users(
+    client: &tokio_postgres::Client,
+    statement: &Statement,
+    ids: &[i64],
+) -> Result<(Vec<UserRecord>, Vec<TokenRecord>), StoreError> {
+    let rows = client.query(statement, &[&ids]).await?;
+    let mut users = Vec::with_capacity(rows.len());
+    let mut tokens = Vec::new();
+    for row in &rows {
+        let user = user_record(row);
+        let hashes: Vec<&[u8]> = row.get(9);
+        let expiries: Vec<Option<chrono::DateTime<chrono::Utc>>> = row.get(10);
+        tokens.extend(
+            hashes
+                .into_iter()
+                .zip(expiries)
+                .filter_map(|(hash, expires_at)| token_record(hash, user.id, expires_at)),
+        );
+        users.push(user);
+    }
+    Ok((users, tokens))
+}
+
+pub async fn load_packages(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<PackageRecord>, StoreError> {
+    packages_in(client).await
+}
+
+pub async fn load_ip_rules(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<IpRuleRecord>, StoreError> {
+    ip_rules_in(client).await
+}
+
+async fn packages_in(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<PackageRecord>, StoreError> {
+    Ok(client
         .query("SELECT id, streams FROM packages", &[])
         .await?
         .into_iter()
@@ -63,8 +154,13 @@ pub async fn load_snapshot(client: &mut Client) -> Result<PolicySnapshot, StoreE
             id: row.get(0),
             streams: row.get(1),
         })
-        .collect();
-    let ip_rules = transaction
+        .collect())
+}
+
+async fn ip_rules_in(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<IpRuleRecord>, StoreError> {
+    Ok(client
         .query("SELECT network::text, action FROM ip_rules", &[])
         .await?
         .into_iter()
@@ -80,7 +176,13 @@ pub async fn load_snapshot(client: &mut Client) -> Result<PolicySnapshot, StoreE
                 },
             })
         })
-        .collect();
-    transaction.commit().await?;
-    Ok(PolicySnapshot::build(users, tokens, packages, ip_rules))
+        .collect())
+}
+
+/// Sends `payload` on `channel` (delivered once this statement commits).
+pub async fn notify(client: &Client, channel: &str, payload: &str) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+        .await?;
+    Ok(())
 }

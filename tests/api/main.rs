@@ -20,6 +20,7 @@ mod lifecycle;
 mod live_sessions;
 mod metrics;
 mod ministra;
+mod policy_propagation;
 mod private_pg;
 mod reliability;
 mod sessions;
