@@ -275,12 +275,14 @@ async fn follow_session_ends(
 ) {
     loop {
         match Listener::connect(&database_url, &[SESSION_ENDED_CHANNEL]).await {
-            Ok(mut listener) => {
+            Ok(Listener {
+                mut notifications, ..
+            }) => {
                 // Ends announced while no one listened are unknown.
                 engine.forget_all_sessions();
                 loop {
                     tokio::select! {
-                        received = listener.next() => match received {
+                        received = notifications.next() => match received {
                             Ok(ended) => match ended.payload.parse() {
                                 Ok(session_id) => engine.forget_session(session_id),
                                 Err(_) => log::warn!("unexpected session end payload"),

@@ -24,11 +24,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_postgres::AsyncMessage;
+use tokio::sync::{oneshot, watch};
 
 use crate::decision::policy::PolicySnapshot;
+use crate::store::listen::Listener;
 use crate::store::{self, StoreError};
 
 pub const CHANNEL: &str = "playgate_policy";
@@ -306,32 +305,13 @@ impl PolicyView {
         database_url: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
-        let config = store::pg_config(database_url)?;
-        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
-        let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
-        let received = Arc::clone(&self.received);
-        let driver = tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(notification)) => {
-                        // Counted on arrival: a read that starts after this sees the change.
-                        let version = received.fetch_add(1, Ordering::SeqCst) + 1;
-                        let payload = notification.payload().to_string();
-                        if notify_tx.send((version, payload)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        log::warn!("policy change listener connection: {e}");
-                        break;
-                    }
-                }
-            }
-        });
-        let result = async {
-            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // Counted on arrival: a read that starts after a notification arrived sees its change.
+        let Listener {
+            client,
+            mut notifications,
+        } = Listener::connect_counting(database_url, &[CHANNEL], Arc::clone(&self.received))
+            .await?;
+        async {
             // Re-reads go through this connection: no waiting for the pool
             // when hooks keep it busy, and it is there as long as we listen.
             let load_users = store::policy::prepare_load_users(&client).await?;
@@ -354,14 +334,12 @@ impl PolicyView {
                 }
                 let periodic = tokio::time::sleep_until((last_full + PERIODIC_RELOAD).into());
                 tokio::select! {
-                    first = notify_rx.recv() => {
-                        let Some(first) = first else {
-                            return Err(StoreError::Other("connection closed".into()));
-                        };
+                    first = notifications.next() => {
                         // Whatever else has arrived is handled as one batch.
-                        let mut batch = vec![first];
-                        while let Ok(next) = notify_rx.try_recv() {
-                            batch.push(next);
+                        let first = first?;
+                        let mut batch = vec![(first.sequence, first.payload)];
+                        while let Some(next) = notifications.try_next() {
+                            batch.push((next.sequence, next.payload));
                         }
                         self.apply(&client, &load_users, &mut pending, batch).await?;
                     }
@@ -375,9 +353,7 @@ impl PolicyView {
                 self.answer_syncs(&mut pending);
             }
         }
-        .await;
-        driver.abort();
-        result
+        .await
     }
 
     /// Applies a batch of notifications: re-reads the users, packages or IP

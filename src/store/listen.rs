@@ -1,5 +1,8 @@
 //! A connection of its own that `LISTEN`s on PostgreSQL channels.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -7,17 +10,24 @@ use tokio_postgres::AsyncMessage;
 
 use super::{pg_config, StoreError};
 
-/// One notification: its channel and payload.
+/// One notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
     pub channel: String,
     pub payload: String,
+    /// Its number in the counter given to `Listener::connect_counting`,
+    /// taken when it arrived.
+    pub sequence: u64,
+}
+
+/// The listening connection (usable for queries too) and what it receives.
+pub struct Listener {
+    pub client: tokio_postgres::Client,
+    pub notifications: Notifications,
 }
 
 /// Notifications of the channels listened on, until the connection is lost.
-pub struct Listener {
-    // Kept: dropping the client closes the connection.
-    _client: tokio_postgres::Client,
+pub struct Notifications {
     received: mpsc::UnboundedReceiver<Notification>,
     driver: JoinHandle<()>,
 }
@@ -25,6 +35,16 @@ pub struct Listener {
 impl Listener {
     /// Connects and listens; notifications sent from now on are received.
     pub async fn connect(database_url: &str, channels: &[&str]) -> Result<Listener, StoreError> {
+        Listener::connect_counting(database_url, channels, Arc::default()).await
+    }
+
+    /// As `connect`, numbering the notifications as they arrive with
+    /// `counter` (which may span several connections).
+    pub async fn connect_counting(
+        database_url: &str,
+        channels: &[&str],
+        counter: Arc<AtomicU64>,
+    ) -> Result<Listener, StoreError> {
         let config = pg_config(database_url)?;
         let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
         let (sender, received) = mpsc::unbounded_channel();
@@ -36,6 +56,7 @@ impl Listener {
                         let notification = Notification {
                             channel: notification.channel().to_string(),
                             payload: notification.payload().to_string(),
+                            sequence: counter.fetch_add(1, Ordering::SeqCst) + 1,
                         };
                         if sender.send(notification).is_err() {
                             break;
@@ -49,21 +70,20 @@ impl Listener {
                 }
             }
         });
+        let notifications = Notifications { received, driver };
         let listen: String = channels
             .iter()
             .map(|channel| format!("LISTEN {channel};"))
             .collect();
-        if let Err(e) = client.batch_execute(&listen).await {
-            driver.abort();
-            return Err(e.into());
-        }
+        client.batch_execute(&listen).await?;
         Ok(Listener {
-            _client: client,
-            received,
-            driver,
+            client,
+            notifications,
         })
     }
+}
 
+impl Notifications {
     /// The next notification; an error when the connection is lost.
     pub async fn next(&mut self) -> Result<Notification, StoreError> {
         self.received
@@ -78,7 +98,7 @@ impl Listener {
     }
 }
 
-impl Drop for Listener {
+impl Drop for Notifications {
     fn drop(&mut self) {
         self.driver.abort();
     }
