@@ -215,8 +215,13 @@ impl PolicyView {
             started.elapsed(),
             next.overlay_len()
         );
-        // The previous base is as big as the new one: free it off the executor.
-        tokio::task::spawn_blocking(move || drop(previous));
+        // The previous base is as big as the new one: free it off the executor,
+        // and give the pages back, or every full reload would leave the
+        // process at twice the view's size.
+        tokio::task::spawn_blocking(move || {
+            drop(previous);
+            release_freed_memory();
+        });
         Ok(version)
     }
 
@@ -429,6 +434,16 @@ impl PolicyView {
             pending.syncs.pop_front();
             self.answer_sync(number);
         }
+    }
+}
+
+/// glibc keeps freed memory for reuse; a freed snapshot is large and only
+/// needed again at the next full reload.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
