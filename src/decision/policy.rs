@@ -364,6 +364,29 @@ struct Overlay {
     shadows_base_token: bool,
 }
 
+impl Overlay {
+    /// One lookup through base and overlay: a base entry of a user re-read
+    /// since is hidden; `shadows`: the overlay must be tried first.
+    fn layered<'a, V>(
+        &self,
+        shadows: bool,
+        in_base: Option<&'a V>,
+        in_overlay: impl Fn() -> Option<&'a V>,
+        user_id: impl Fn(&V) -> i64,
+    ) -> Option<&'a V> {
+        if shadows {
+            if let Some(found) = in_overlay() {
+                return Some(found);
+            }
+        }
+        match in_base {
+            Some(found) if !self.patches.contains_key(&user_id(found)) => Some(found),
+            _ if shadows => None,
+            _ => in_overlay(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct IpRules {
     deny: PrefixTable<()>,
@@ -571,16 +594,12 @@ impl PolicySnapshot {
         if overlay.patches.is_empty() {
             return self.base.by_login.get(login);
         }
-        if overlay.shadows_base_login {
-            if let Some(user) = overlay.index.by_login.get(login) {
-                return Some(user);
-            }
-        }
-        match self.base.by_login.get(login) {
-            Some(user) if !overlay.patches.contains_key(&user.id) => Some(user),
-            _ if overlay.shadows_base_login => None,
-            _ => overlay.index.by_login.get(login),
-        }
+        overlay.layered(
+            overlay.shadows_base_login,
+            self.base.by_login.get(login),
+            || overlay.index.by_login.get(login),
+            |user| user.id,
+        )
     }
 
     fn token(&self, hash: &[u8; 32]) -> Option<&TokenEntry> {
@@ -588,16 +607,12 @@ impl PolicySnapshot {
         if overlay.patches.is_empty() {
             return self.base.tokens.get(hash);
         }
-        if overlay.shadows_base_token {
-            if let Some(entry) = overlay.index.tokens.get(hash) {
-                return Some(entry);
-            }
-        }
-        match self.base.tokens.get(hash) {
-            Some(entry) if !overlay.patches.contains_key(&entry.user.id) => Some(entry),
-            _ if overlay.shadows_base_token => None,
-            _ => overlay.index.tokens.get(hash),
-        }
+        overlay.layered(
+            overlay.shadows_base_token,
+            self.base.tokens.get(hash),
+            || overlay.index.tokens.get(hash),
+            |entry| entry.user.id,
+        )
     }
 
     /// The user bound to the most specific network containing `ip` (of two
