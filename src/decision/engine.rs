@@ -1,5 +1,7 @@
 //! Runs a `PlayRequest` through the whole decision: the pure policy (steps
-//! 1–5) against the in-memory view, then admission (steps 6–8) in PostgreSQL.
+//! 1–5) against the in-memory view, then admission (steps 6–8): a refresh of
+//! a session this replica admitted from its memory (`live`, heartbeats
+//! written in batches), anything else in PostgreSQL.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
