@@ -366,7 +366,8 @@ struct Overlay {
 
 impl Overlay {
     /// One lookup through base and overlay: a base entry of a user re-read
-    /// since is hidden; `shadows`: the overlay must be tried first.
+    /// since is hidden; `shadows`: the overlay must be tried first. With no
+    /// user re-read (the usual case) the base answers alone.
     fn layered<'a, V>(
         &self,
         shadows: bool,
@@ -374,6 +375,9 @@ impl Overlay {
         in_overlay: impl Fn() -> Option<&'a V>,
         user_id: impl Fn(&V) -> i64,
     ) -> Option<&'a V> {
+        if self.patches.is_empty() {
+            return in_base;
+        }
         if shadows {
             if let Some(found) = in_overlay() {
                 return Some(found);
@@ -591,9 +595,6 @@ impl PolicySnapshot {
 
     pub fn user(&self, login: &str) -> Option<&Arc<PolicyUser>> {
         let overlay = &*self.overlay;
-        if overlay.patches.is_empty() {
-            return self.base.by_login.get(login);
-        }
         overlay.layered(
             overlay.shadows_base_login,
             self.base.by_login.get(login),
@@ -604,9 +605,6 @@ impl PolicySnapshot {
 
     fn token(&self, hash: &[u8; 32]) -> Option<&TokenEntry> {
         let overlay = &*self.overlay;
-        if overlay.patches.is_empty() {
-            return self.base.tokens.get(hash);
-        }
         overlay.layered(
             overlay.shadows_base_token,
             self.base.tokens.get(hash),
