@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ipnet::IpNet;
 use playgate::config::{Settings, SettingsArgs};
-use playgate::decision::policy::{self, PolicySnapshot, TokenRecord, UserKind, UserRecord};
-use playgate::decision::{hash_token, Credentials, PlayRequest, Reason};
-use playgate::policy_view::PolicyView;
+use playgate::decision::evaluate;
+use playgate::decision::{Credential, PlayRequest};
+use playgate::domain::{hash_token, Reason, TokenRecord, UserKind, UserRecord};
+use playgate::policy_view::{PolicySnapshot, PolicyView};
 use playgate::store;
 
 const DATABASE: &str = "playgate_bench_propagation";
@@ -43,10 +44,7 @@ fn worst(samples: &[Duration]) -> Duration {
 
 fn token_request(token: String) -> PlayRequest {
     let mut request = PlayRequest::new("decide", "news", "192.0.2.1".parse().unwrap());
-    request.credentials = Credentials {
-        token: Some(token),
-        ..Default::default()
-    };
+    request.credential = Credential::Token(token);
     request
 }
 
@@ -76,7 +74,7 @@ async fn wait_until(
 }
 
 fn evaluate(snapshot: &PolicySnapshot, request: &PlayRequest) -> Result<String, Reason> {
-    policy::evaluate(request, snapshot, Utc::now(), None)
+    evaluate::evaluate(request, snapshot, Utc::now(), None)
         .map(|admitted| admitted.user.map(|u| u.login.clone()).unwrap_or_default())
 }
 

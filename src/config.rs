@@ -13,19 +13,8 @@ use ipnet::IpNet;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/playgate";
 
-/// What happens to a new session when the user already has `max_sessions`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LimitPolicy {
-    RejectNew,
-    KickOldest,
-}
-
-/// What a hook answers when PostgreSQL cannot be reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnDbError {
-    Deny,
-    Allow,
-}
+use crate::domain::{parse_network, Login};
+pub use crate::domain::{LimitPolicy, OnDbError};
 
 /// The raw settings, as flags of `serve` or environment variables.
 #[derive(Args, Clone, Debug, Default)]
@@ -182,14 +171,6 @@ pub fn parse_networks(variable: &'static str, text: &str) -> Result<Vec<IpNet>, 
         .collect()
 }
 
-/// An address or CIDR network, normalised (host bits cleared).
-pub fn parse_network(text: &str) -> Option<IpNet> {
-    if let Ok(net) = text.parse::<IpNet>() {
-        return Some(net.trunc());
-    }
-    text.parse::<std::net::IpAddr>().ok().map(IpNet::from)
-}
-
 fn default_trusted_proxies() -> Vec<IpNet> {
     [
         "127.0.0.0/8",
@@ -272,7 +253,7 @@ impl Settings {
                     .ok_or_else(|| {
                         invalid("PLAYGATE_BOOTSTRAP_ADMIN", "expected login:password")
                     })?;
-                if !crate::decision::is_valid_login(login) {
+                if Login::parse(login).is_none() {
                     return Err(invalid(
                         "PLAYGATE_BOOTSTRAP_ADMIN",
                         "login must be 1-64 characters of A-Z a-z 0-9 . _ @ -",

@@ -1,20 +1,31 @@
 //! playgate: the authorization backend streaming servers call before a viewer
 //! may watch a stream. See README.md for the architecture.
 
-pub mod admin;
-pub mod app;
-pub mod astra;
+// The vocabulary every layer shares; imports nothing of ours.
+pub mod domain;
+
+// Below the web: settings, storage, the policy cache, the decision.
+pub mod background;
 pub mod config;
-pub mod credentials;
 pub mod decision;
-pub mod error;
-pub mod hooks;
 pub mod metrics;
+pub mod password;
 pub mod policy_view;
 pub mod rate_limit;
 pub mod store;
-pub mod ui;
 pub mod upstream;
 
-pub use app::{AppHandle, AppState, Application};
+// The web: shared plumbing, then the streamers' hooks, the admin API, the
+// web interface and the imports.
+pub mod admin;
+pub mod hooks;
+pub mod http;
+pub mod import;
+pub mod ui;
+
+// Wiring it all together.
+pub mod app;
+
+pub use app::{AppHandle, Application};
 pub use config::{Settings, SettingsArgs};
+pub use http::AppState;

@@ -127,7 +127,7 @@ async fn import_astra(settings: Settings, file: PathBuf, dry_run: bool) -> ExitC
             return ExitCode::FAILURE;
         }
     };
-    let plan = match playgate::astra::parse(&text) {
+    let plan = match playgate::import::astra::parse(&text) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("playgate: {shown}: {e}; nothing imported");
@@ -140,7 +140,7 @@ async fn import_astra(settings: Settings, file: PathBuf, dry_run: bool) -> ExitC
         let pool = playgate::store::create_pool(&settings)?;
         let mut client = pool.get().await?;
         Ok::<_, playgate::store::StoreError>(
-            playgate::astra::apply(&mut client, &plan, dry_run).await,
+            playgate::import::astra::apply(&mut client, &plan, dry_run).await,
         )
     }
     .await;

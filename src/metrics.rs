@@ -13,7 +13,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::decision::Reason;
+use crate::domain::Reason;
 
 pub const OTHER_STREAM: &str = "other";
 
@@ -271,6 +271,33 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buffer)
             .expect("text encoding cannot fail");
         String::from_utf8(buffer).expect("metrics are UTF-8")
+    }
+}
+
+/// The cluster-wide gauges come from PostgreSQL on a timer, not per scrape.
+pub async fn read_cluster_gauges(
+    pool: deadpool_postgres::Pool,
+    interval: Duration,
+    metrics: std::sync::Arc<Metrics>,
+    mut stop: crate::background::StopSignal,
+) {
+    loop {
+        let result = async {
+            let client = pool.get().await?;
+            crate::store::stats::cluster_gauges(&client).await
+        }
+        .await;
+        match result {
+            Ok(gauges) => metrics.set_cluster_gauges(
+                &gauges.viewers_by_stream,
+                gauges.active_sessions,
+                gauges.users,
+            ),
+            Err(e) => log::warn!("reading cluster gauges failed: {e}"),
+        }
+        if !crate::background::tick(interval, &mut stop).await {
+            return;
+        }
     }
 }
 

@@ -4,9 +4,10 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use playgate::config::parse_network;
-use playgate::decision::policy::{glob_matches, PrefixTable};
-use playgate::decision::PlayRequest;
+use playgate::decision::{Credential, PlayRequest};
+use playgate::domain::glob_matches;
+use playgate::domain::parse_network;
+use playgate::policy_view::PrefixTable;
 use proptest::prelude::*;
 
 fn naive_glob(pattern: &[char], text: &[char]) -> bool {
@@ -87,7 +88,7 @@ proptest! {
         ip in any_ip(),
     ) {
         let mut request = PlayRequest::new("decide", stream, ip);
-        request.credentials.token = Some(token.clone());
+        request.credential = Credential::Token(token.clone());
         request.session = session;
         let key = request.session_key();
         prop_assert!(key.len() <= 300);

@@ -4,10 +4,10 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::ObserverUser;
-use super::users::ErrorBody;
 use super::{page_bounds, Page};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::audit::{self, AuditFilter, AuditRow};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

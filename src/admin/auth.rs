@@ -9,20 +9,16 @@
 //! admins (writes). Missing or wrong credentials → 401 with
 //! `WWW-Authenticate: Basic`; a known user without the role → 403.
 
-use std::sync::OnceLock;
-
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
-use base64::Engine as _;
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
 
-use crate::app::AppState;
-use crate::credentials::VerifiedCredentials;
-use crate::decision::policy::UserKind;
-use crate::error::ApiError;
-use crate::store::{ui_sessions, users};
+use crate::domain::UserKind;
+use crate::http::request::decode_basic;
+use crate::http::{ApiError, AppState};
+use crate::store::{tokens, ui_sessions};
 
 /// The web interface's session cookie.
 pub const SESSION_COOKIE: &str = "playgate_session";
@@ -78,21 +74,6 @@ impl AdminUser {
     }
 }
 
-/// Verified login:password pairs of admin callers (process-wide, like the
-/// engine's: keyed by a hash of login, password and stored hash).
-fn verified() -> &'static VerifiedCredentials {
-    static VERIFIED: OnceLock<VerifiedCredentials> = OnceLock::new();
-    VERIFIED.get_or_init(VerifiedCredentials::default)
-}
-
-/// A bcrypt hash of a random password, at the default cost.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        bcrypt::hash(super::tokens::generate(), bcrypt::DEFAULT_COST).expect("bcrypt of a dummy")
-    })
-}
-
 enum Presented {
     Basic { login: String, password: String },
     Bearer(String),
@@ -115,18 +96,9 @@ fn presented(request: &HttpRequest) -> Result<Presented, ApiError> {
         return Ok(Presented::Bearer(value.to_string()));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(value)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
+        let (login, password) = decode_basic(value)
             .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
-        let (login, password) = decoded
-            .split_once(':')
-            .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
-        return Ok(Presented::Basic {
-            login: login.to_string(),
-            password: password.to_string(),
-        });
+        return Ok(Presented::Basic { login, password });
     }
     Err(ApiError::unauthorized(
         "unsupported Authorization scheme (Basic or Bearer)",
@@ -136,7 +108,7 @@ fn presented(request: &HttpRequest) -> Result<Presented, ApiError> {
 /// The client of an admin request, for damping guesses: the peer, or the
 /// address a trusted proxy forwarded (as for forward-auth).
 pub fn client_ip(request: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
-    crate::hooks::forward_auth::client_ip(request, &state.settings.trusted_proxies)
+    crate::http::request::client_ip(request, &state.settings.trusted_proxies)
         .ok()
         .or_else(|| request.peer_addr().map(|addr| addr.ip()))
 }
@@ -157,7 +129,7 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
     // Guessing is damped per client IP, like on the hooks (behind an ingress,
     // the forwarded address of a trusted proxy is the client).
     let client_ip = client_ip(&request, &state);
-    let failures = state.engine.credential_failures();
+    let failures = &state.failures;
     if client_ip.is_some_and(|ip| failures.is_limited(ip)) {
         return Err(ApiError::new(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,
@@ -189,7 +161,7 @@ async fn identify(
         }
         Presented::Bearer(token) => {
             let client = state.pool.get().await?;
-            let (login, kind, enabled, expires_at) = users::find_by_token(&client, &token)
+            let (login, kind, enabled, expires_at) = tokens::find_by_token(&client, &token)
                 .await?
                 .ok_or_else(wrong)?;
             let kind = UserKind::parse(&kind).ok_or_else(wrong)?;
@@ -210,11 +182,10 @@ pub async fn verify_password(state: &AppState, login: &str, password: &str) -> O
     let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|hash| (u, hash)))
     else {
         // As slow as a wrong password, so logins cannot be probed by timing.
-        let dummy = tokio::task::spawn_blocking(dummy_hash).await.unwrap_or("");
-        verified().verify(login, password, dummy).await;
+        state.passwords.verify_unknown(login, password).await;
         return None;
     };
-    if !verified().verify(login, password, &hash).await {
+    if !state.passwords.verify(login, password, &hash).await {
         return None;
     }
     let live = user.enabled && user.expires_at.is_none_or(|at| at > Utc::now());

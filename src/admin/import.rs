@@ -1,6 +1,6 @@
 //! `POST /api/v1/import`: a JSON array of users (fields as in POST /users),
 //! created or updated by login in one transaction, set-based (see
-//! `store::users::import`): 100 000 users take seconds, not minutes.
+//! `store::user_import`): 100 000 users take seconds, not minutes.
 
 use std::collections::HashSet;
 
@@ -10,11 +10,12 @@ use serde_json::json;
 
 use super::auth::AdminUser;
 use super::reload_policy;
-use super::users::{check_packages, validate_input, ErrorBody, TokenValue, UserInput};
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::users::{check_packages, validate_input, TokenValue, UserInput};
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::audit;
-use crate::store::users::{self, ImportUser};
+use crate::store::user_import::{self, ImportUser};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportAnswer {
@@ -27,7 +28,7 @@ fn at(index: usize, login: &str, error: ApiError) -> ApiError {
     ApiError {
         message: format!(
             "item {index} ('{}'): {}",
-            crate::error::clip(login),
+            crate::http::error::clip(login),
             error.message
         ),
         ..error
@@ -133,13 +134,13 @@ pub async fn import(
     let transaction = client.transaction().await?;
     let packages: Vec<String> = packages.into_iter().collect();
     check_packages(&transaction, &packages).await?;
-    let outcome = users::import(&transaction, &users).await?;
+    let outcome = user_import::import(&transaction, &users).await?;
     if let Some(login) = outcome.token_conflict {
         return Err(ApiError::conflict(
             "token",
             format!(
                 "a token of '{}' already belongs to another user",
-                crate::error::clip(&login)
+                crate::http::error::clip(&login)
             ),
         ));
     }

@@ -5,10 +5,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{AdminUser, ObserverUser};
-use super::users::ErrorBody;
-use super::{page_bounds, reload_policy, validate, Page};
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::{page_bounds, reload_policy, Page};
+use crate::domain::validate;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::audit;
 use crate::store::ip_rules::{self, IpRuleRow};
 
@@ -66,12 +67,12 @@ pub async fn create(
         .network
         .as_deref()
         .ok_or_else(|| ApiError::invalid("network", "network is required"))
-        .and_then(|n| validate::network("network", n))?;
+        .and_then(|n| Ok(validate::network("network", n)?))?;
     let action = input
         .action
         .as_deref()
         .ok_or_else(|| ApiError::invalid("action", "action is required (allow or deny)"))
-        .and_then(validate::action)?;
+        .and_then(|a| Ok(validate::action(a)?))?;
     let comment = validate::text("comment", input.comment.as_deref().unwrap_or(""))?;
     let mut client = state.pool.get().await?;
     let transaction = client.transaction().await?;

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{client_ip, csrf_token, session_cookie, verify_password, Caller, SESSION_COOKIE};
-use super::users::ErrorBody;
-use crate::app::AppState;
-use crate::decision::policy::UserKind;
-use crate::error::ApiError;
+use crate::domain::UserKind;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::ui_sessions;
 
 /// How long a sign-in lasts.
@@ -72,7 +72,7 @@ pub async fn login(
     state: web::Data<AppState>,
     input: web::Json<LoginInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let limiter = state.engine.credential_failures();
+    let limiter = &state.failures;
     let ip = client_ip(&request, &state);
     if ip.is_some_and(|ip| limiter.is_limited(ip)) {
         return Ok(refusal(
@@ -93,7 +93,7 @@ pub async fn login(
             "this account has no access to the web interface",
         ));
     }
-    let value = super::tokens::generate();
+    let value = crate::domain::token::random_secret();
     let expires_at = Utc::now() + chrono::Duration::hours(SESSION_HOURS);
     let client = state.pool.get().await?;
     if !ui_sessions::create(&client, &value, &login, expires_at).await? {

@@ -16,13 +16,14 @@ pub mod stats;
 pub mod timeline;
 pub mod tokens;
 pub mod users;
-pub mod validate;
+
+pub use openapi::ApiDoc;
 
 use actix_web::{web, HttpRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::ApiError;
+use crate::http::AppState;
 
 /// Request bodies of the admin API (the import has its own, larger limit).
 const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -37,7 +38,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(actix_web::middleware::from_fn(login::no_browser_challenge))
             .app_data(json_config(MAX_JSON_BYTES))
             .app_data(query_config())
-            .route("/openapi.json", web::get().to(openapi::serve))
+            .route(
+                "/openapi.json",
+                web::get().to(crate::http::openapi::openapi_json),
+            )
             .route("/users", web::get().to(users::list))
             .route("/users", web::post().to(users::create))
             .route("/users/{login}", web::get().to(users::get))

@@ -5,10 +5,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::auth::{AdminUser, ObserverUser};
-use super::users::ErrorBody;
-use super::{reload_policy, validate, Page, PageQuery};
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::{reload_policy, Page, PageQuery};
+use crate::domain::validate;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::audit;
 use crate::store::packages::{self, PackageRow};
 

@@ -7,10 +7,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::auth::{AdminUser, ObserverUser};
-use super::users::ErrorBody;
 use super::{page_bounds, Page};
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::audit;
 use crate::store::sessions::{self, SessionFilter, SessionRow};
 
@@ -47,7 +47,10 @@ pub async fn list(
         Some(other) => {
             return Err(ApiError::invalid(
                 "state",
-                format!("'{}' is not active or ended", crate::error::clip(other)),
+                format!(
+                    "'{}' is not active or ended",
+                    crate::http::error::clip(other)
+                ),
             ))
         }
     };

@@ -5,10 +5,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::ObserverUser;
-use super::users::ErrorBody;
-use super::validate;
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::domain::validate;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::stats::{self, StreamStats, UserStats};
 use crate::store::users;
 

@@ -2,27 +2,21 @@
 //! the clear value is answered once, at creation.
 
 use actix_web::{web, HttpResponse};
-use base64::Engine as _;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{AdminUser, ObserverUser};
-use super::users::{present, ErrorBody, TokenValue};
-use super::{reload_policy, validate, Page, PageQuery};
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::users::{present, TokenValue};
+use super::{reload_policy, Page, PageQuery};
+use crate::domain::token::random_secret;
+use crate::domain::validate;
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::http::ErrorBody;
 use crate::store::tokens::{self, TokenRow};
 use crate::store::{audit, users, StoreError};
 
 const MAX_TOKEN_LEN: usize = 256;
-
-/// 256 bits from the thread's CSPRNG, URL-safe base64 without padding (43 characters).
-pub fn generate() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// A token given by the admin (an import from Astra): kept as is.
 pub fn validate_clear(token: &str) -> Result<(), ApiError> {
@@ -48,7 +42,7 @@ pub async fn add<C: deadpool_postgres::GenericClient>(
 ) -> Result<Option<String>, StoreError> {
     let (clear, generated) = match token {
         TokenValue::Given(clear) => (clear, false),
-        TokenValue::Generate(_) => (generate(), true),
+        TokenValue::Generate(_) => (random_secret(), true),
     };
     tokens::insert(client, user_id, &clear, label, expires_at).await?;
     Ok(generated.then_some(clear))
@@ -122,7 +116,7 @@ pub async fn create(
             validate_clear(&clear)?;
             clear
         }
-        Some(TokenValue::Generate(_)) | None => generate(),
+        Some(TokenValue::Generate(_)) | None => random_secret(),
     };
     let label = validate::text("label", input.label.as_deref().unwrap_or(""))?;
     let expires_at = input

@@ -5,10 +5,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::auth::{AdminUser, ObserverUser};
-use super::{page_bounds, reload_policy, tokens, validate, Page};
-use crate::app::AppState;
-use crate::decision::policy::UserKind;
-use crate::error::ApiError;
+use super::{page_bounds, reload_policy, tokens, Page};
+use crate::domain::validate;
+use crate::domain::UserKind;
+use crate::http::AppState;
+use crate::http::{ApiError, ErrorBody};
+use crate::password;
 use crate::store::users::{self, NewUser, UserChanges, UserFilter, UserRow};
 use crate::store::{audit, sessions};
 
@@ -90,7 +92,7 @@ pub fn validate_input(input: UserInput, creating: bool) -> Result<Validated, Api
     let mut v = Validated::default();
     match (&input.login, creating) {
         (Some(login), _) => {
-            v.changes.login = Some(validate::login("login", login)?);
+            v.changes.login = Some(validate::login("login", login)?.into_string());
             v.audit.insert("login".into(), json!(login));
         }
         (None, true) => return Err(ApiError::invalid("login", "login is required")),
@@ -170,14 +172,6 @@ pub fn validate_input(input: UserInput, creating: bool) -> Result<Validated, Api
     Ok(v)
 }
 
-/// bcrypt at the default cost, off the async executor.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    web::block(move || bcrypt::hash(password, bcrypt::DEFAULT_COST))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
-}
-
 /// 422 `packages` when one of these names is not a package.
 pub async fn check_packages<C: deadpool_postgres::GenericClient>(
     client: &C,
@@ -188,7 +182,7 @@ pub async fn check_packages<C: deadpool_postgres::GenericClient>(
         None => Ok(()),
         Some(name) => Err(ApiError::invalid(
             "packages",
-            format!("no such package: '{}'", crate::error::clip(name)),
+            format!("no such package: '{}'", crate::http::error::clip(name)),
         )),
     }
 }
@@ -229,14 +223,6 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(Page { items, total }))
 }
 
-/// The JSON error body of every 4xx/5xx answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-    /// The offending field (422, 409).
-    pub field: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/users", tag = "users",
     request_body = UserInput,
     responses((status = 201, body = UserAnswer), (status = 400, body = ErrorBody), (status = 401), (status = 403),
@@ -250,7 +236,11 @@ pub async fn create(
     let v = validate_input(body.into_inner(), true)?;
     let login = v.changes.login.clone().expect("validated");
     let password_hash = match v.password.clone().flatten() {
-        Some(password) => Some(hash_password(password).await?),
+        Some(password) => Some(
+            password::hash(&password)
+                .await
+                .map_err(ApiError::internal)?,
+        ),
         None => None,
     };
     let c = &v.changes;
@@ -329,7 +319,11 @@ pub async fn update(
     let mut v = validate_input(body.into_inner(), false)?;
     if let Some(password) = v.password.clone() {
         v.changes.password_hash = Some(match password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(
+                password::hash(&password)
+                    .await
+                    .map_err(ApiError::internal)?,
+            ),
             None => None,
         });
     }

@@ -10,13 +10,14 @@ use chrono::Utc;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
+use super::evaluate;
 use super::live::{self, LiveSessions, Viewer};
-use super::policy::{self, PolicySnapshot};
-use super::{Decision, Event, PlayRequest, Reason};
-use crate::config::{LimitPolicy, OnDbError, Settings};
-use crate::credentials::VerifiedCredentials;
+use super::{Credential, Decision, Event, PlayRequest, Reason};
+use crate::config::Settings;
+use crate::domain::{canonical_ip, LimitPolicy, OnDbError};
 use crate::metrics::Metrics;
-use crate::policy_view::PolicyView;
+use crate::password::PasswordVerifier;
+use crate::policy_view::{PolicySnapshot, PolicyView};
 use crate::rate_limit::FailureLimiter;
 use crate::store::sessions::{self, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::StoreError;
@@ -45,8 +46,8 @@ pub struct Engine {
     limit_policy: LimitPolicy,
     on_db_error: OnDbError,
     db_timeout: Duration,
-    verified: VerifiedCredentials,
-    failures: FailureLimiter,
+    passwords: Arc<PasswordVerifier>,
+    failures: Arc<FailureLimiter>,
     live: LiveSessions,
     ministra: Option<MinistraClient>,
 }
@@ -57,6 +58,8 @@ impl Engine {
         pool: Pool,
         policy: Arc<PolicyView>,
         metrics: Arc<Metrics>,
+        passwords: Arc<PasswordVerifier>,
+        failures: Arc<FailureLimiter>,
     ) -> Engine {
         Engine {
             pool,
@@ -67,19 +70,11 @@ impl Engine {
             limit_policy: settings.limit_policy,
             on_db_error: settings.on_db_error,
             db_timeout: settings.db_timeout,
-            verified: VerifiedCredentials::default(),
-            failures: FailureLimiter::new(
-                settings.auth_failure_limit,
-                settings.auth_failure_window,
-            ),
+            passwords,
+            failures,
             live: LiveSessions::new(LIVE_MARGIN, settings.outage_grace),
             ministra: settings.ministra_url.as_deref().map(MinistraClient::new),
         }
-    }
-
-    /// Failed credentials per client IP, shared with the admin API's sign-in.
-    pub fn credential_failures(&self) -> &FailureLimiter {
-        &self.failures
     }
 
     pub fn session_duration(&self) -> Duration {
@@ -158,12 +153,12 @@ impl Engine {
 
         let snapshot = self.policy.snapshot();
         let guessing =
-            !request.credentials.is_empty() && snapshot.ip_rule(request.client_ip).is_none();
+            !request.credential.is_none() && snapshot.ip_rule(request.client_ip).is_none();
         if guessing && self.failures.is_limited(request.client_ip) {
             return self.answer(false, Reason::RateLimited);
         }
         let password_verified = self.verify_password_if_needed(request, &snapshot).await;
-        let admitted = match policy::evaluate(request, &snapshot, Utc::now(), password_verified) {
+        let admitted = match evaluate::evaluate(request, &snapshot, Utc::now(), password_verified) {
             Ok(admitted) => admitted,
             Err(Reason::UnknownToken) if self.ministra.is_some() => {
                 drop(snapshot);
@@ -208,7 +203,7 @@ impl Engine {
             max_sessions,
             limit_policy: self.limit_policy,
             stream: &request.stream,
-            client_ip: policy::canonical_ip(request.client_ip),
+            client_ip: canonical_ip(request.client_ip),
             protocol: &request.protocol,
             dialect: request.dialect,
             streamer: &request.streamer,
@@ -269,8 +264,7 @@ impl Engine {
     /// The continuation part of `decide_or_continue`; None when the request
     /// has credentials, or no active session of a known user matches.
     async fn continue_session(&self, request: &PlayRequest) -> Option<Decision> {
-        if !request.credentials.is_empty()
-            || !matches!(request.event, Event::Start | Event::Refresh)
+        if !request.credential.is_none() || !matches!(request.event, Event::Start | Event::Refresh)
         {
             return None;
         }
@@ -305,7 +299,7 @@ impl Engine {
         let login = login?;
         // The credentials were checked when the session started; re-check
         // what can change since, as a refresh does.
-        let (user, verdict) = policy::recheck_session_user(
+        let (user, verdict) = evaluate::recheck_session_user(
             &self.policy.snapshot(),
             &login,
             viewer.client_ip,
@@ -338,8 +332,7 @@ impl Engine {
     /// rules were applied before; the portal's user, limit and duration
     /// become the session's.
     async fn ask_ministra(&self, request: &PlayRequest, key: &str) -> Decision {
-        let (Some(ministra), Some(token)) = (&self.ministra, request.credentials.token.as_deref())
-        else {
+        let (Some(ministra), Some(token)) = (&self.ministra, request.credential.token()) else {
             return self.answer(false, Reason::UnknownToken);
         };
         match ministra.check(token).await {
@@ -368,7 +361,7 @@ impl Engine {
     ) -> Result<T, StoreError> {
         tokio::time::timeout(self.db_timeout, work)
             .await
-            .unwrap_or_else(|_| Err(StoreError::Other("database did not answer in time".into())))
+            .unwrap_or_else(|_| Err(StoreError::Timeout))
     }
 
     /// Steps 6–8. A refresh of a session this replica answered for is
@@ -510,20 +503,21 @@ impl Engine {
         request: &PlayRequest,
         snapshot: &PolicySnapshot,
     ) -> Option<bool> {
-        let credentials = &request.credentials;
-        if credentials.token.is_some() || snapshot.ip_rule(request.client_ip).is_some() {
-            return None;
-        }
-        let (Some(login), Some(password)) = (&credentials.login, &credentials.password) else {
+        let Credential::Password { login, password } = &request.credential else {
             return None;
         };
+        if snapshot.ip_rule(request.client_ip).is_some() {
+            return None;
+        }
         let Some(hash) = snapshot
             .user(login)
             .and_then(|user| user.password_hash.clone())
         else {
+            // As slow as a wrong password, so logins cannot be probed by timing.
+            self.passwords.verify_unknown(login, password).await;
             return Some(false);
         };
-        Some(self.verified.verify(login, password, &hash).await)
+        Some(self.passwords.verify(login, password, &hash).await)
     }
 }
 
@@ -532,7 +526,7 @@ fn viewer_of(request: &PlayRequest) -> Viewer {
     Viewer {
         dialect: request.dialect,
         stream: request.stream.clone(),
-        client_ip: policy::canonical_ip(request.client_ip),
+        client_ip: canonical_ip(request.client_ip),
         user_agent: request.user_agent.clone(),
     }
 }

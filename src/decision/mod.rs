@@ -1,12 +1,14 @@
 //! The one decision every hook is turned into (SPEC §2).
 //!
-//! `policy` is the pure part (steps 1–5: IP rules, identity, account state,
-//! packages); `engine` adds the admission part (steps 6–8: kicked sessions,
-//! connection limits, the session row) against PostgreSQL.
+//! `evaluate` is the pure part (IP rules, identity, account state, packages)
+//! against the in-memory `policy_view`; `engine` adds the admission part
+//! (kicked sessions, connection limits, the session row) against PostgreSQL,
+//! and `live` the sessions this replica answers refreshes of from memory.
 
 pub mod engine;
+pub mod evaluate;
 pub mod live;
-pub mod policy;
+pub mod upkeep;
 
 use std::net::IpAddr;
 
@@ -14,77 +16,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use crate::domain::Reason;
+
 pub use engine::Engine;
-
-/// The reason codes of SPEC §2, the complete set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    Ok,
-    IpAllowed,
-    IpDenied,
-    UnknownToken,
-    TokenExpired,
-    BadCredentials,
-    NoCredentials,
-    UserDisabled,
-    UserExpired,
-    IpMismatch,
-    StreamNotAllowed,
-    SessionKicked,
-    SessionLimit,
-    PublishNotAllowed,
-    RateLimited,
-    UpstreamUnavailable,
-    DbUnavailable,
-    BadRequest,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 18] = [
-        Reason::Ok,
-        Reason::IpAllowed,
-        Reason::IpDenied,
-        Reason::UnknownToken,
-        Reason::TokenExpired,
-        Reason::BadCredentials,
-        Reason::NoCredentials,
-        Reason::UserDisabled,
-        Reason::UserExpired,
-        Reason::IpMismatch,
-        Reason::StreamNotAllowed,
-        Reason::SessionKicked,
-        Reason::SessionLimit,
-        Reason::PublishNotAllowed,
-        Reason::RateLimited,
-        Reason::UpstreamUnavailable,
-        Reason::DbUnavailable,
-        Reason::BadRequest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Ok => "ok",
-            Reason::IpAllowed => "ip_allowed",
-            Reason::IpDenied => "ip_denied",
-            Reason::UnknownToken => "unknown_token",
-            Reason::TokenExpired => "token_expired",
-            Reason::BadCredentials => "bad_credentials",
-            Reason::NoCredentials => "no_credentials",
-            Reason::UserDisabled => "user_disabled",
-            Reason::UserExpired => "user_expired",
-            Reason::IpMismatch => "ip_mismatch",
-            Reason::StreamNotAllowed => "stream_not_allowed",
-            Reason::SessionKicked => "session_kicked",
-            Reason::SessionLimit => "session_limit",
-            Reason::PublishNotAllowed => "publish_not_allowed",
-            Reason::RateLimited => "rate_limited",
-            Reason::UpstreamUnavailable => "upstream_unavailable",
-            Reason::DbUnavailable => "db_unavailable",
-            Reason::BadRequest => "bad_request",
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -97,37 +31,86 @@ pub enum Event {
 }
 
 /// What the viewer presented. Secrets live here only for the decision and are
-/// never logged (`Debug` redacts them).
+/// never logged (`Debug` redacts them). A token wins over a login:password
+/// sent beside it.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Credentials {
-    pub token: Option<String>,
-    pub login: Option<String>,
-    pub password: Option<String>,
+pub enum Credential {
+    /// Nothing: IP authorization, an allow rule, or continuing a session.
+    #[default]
+    None,
+    Token(String),
+    Password {
+        login: String,
+        password: String,
+    },
+    /// A login without a password or a password without a login: never
+    /// verified, always `bad_credentials`.
+    Incomplete {
+        login: Option<String>,
+    },
 }
 
-impl std::fmt::Debug for Credentials {
+impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
-            .field("login", &self.login)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .finish()
+        match self {
+            Credential::None => f.write_str("None"),
+            Credential::Token(_) => f.write_str("Token([redacted])"),
+            Credential::Password { login, .. } => f
+                .debug_struct("Password")
+                .field("login", login)
+                .field("password", &"[redacted]")
+                .finish(),
+            Credential::Incomplete { login } => {
+                f.debug_struct("Incomplete").field("login", login).finish()
+            }
+        }
     }
 }
 
-impl Credentials {
-    pub fn is_empty(&self) -> bool {
-        self.token.is_none() && self.login.is_none() && self.password.is_none()
+impl Credential {
+    /// From the fields a streamer sends; empty values count as absent.
+    pub fn from_parts(
+        token: Option<String>,
+        login: Option<String>,
+        password: Option<String>,
+    ) -> Credential {
+        let present = |value: Option<String>| value.filter(|v| !v.is_empty());
+        match (present(token), present(login), present(password)) {
+            (Some(token), _, _) => Credential::Token(token),
+            (None, Some(login), Some(password)) => Credential::Password { login, password },
+            (None, None, None) => Credential::None,
+            (None, login, _) => Credential::Incomplete { login },
+        }
     }
 
     /// `login:password` as sent in `?auth=`; None when there is no colon.
-    pub fn from_auth_pair(pair: &str) -> Option<Credentials> {
+    pub fn from_auth_pair(pair: &str) -> Option<Credential> {
         let (login, password) = pair.split_once(':')?;
-        Some(Credentials {
-            token: None,
-            login: Some(login.to_string()),
-            password: Some(password.to_string()),
-        })
+        Some(Credential::from_parts(
+            None,
+            Some(login.to_string()),
+            Some(password.to_string()),
+        ))
+    }
+
+    pub fn is_none(&self) -> bool {
+        matches!(self, Credential::None)
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            Credential::Token(token) => Some(token),
+            _ => None,
+        }
+    }
+
+    /// The login presented with a password (complete or not).
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            Credential::Password { login, .. } => Some(login),
+            Credential::Incomplete { login } => login.as_deref(),
+            Credential::None | Credential::Token(_) => None,
+        }
     }
 }
 
@@ -138,7 +121,7 @@ pub struct PlayRequest {
     pub dialect: &'static str,
     pub stream: String,
     pub client_ip: IpAddr,
-    pub credentials: Credentials,
+    pub credential: Credential,
     /// The streamer's own session id, when it sends one.
     pub session: Option<String>,
     pub event: Event,
@@ -158,7 +141,7 @@ impl PlayRequest {
             dialect,
             stream: stream.into(),
             client_ip,
-            credentials: Credentials::default(),
+            credential: Credential::None,
             session: None,
             event: Event::Start,
             protocol: String::new(),
@@ -179,10 +162,11 @@ impl PlayRequest {
                 return format!("s:{}:{}:{}", self.dialect, self.streamer, id);
             }
         }
-        let credential = match (&self.credentials.token, &self.credentials.login) {
-            (Some(token), _) => format!("t:{token}"),
-            (None, Some(login)) => format!("l:{login}"),
-            (None, None) => String::new(),
+        let credential = match &self.credential {
+            Credential::Token(token) => format!("t:{token}"),
+            Credential::Password { login, .. } => format!("l:{login}"),
+            Credential::Incomplete { login: Some(login) } => format!("l:{login}"),
+            Credential::Incomplete { login: None } | Credential::None => String::new(),
         };
         let ip = self.client_ip.to_string();
         let session = self.session.as_deref().unwrap_or("");
@@ -216,26 +200,13 @@ pub struct Decision {
     pub active_sessions: Option<i64>,
 }
 
-/// `[A-Za-z0-9._@-]{1,64}` (SPEC §1).
-pub fn is_valid_login(login: &str) -> bool {
-    (1..=64).contains(&login.len())
-        && login
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
-}
-
-/// Tokens are stored and looked up as SHA-256 only.
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn request() -> PlayRequest {
         let mut req = PlayRequest::new("decide", "news", "192.0.2.1".parse().unwrap());
-        req.credentials.token = Some("secret-token".into());
+        req.credential = Credential::Token("secret-token".into());
         req.user_agent = "VLC".into();
         req
     }
@@ -273,28 +244,41 @@ mod tests {
     }
 
     #[test]
-    fn login_syntax() {
-        assert!(is_valid_login("alice.b_c@d-e"));
-        assert!(!is_valid_login(""));
-        assert!(!is_valid_login("with space"));
-        assert!(!is_valid_login(&"a".repeat(65)));
-    }
-
-    #[test]
-    fn reason_names_match_serde() {
-        for reason in Reason::ALL {
-            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+    fn credentials_debug_redacts() {
+        for credential in [
+            Credential::from_parts(Some("tok123".into()), Some("bob".into()), None),
+            Credential::from_parts(None, Some("bob".into()), Some("pw456".into())),
+        ] {
+            let text = format!("{credential:?}");
+            assert!(
+                !text.contains("tok123") && !text.contains("pw456"),
+                "{text}"
+            );
         }
     }
 
     #[test]
-    fn credentials_debug_redacts() {
-        let creds = Credentials {
-            token: Some("tok123".into()),
-            login: Some("bob".into()),
-            password: Some("pw456".into()),
-        };
-        let text = format!("{creds:?}");
-        assert!(!text.contains("tok123") && !text.contains("pw456"));
+    fn credential_from_parts() {
+        let some = |text: &str| Some(text.to_string());
+        assert_eq!(
+            Credential::from_parts(some("t"), some("bob"), some("pw")),
+            Credential::Token("t".into())
+        );
+        assert_eq!(
+            Credential::from_parts(some(""), some("bob"), some("pw")),
+            Credential::Password {
+                login: "bob".into(),
+                password: "pw".into()
+            }
+        );
+        assert_eq!(
+            Credential::from_parts(None, some("bob"), some("")),
+            Credential::Incomplete { login: some("bob") }
+        );
+        assert_eq!(
+            Credential::from_parts(None, None, some("pw")),
+            Credential::Incomplete { login: None }
+        );
+        assert!(Credential::from_parts(some(""), None, some("")).is_none());
     }
 }

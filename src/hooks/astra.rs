@@ -9,67 +9,86 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
-    bad_request, credentials_from_pairs, header, pairs, parse_ip, streamer, validated, Call,
+    astra_channel, credential_from_pairs, handle, header, pairs, parse_ip, streamer, Call, Context,
+    Dialect,
 };
-use crate::app::AppState;
-use crate::decision::PlayRequest;
+use crate::decision::{Decision, Event, PlayRequest};
+use crate::http::AppState;
 
-pub const DIALECT: &str = "astra";
+pub struct Astra;
 
-/// The channel: `X-Channel-ID`, else the first segment after `/play/` in
-/// `X-Real-Path` (`/play/a001/index.m3u8` → `a001`).
-pub fn channel(req: &HttpRequest) -> Option<String> {
-    if let Some(id) = header(req, "x-channel-id") {
-        return Some(id.to_string());
+impl Dialect for Astra {
+    const NAME: &'static str = "astra";
+
+    fn parse(req: &HttpRequest, _body: &[u8], _context: &Context) -> Result<Call, String> {
+        let stream =
+            astra_channel(req).ok_or("missing X-Channel-ID (or an X-Real-Path under /play/)")?;
+        let client_ip = parse_ip("X-Real-IP", header(req, "x-real-ip"))?;
+        let fields = pairs(req.query_string().as_bytes());
+        let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
+        request.credential = credential_from_pairs(&fields);
+        request.session = header(req, "x-session-id").map(str::to_string);
+        let path = header(req, "x-real-path").unwrap_or_default();
+        request.protocol = if path.split('?').next().unwrap_or("").ends_with(".m3u8") {
+            "hls".into()
+        } else {
+            "http".into()
+        };
+        request.user_agent = header(req, "x-real-ua").unwrap_or_default().to_string();
+        request.streamer = streamer(req);
+        Ok(Call::Decide(request))
     }
-    let path = header(req, "x-real-path")?;
-    let path = path.split('?').next().unwrap_or(path);
-    let (_, rest) = path.split_once("/play/")?;
-    rest.split('/')
-        .find(|segment| !segment.is_empty())
-        .map(str::to_string)
-}
 
-pub fn parse(req: &HttpRequest) -> Result<Call, String> {
-    let stream = channel(req).ok_or("missing X-Channel-ID (or an X-Real-Path under /play/)")?;
-    let client_ip = parse_ip("X-Real-IP", header(req, "x-real-ip"))?;
-    let fields = pairs(req.query_string().as_bytes());
-    let mut request = PlayRequest::new(DIALECT, stream, client_ip);
-    request.credentials = credentials_from_pairs(&fields);
-    request.session = header(req, "x-session-id").map(str::to_string);
-    let path = header(req, "x-real-path").unwrap_or_default();
-    request.protocol = if path.split('?').next().unwrap_or("").ends_with(".m3u8") {
-        "hls".into()
-    } else {
-        "http".into()
-    };
-    request.user_agent = header(req, "x-real-ua").unwrap_or_default().to_string();
-    request.streamer = streamer(req);
-    validated(request).map(Call::Decide)
-}
-
-pub async fn handle(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let request = match parse(&req) {
-        Ok(Call::Decide(request)) => request,
-        Ok(Call::Acknowledge) => return HttpResponse::Ok().finish(),
-        Err(reason) => return bad_request(&state, DIALECT, &reason),
-    };
-    let decision = state.engine.decide(request).await;
-    if decision.allow {
+    fn render(_event: Event, decision: &Decision) -> HttpResponse {
+        if !decision.allow {
+            return HttpResponse::Forbidden().body(decision.reason.as_str());
+        }
         let mut response = HttpResponse::Ok();
         if let Some(user) = &decision.user {
             response.insert_header(("X-Session-Name", user.as_str()));
         }
         response.finish()
-    } else {
-        HttpResponse::Forbidden().body(decision.reason.as_str())
     }
+}
+
+#[utoipa::path(get, path = "/hook/astra", tag = "hooks",
+    description = "Cesbo Astra \"HTTP Request\" backend: the client's query plus X-Real-IP, X-Real-Path, X-Real-UA, X-Session-ID, X-Channel-ID.",
+    params(("token" = Option<String>, Query, description = "the viewer's token"),
+           ("auth" = Option<String>, Query, description = "login:password"),
+           ("X-Real-IP" = Option<String>, Header, description = "client IP"),
+           ("X-Channel-ID" = Option<String>, Header, description = "stream (channel id)"),
+           ("X-Session-ID" = Option<String>, Header, description = "Astra's session id")),
+    responses((status = 200, description = "allow; X-Session-Name carries the login"),
+              (status = 403, description = "deny"),
+              (status = 400, body = crate::http::ErrorBody, description = "malformed request")))]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    handle::<Astra>(state, req, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Reason;
+    use crate::hooks::{parse_validated, test_decision};
+    use actix_web::body::MessageBody;
     use actix_web::test::TestRequest;
+
+    fn parse(req: &HttpRequest) -> Result<Call, String> {
+        parse_validated::<Astra>(req, b"", &Context::default())
+    }
+
+    #[test]
+    fn render_names_the_user_or_denies() {
+        let allowed = Astra::render(Event::Start, &test_decision(true, Reason::Ok));
+        assert_eq!(allowed.status(), 200);
+        assert_eq!(allowed.headers().get("X-Session-Name").unwrap(), "alice");
+        let denied = Astra::render(Event::Start, &test_decision(false, Reason::UnknownToken));
+        assert_eq!(denied.status(), 403);
+        assert_eq!(
+            denied.into_body().try_into_bytes().unwrap(),
+            "unknown_token"
+        );
+    }
 
     #[test]
     fn documented_request() {
@@ -85,7 +104,7 @@ mod tests {
             panic!()
         };
         assert_eq!(request.stream, "a001");
-        assert_eq!(request.credentials.token.as_deref(), Some("123"));
+        assert_eq!(request.credential.token(), Some("123"));
         assert_eq!(request.session.as_deref(), Some("88"));
         assert_eq!(request.protocol, "hls");
         assert_eq!(request.user_agent, "VLC/3.0");

@@ -3,15 +3,14 @@
 
 use std::net::IpAddr;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::decision::{Credentials, Event, PlayRequest};
-use crate::error::ApiError;
+use super::{excerpt, handle, Call, Context, Dialect};
+use crate::decision::{Credential, Decision, Event, PlayRequest};
+use crate::http::AppState;
 
-const DIALECT: &str = "decide";
-const MAX_STREAM_LEN: usize = 1024;
+pub struct Decide;
 
 /// The generic decision request (also its OpenAPI schema).
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -34,78 +33,88 @@ pub struct DecideRequest {
     bytes: Option<i64>,
 }
 
-fn non_empty(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.is_empty())
-}
+impl Dialect for Decide {
+    const NAME: &'static str = "decide";
 
-fn parse(body: &[u8]) -> Result<PlayRequest, String> {
-    let body: DecideRequest =
-        serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
-    let stream = body.stream.trim();
-    if stream.is_empty() {
-        return Err("stream: must not be empty".into());
-    }
-    if stream.len() > MAX_STREAM_LEN {
-        return Err(format!("stream: longer than {MAX_STREAM_LEN} bytes"));
-    }
-    let ip: IpAddr = body.ip.trim().parse().map_err(|_| {
-        format!(
-            "ip: '{}' is not an IP address",
-            body.ip.chars().take(64).collect::<String>()
-        )
-    })?;
-    let event = match body.event.as_deref().unwrap_or("start") {
-        "start" => Event::Start,
-        "refresh" => Event::Refresh,
-        "stop" => Event::Stop,
-        other => {
-            return Err(format!(
-                "event: '{}' is not start, refresh or stop",
-                other.chars().take(32).collect::<String>()
-            ))
+    fn parse(_req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
+        let body: DecideRequest =
+            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        let ip: IpAddr = body
+            .ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("ip: '{}' is not an IP address", excerpt(&body.ip)))?;
+        let event = match body.event.as_deref().unwrap_or("start") {
+            "start" => Event::Start,
+            "refresh" => Event::Refresh,
+            "stop" => Event::Stop,
+            other => {
+                return Err(format!(
+                    "event: '{}' is not start, refresh or stop",
+                    excerpt(other)
+                ))
+            }
+        };
+        if body.bytes.is_some_and(|bytes| bytes < 0) {
+            return Err("bytes: must not be negative".into());
         }
-    };
-    if body.bytes.is_some_and(|bytes| bytes < 0) {
-        return Err("bytes: must not be negative".into());
+        let mut request = PlayRequest::new(Self::NAME, body.stream, ip);
+        request.credential = Credential::from_parts(body.token, body.login, body.password);
+        request.session = body.session.filter(|session| !session.is_empty());
+        request.event = event;
+        request.protocol = body.protocol.unwrap_or_default();
+        request.user_agent = body.user_agent.unwrap_or_default();
+        request.referer = body.referer.unwrap_or_default();
+        request.streamer = body.streamer.unwrap_or_default();
+        request.bytes = body.bytes;
+        Ok(Call::Decide(request))
     }
-    let mut request = PlayRequest::new(DIALECT, stream, ip);
-    request.credentials = Credentials {
-        token: non_empty(body.token),
-        login: non_empty(body.login),
-        password: non_empty(body.password),
-    };
-    request.session = non_empty(body.session);
-    request.event = event;
-    request.protocol = body.protocol.unwrap_or_default();
-    request.user_agent = body.user_agent.unwrap_or_default();
-    request.referer = body.referer.unwrap_or_default();
-    request.streamer = body.streamer.unwrap_or_default();
-    request.bytes = body.bytes;
-    Ok(request)
+
+    /// The decision itself, as JSON; a deny is a 200 too.
+    fn render(_event: Event, decision: &Decision) -> HttpResponse {
+        HttpResponse::Ok().json(decision)
+    }
 }
 
-pub async fn handle(
-    state: web::Data<AppState>,
-    body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    let request = parse(&body).map_err(|reason| {
-        state.engine.record_bad_request(DIALECT);
-        ApiError::bad_request(reason)
-    })?;
-    let decision = state.engine.decide(request).await;
-    Ok(HttpResponse::Ok().json(decision))
+#[utoipa::path(post, path = "/hook/decide", tag = "hooks", request_body = DecideRequest,
+    responses((status = 200, body = Decision, description = "the decision, also for a deny"),
+              (status = 400, body = crate::http::ErrorBody, description = "malformed request"),
+              (status = 413, description = "body over 64 KiB")))]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    handle::<Decide>(state, req, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::parse_validated;
+    use actix_web::test::TestRequest;
+
+    fn parse(body: &[u8]) -> Result<PlayRequest, String> {
+        let req = TestRequest::post().to_http_request();
+        match parse_validated::<Decide>(&req, body, &Context::default())? {
+            Call::Decide(request) => Ok(request),
+            Call::Acknowledge => Err("acknowledged".into()),
+        }
+    }
+
+    #[test]
+    fn control_characters_and_long_agents_are_cleaned() {
+        let body = format!(
+            r#"{{"stream": "news", "ip": "192.0.2.1", "user_agent": "{}"}}"#,
+            "a\\u0000".repeat(5000)
+        );
+        let request = parse(body.as_bytes()).unwrap();
+        assert!(!request.user_agent.contains('\0') && request.user_agent.len() <= 512);
+        assert!(parse(br#"{"stream": "a\u0007b", "ip": "192.0.2.1"}"#).is_err());
+    }
 
     #[test]
     fn minimal_request() {
         let request = parse(br#"{"stream": "news", "ip": "2001:db8::1"}"#).unwrap();
         assert_eq!(request.stream, "news");
         assert_eq!(request.event, Event::Start);
-        assert!(request.credentials.is_empty());
+        assert!(request.credential.is_none());
     }
 
     #[test]

@@ -13,95 +13,130 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
-    astra, bad_request, credentials_from_pairs, excerpt, field, header, pairs, parse_bytes,
-    parse_ip, streamer, validated, Call,
+    astra_channel, credential_from_pairs, excerpt, field, handle, header, pairs, parse_bytes,
+    parse_ip, streamer, Call, Context, Dialect,
 };
-use crate::app::AppState;
-use crate::decision::{Event, PlayRequest};
+use crate::decision::{Decision, Event, PlayRequest};
+use crate::http::AppState;
 
-pub const DIALECT: &str = "flussonic";
+pub struct Flussonic;
 
-pub fn parse(req: &HttpRequest) -> Result<Call, String> {
-    let fields = pairs(req.query_string().as_bytes());
-    let stream = field(&fields, "name")
-        .map(str::to_string)
-        .or_else(|| astra::channel(req))
-        .ok_or("name: missing")?;
-    let client_ip = match field(&fields, "ip") {
-        Some(ip) => parse_ip("ip", Some(ip))?,
-        None => parse_ip("ip", header(req, "x-real-ip"))?,
-    };
-    let event = match field(&fields, "request_type") {
-        None | Some("new_session") => Event::Start,
-        Some("update_session") => Event::Refresh,
-        Some(other) => {
-            return Err(format!(
-                "request_type: '{}' is not new_session or update_session",
-                excerpt(other)
-            ))
+impl Dialect for Flussonic {
+    const NAME: &'static str = "flussonic";
+
+    fn parse(req: &HttpRequest, _body: &[u8], _context: &Context) -> Result<Call, String> {
+        let fields = pairs(req.query_string().as_bytes());
+        let stream = field(&fields, "name")
+            .map(str::to_string)
+            .or_else(|| astra_channel(req))
+            .ok_or("name: missing")?;
+        let client_ip = match field(&fields, "ip") {
+            Some(ip) => parse_ip("ip", Some(ip))?,
+            None => parse_ip("ip", header(req, "x-real-ip"))?,
+        };
+        let event = match field(&fields, "request_type") {
+            None | Some("new_session") => Event::Start,
+            Some("update_session") => Event::Refresh,
+            Some(other) => {
+                return Err(format!(
+                    "request_type: '{}' is not new_session or update_session",
+                    excerpt(other)
+                ))
+            }
+        };
+        // The client's own query (`qs`) has its real credentials; Flussonic's
+        // `token` may be one it generated itself.
+        let client_query = field(&fields, "qs").unwrap_or_default();
+        let mut credential =
+            credential_from_pairs(&pairs(client_query.trim_start_matches('?').as_bytes()));
+        if credential.is_none() {
+            credential = credential_from_pairs(&fields);
         }
-    };
-    // The client's own query (`qs`) has its real credentials; Flussonic's
-    // `token` may be one it generated itself.
-    let client_query = field(&fields, "qs").unwrap_or_default();
-    let mut credentials =
-        credentials_from_pairs(&pairs(client_query.trim_start_matches('?').as_bytes()));
-    if credentials.is_empty() {
-        credentials = credentials_from_pairs(&fields);
+
+        let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
+        request.credential = credential;
+        request.event = event;
+        request.session = field(&fields, "session_id")
+            .or_else(|| header(req, "x-session-id"))
+            .map(str::to_string);
+        request.protocol = field(&fields, "proto")
+            .or_else(|| field(&fields, "type"))
+            .unwrap_or_default()
+            .to_string();
+        request.user_agent = field(&fields, "user_agent")
+            .or_else(|| header(req, "x-real-ua"))
+            .unwrap_or_default()
+            .to_string();
+        request.referer = field(&fields, "referer").unwrap_or_default().to_string();
+        request.bytes = parse_bytes("bytes", field(&fields, "bytes"))?;
+        request.streamer = streamer(req);
+        Ok(Call::Decide(request))
     }
 
-    let mut request = PlayRequest::new(DIALECT, stream, client_ip);
-    request.credentials = credentials;
-    request.event = event;
-    request.session = field(&fields, "session_id")
-        .or_else(|| header(req, "x-session-id"))
-        .map(str::to_string);
-    request.protocol = field(&fields, "proto")
-        .or_else(|| field(&fields, "type"))
-        .unwrap_or_default()
-        .to_string();
-    request.user_agent = field(&fields, "user_agent")
-        .or_else(|| header(req, "x-real-ua"))
-        .unwrap_or_default()
-        .to_string();
-    request.referer = field(&fields, "referer").unwrap_or_default().to_string();
-    request.bytes = parse_bytes("bytes", field(&fields, "bytes"))?;
-    request.streamer = streamer(req);
-    validated(request).map(Call::Decide)
+    /// `X-AuthDuration` is how long until Flussonic asks again.
+    fn render(_event: Event, decision: &Decision) -> HttpResponse {
+        if !decision.allow {
+            return HttpResponse::Forbidden().body(decision.reason.as_str());
+        }
+        let mut response = HttpResponse::Ok();
+        response.insert_header(("X-AuthDuration", decision.duration.to_string()));
+        if let Some(user) = &decision.user {
+            response.insert_header(("X-UserId", user.as_str()));
+        }
+        if let Some(max) = decision.max_sessions {
+            response.insert_header(("X-Max-Sessions", max.to_string()));
+        }
+        response.finish()
+    }
 }
 
-pub async fn handle(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let request = match parse(&req) {
-        Ok(Call::Decide(request)) => request,
-        Ok(Call::Acknowledge) => return HttpResponse::Ok().finish(),
-        Err(reason) => return bad_request(&state, DIALECT, &reason),
-    };
-    let decision = state.engine.decide(request).await;
-    if !decision.allow {
-        return HttpResponse::Forbidden().body(decision.reason.as_str());
-    }
-    let mut response = HttpResponse::Ok();
-    response.insert_header(("X-AuthDuration", decision.duration.to_string()));
-    if let Some(user) = &decision.user {
-        response.insert_header(("X-UserId", user.as_str()));
-    }
-    if let Some(max) = decision.max_sessions {
-        response.insert_header(("X-Max-Sessions", max.to_string()));
-    }
-    response.finish()
+#[utoipa::path(get, path = "/hook/flussonic", tag = "hooks",
+    description = "Flussonic auth_backend / on_play; also a drop-in for Ministra's chk_flussonic_tmp_link.php.",
+    params(("name" = Option<String>, Query, description = "stream name"),
+           ("ip" = Option<String>, Query, description = "client IP"),
+           ("token" = Option<String>, Query, description = "the viewer's token"),
+           ("session_id" = Option<String>, Query, description = "Flussonic's session id"),
+           ("request_type" = Option<String>, Query, description = "new_session or update_session")),
+    responses((status = 200, description = "allow; X-AuthDuration, X-UserId, X-Max-Sessions"),
+              (status = 403, description = "deny"),
+              (status = 400, body = crate::http::ErrorBody, description = "malformed request")))]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    handle::<Flussonic>(state, req, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Reason;
+    use crate::hooks::{parse_validated, test_decision};
     use actix_web::test::TestRequest;
 
     fn get(query: &str) -> Result<Call, String> {
-        parse(
+        parse_validated::<Flussonic>(
             &TestRequest::get()
                 .uri(&format!("/hook/flussonic?{query}"))
                 .to_http_request(),
+            b"",
+            &Context::default(),
         )
+    }
+
+    #[test]
+    fn render_headers() {
+        let allow = Flussonic::render(Event::Start, &test_decision(true, Reason::Ok));
+        assert_eq!(allow.status(), 200);
+        let header = |name| allow.headers().get(name).unwrap().to_str().unwrap();
+        assert_eq!(
+            (
+                header("X-AuthDuration"),
+                header("X-UserId"),
+                header("X-Max-Sessions")
+            ),
+            ("30", "alice", "2")
+        );
+        let deny = Flussonic::render(Event::Refresh, &test_decision(false, Reason::UserExpired));
+        assert_eq!(deny.status(), 403);
+        assert!(deny.headers().get("X-AuthDuration").is_none());
     }
 
     #[test]
@@ -115,7 +150,7 @@ mod tests {
         assert_eq!(request.stream, "sport/espn");
         assert_eq!(request.event, Event::Refresh);
         assert_eq!(request.session.as_deref(), Some("5f2a-11"));
-        assert_eq!(request.credentials.token.as_deref(), Some("abc"));
+        assert_eq!(request.credential.token(), Some("abc"));
         assert_eq!(request.bytes, Some(1000));
         assert_eq!(request.protocol, "hls");
     }
@@ -127,8 +162,8 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(request.credentials.login.as_deref(), Some("bob"));
-        assert_eq!(request.credentials.token, None);
+        assert_eq!(request.credential.login(), Some("bob"));
+        assert_eq!(request.credential.token(), None);
     }
 
     #[test]

@@ -9,57 +9,22 @@
 //! only when the caller is a trusted proxy. A request without credentials
 //! continues the viewer's active session (segments), else it is 401.
 
-use std::net::IpAddr;
-
 use actix_web::{web, HttpRequest, HttpResponse};
-use ipnet::IpNet;
 
 use super::{
-    bad_request, basic_auth, credentials_from_pairs, excerpt, header, pairs, parse_ip, streamer,
-    validated,
+    credential_from_pairs, excerpt, handle, header, pairs, streamer, Call, Context, Dialect,
 };
-use crate::app::AppState;
-use crate::decision::policy::canonical_ip;
-use crate::decision::{Decision, PlayRequest, Reason};
+use crate::decision::{Credential, Decision, Event, PlayRequest, Reason};
+use crate::http::request::{basic_credentials, client_ip};
+use crate::http::AppState;
 
-pub const DIALECT: &str = "forward-auth";
+pub struct ForwardAuth;
 
 /// Last path segments that are files of a stream rather than the stream itself.
 const MEDIA_EXTENSIONS: &[&str] = &[
     "m3u8", "m3u", "ts", "m4s", "mp4", "m4a", "m4v", "mp3", "aac", "ac3", "mpd", "vtt", "webvtt",
     "key", "cmfv", "cmfa", "fmp4", "mkv", "webm", "jpg", "png",
 ];
-
-/// The client: the peer itself, unless the peer is a trusted proxy, whose
-/// `X-Real-IP` (else `X-Forwarded-For`, read from the right, skipping trusted
-/// hops) is believed.
-pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Result<IpAddr, String> {
-    let peer = req
-        .peer_addr()
-        .map(|addr| canonical_ip(addr.ip()))
-        .ok_or("no peer address")?;
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|network| network.contains(&ip));
-    if !is_trusted(peer) {
-        return Ok(peer);
-    }
-    if let Some(real_ip) = header(req, "x-real-ip") {
-        return parse_ip("X-Real-IP", Some(real_ip));
-    }
-    let Some(forwarded) = header(req, "x-forwarded-for") else {
-        return Ok(peer);
-    };
-    let hops = forwarded
-        .split(',')
-        .map(|hop| parse_ip("X-Forwarded-For", Some(hop)).map(canonical_ip))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(hops
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(**ip))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer))
-}
 
 /// `/live/news/index.m3u8` → `live/news`; a path whose last segment is not a
 /// media file is the stream itself.
@@ -78,73 +43,112 @@ pub fn stream_from_path(path: &str) -> String {
     }
 }
 
-pub fn parse(req: &HttpRequest, trusted: &[IpNet]) -> Result<PlayRequest, String> {
-    let uri = header(req, "x-original-uri").or_else(|| header(req, "x-forwarded-uri"));
-    let (path, query) = match uri {
-        Some(uri) => uri.split_once('?').unwrap_or((uri, "")),
-        None => ("", ""),
-    };
-    let stream = match header(req, "x-playgate-stream") {
-        Some(stream) => stream.to_string(),
-        None if uri.is_none() => {
-            return Err("missing X-Original-URI, X-Forwarded-Uri or X-Playgate-Stream".into())
+impl Dialect for ForwardAuth {
+    const NAME: &'static str = "forward-auth";
+    const CONTINUES_SESSIONS: bool = true;
+
+    fn parse(req: &HttpRequest, _body: &[u8], context: &Context) -> Result<Call, String> {
+        let uri = header(req, "x-original-uri").or_else(|| header(req, "x-forwarded-uri"));
+        let (path, query) = match uri {
+            Some(uri) => uri.split_once('?').unwrap_or((uri, "")),
+            None => ("", ""),
+        };
+        let stream = match header(req, "x-playgate-stream") {
+            Some(stream) => stream.to_string(),
+            None if uri.is_none() => {
+                return Err("missing X-Original-URI, X-Forwarded-Uri or X-Playgate-Stream".into())
+            }
+            None => stream_from_path(path),
+        };
+        if stream.is_empty() {
+            return Err(format!("no stream in URI '{}'", excerpt(path)));
         }
-        None => stream_from_path(path),
-    };
-    if stream.is_empty() {
-        return Err(format!("no stream in URI '{}'", excerpt(path)));
-    }
-    let client_ip = client_ip(req, trusted)?;
-    let fields = pairs(query.as_bytes());
-    let mut request = PlayRequest::new(DIALECT, stream, client_ip);
-    request.credentials = credentials_from_pairs(&fields);
-    if request.credentials.is_empty() {
-        if let Some(basic) = basic_auth(req) {
-            request.credentials = basic;
+        let client_ip = client_ip(req, context.trusted_proxies)?;
+        let fields = pairs(query.as_bytes());
+        let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
+        request.credential = credential_from_pairs(&fields);
+        if request.credential.is_none() {
+            if let Some((login, password)) = basic_credentials(req) {
+                request.credential = Credential::from_parts(None, Some(login), Some(password));
+            }
         }
+        let lower = path.to_ascii_lowercase();
+        request.protocol = if lower.ends_with(".mpd") || lower.ends_with(".m4s") {
+            "dash".into()
+        } else {
+            "hls".into()
+        };
+        request.user_agent = header(req, "user-agent").unwrap_or_default().to_string();
+        request.referer = header(req, "referer").unwrap_or_default().to_string();
+        request.streamer = streamer(req);
+        Ok(Call::Decide(request))
     }
-    let lower = path.to_ascii_lowercase();
-    request.protocol = if lower.ends_with(".mpd") || lower.ends_with(".m4s") {
-        "dash".into()
-    } else {
-        "hls".into()
-    };
-    request.user_agent = header(req, "user-agent").unwrap_or_default().to_string();
-    request.referer = header(req, "referer").unwrap_or_default().to_string();
-    request.streamer = streamer(req);
-    validated(request)
+
+    /// 401 with a Basic challenge when there were no credentials, so a
+    /// browser asks for them.
+    fn render(_event: Event, decision: &Decision) -> HttpResponse {
+        if decision.allow {
+            let mut response = HttpResponse::Ok();
+            if let Some(user) = &decision.user {
+                response.insert_header(("X-Playgate-User", user.as_str()));
+            }
+            if let Some(id) = decision.session_id {
+                response.insert_header(("X-Playgate-Session", id.to_string()));
+            }
+            return response.finish();
+        }
+        if decision.reason == Reason::NoCredentials {
+            return HttpResponse::Unauthorized()
+                .insert_header(("WWW-Authenticate", r#"Basic realm="playgate""#))
+                .body(decision.reason.as_str());
+        }
+        HttpResponse::Forbidden().body(decision.reason.as_str())
+    }
 }
 
-fn render(decision: &Decision) -> HttpResponse {
-    if decision.allow {
-        let mut response = HttpResponse::Ok();
-        if let Some(user) = &decision.user {
-            response.insert_header(("X-Playgate-User", user.as_str()));
-        }
-        if let Some(id) = decision.session_id {
-            response.insert_header(("X-Playgate-Session", id.to_string()));
-        }
-        return response.finish();
-    }
-    if decision.reason == Reason::NoCredentials {
-        return HttpResponse::Unauthorized()
-            .insert_header(("WWW-Authenticate", r#"Basic realm="playgate""#))
-            .body(decision.reason.as_str());
-    }
-    HttpResponse::Forbidden().body(decision.reason.as_str())
-}
-
-pub async fn handle(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    match parse(&req, &state.settings.trusted_proxies) {
-        Err(reason) => bad_request(&state, DIALECT, &reason),
-        Ok(request) => render(&state.engine.decide_or_continue(request).await),
-    }
+#[utoipa::path(method(get, head), path = "/hook/forward-auth", tag = "hooks",
+    description = "nginx auth_request, Traefik ForwardAuth, Caddy forward_auth for HLS/DASH (HEAD: as GET, without a body).",
+    params(("X-Original-URI" = Option<String>, Header, description = "the player's URI (nginx)"),
+           ("X-Forwarded-Uri" = Option<String>, Header, description = "the player's URI (Traefik, Caddy)"),
+           ("X-Playgate-Stream" = Option<String>, Header, description = "stream name override"),
+           ("X-Real-IP" = Option<String>, Header, description = "client IP, believed from trusted proxies only")),
+    responses((status = 200, description = "allow"),
+              (status = 401, description = "no credentials and no active session: WWW-Authenticate: Basic"),
+              (status = 403, description = "deny"),
+              (status = 400, body = crate::http::ErrorBody, description = "malformed request")))]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    handle::<ForwardAuth>(state, req, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::{parse_validated, test_decision};
     use actix_web::test::TestRequest;
+    use ipnet::IpNet;
+
+    fn parse(req: &HttpRequest, trusted: &[IpNet]) -> Result<PlayRequest, String> {
+        let context = Context {
+            trusted_proxies: trusted,
+            ..Context::default()
+        };
+        match parse_validated::<ForwardAuth>(req, b"", &context)? {
+            Call::Decide(request) => Ok(request),
+            Call::Acknowledge => Err("acknowledged".into()),
+        }
+    }
+
+    #[test]
+    fn render_challenges_only_without_credentials() {
+        let allow = ForwardAuth::render(Event::Start, &test_decision(true, Reason::Ok));
+        assert_eq!(allow.status(), 200);
+        assert_eq!(allow.headers().get("X-Playgate-User").unwrap(), "alice");
+        let ask = ForwardAuth::render(Event::Start, &test_decision(false, Reason::NoCredentials));
+        assert_eq!(ask.status(), 401);
+        assert!(ask.headers().get("WWW-Authenticate").is_some());
+        let deny = ForwardAuth::render(Event::Start, &test_decision(false, Reason::UnknownToken));
+        assert_eq!(deny.status(), 403);
+    }
 
     fn trusted() -> Vec<IpNet> {
         vec![
@@ -178,7 +182,7 @@ mod tests {
             .to_http_request();
         let request = parse(&req, &trusted()).unwrap();
         assert_eq!(request.stream, "live/news");
-        assert_eq!(request.credentials.token.as_deref(), Some("abc"));
+        assert_eq!(request.credential.token(), Some("abc"));
         assert_eq!(request.client_ip.to_string(), "198.51.100.4");
         assert_eq!(request.user_agent, "hls.js");
     }
@@ -211,7 +215,7 @@ mod tests {
             .to_http_request();
         let request = parse(&req, &trusted()).unwrap();
         assert_eq!(request.stream, "news");
-        assert_eq!(request.credentials.login.as_deref(), Some("bob"));
+        assert_eq!(request.credential.login(), Some("bob"));
         let req = TestRequest::get()
             .peer_addr("127.0.0.1:1000".parse().unwrap())
             .to_http_request();

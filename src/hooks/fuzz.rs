@@ -13,8 +13,21 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+use super::astra::Astra;
+use super::decide::Decide;
+use super::flussonic::Flussonic;
+use super::forward_auth::ForwardAuth;
+use super::mediamtx::MediaMtx;
+use super::nginx_rtmp::NginxRtmp;
+use super::ovenmediaengine::{self, OvenMediaEngine};
+use super::srs::Srs;
 use super::*;
 use crate::decision::PlayRequest;
+
+/// Every dialect's parse and the validation the handler runs after it.
+fn parsed<D: Dialect>(req: &HttpRequest, body: &[u8]) -> Result<Call, String> {
+    parse_validated::<D>(req, body, &Context::default())
+}
 
 const ROUNDS: usize = 2000;
 
@@ -202,7 +215,7 @@ fn nginx_rtmp_never_panics() {
         let query = form(&mut rng);
         let body = form(&mut rng);
         let req = request(&mut rng, &query, &[]);
-        check("nginx-rtmp", nginx_rtmp::parse(&req, body.as_bytes()));
+        check("nginx-rtmp", parsed::<NginxRtmp>(&req, body.as_bytes()));
     }
 }
 
@@ -220,8 +233,8 @@ fn astra_and_flussonic_never_panic() {
     for _ in 0..ROUNDS {
         let query = form(&mut rng);
         let req = request(&mut rng, &query, &headers);
-        check("astra", astra::parse(&req));
-        check("flussonic", flussonic::parse(&req));
+        check("astra", parsed::<Astra>(&req, b""));
+        check("flussonic", parsed::<Flussonic>(&req, b""));
     }
 }
 
@@ -241,15 +254,19 @@ fn forward_auth_never_panics() {
     let mut rng = rng(3);
     for _ in 0..ROUNDS {
         let req = request(&mut rng, "", &headers);
-        match forward_auth::parse(&req, &trusted) {
-            Ok(request) => check_request("forward-auth", &request),
-            Err(reason) => assert!(!reason.is_empty()),
-        }
+        let context = Context {
+            trusted_proxies: &trusted,
+            ..Context::default()
+        };
+        check(
+            "forward-auth",
+            parse_validated::<ForwardAuth>(&req, b"", &context),
+        );
     }
 }
 
 #[test]
-fn json_dialects_never_panic() {
+fn json_dialects_never_panic_decide_included() {
     let srs_keys = [
         "action",
         "client_id",
@@ -273,6 +290,20 @@ fn json_dialects_never_panic() {
         "query",
         "userAgent",
     ];
+    let decide_keys = [
+        "stream",
+        "ip",
+        "token",
+        "login",
+        "password",
+        "session",
+        "event",
+        "protocol",
+        "user_agent",
+        "referer",
+        "streamer",
+        "bytes",
+    ];
     let mut rng = rng(4);
     for round in 0..ROUNDS {
         let req = request(&mut rng, "", &[]);
@@ -289,22 +320,32 @@ fn json_dialects_never_panic() {
             "client": json_object(&mut rng, 1, &["address", "port", "real_ip", "user_agent"]),
             "request": json_object(&mut rng, 1, &["direction", "protocol", "status", "url", "time"]),
         });
-        check("srs", srs::parse(&req, srs_hook.to_string().as_bytes()));
+        let mut decide_request = json_object(&mut rng, 0, &decide_keys);
+        if round % 2 == 0 {
+            decide_request["stream"] = json!(text(&mut rng));
+            decide_request["ip"] = json!(["192.0.2.1", "::ffff:10.0.0.1", "x"][round % 3]);
+        }
+        check("srs", parsed::<Srs>(&req, srs_hook.to_string().as_bytes()));
         check(
             "mediamtx",
-            mediamtx::parse(&req, mediamtx_hook.to_string().as_bytes()),
+            parsed::<MediaMtx>(&req, mediamtx_hook.to_string().as_bytes()),
         );
         check(
             "ovenmediaengine",
-            ovenmediaengine::parse(&req, ome_hook.to_string().as_bytes()),
+            parsed::<OvenMediaEngine>(&req, ome_hook.to_string().as_bytes()),
+        );
+        check(
+            "decide",
+            parsed::<Decide>(&req, decide_request.to_string().as_bytes()),
         );
         let noise = text(&mut rng);
-        check("srs", srs::parse(&req, noise.as_bytes()));
-        check("mediamtx", mediamtx::parse(&req, noise.as_bytes()));
+        check("srs", parsed::<Srs>(&req, noise.as_bytes()));
+        check("mediamtx", parsed::<MediaMtx>(&req, noise.as_bytes()));
         check(
             "ovenmediaengine",
-            ovenmediaengine::parse(&req, noise.as_bytes()),
+            parsed::<OvenMediaEngine>(&req, noise.as_bytes()),
         );
+        check("decide", parsed::<Decide>(&req, noise.as_bytes()));
         let _ = ovenmediaengine::signature_valid("secret", noise.as_bytes(), Some(&noise));
     }
 }

@@ -1,10 +1,12 @@
-//! One module per streamer dialect: each parses its streamer's request into a
-//! `PlayRequest` and renders the `Decision` as that streamer expects. No
-//! policy and no SQL here.
+//! One module per streamer dialect: each implements `Dialect` — parse its
+//! streamer's request into a `PlayRequest`, render the `Decision` as that
+//! streamer expects — and nothing else: no policy, no SQL. One generic
+//! handler, `handle::<D>`, does the rest for every dialect: guard → parse →
+//! validate → decide → render.
 //!
-//! This file holds what the dialects share: the routes, the
-//! `PLAYGATE_HOOK_NETWORKS` guard, query/credential/IP parsing and the
-//! validation every parsed request goes through.
+//! Adding a streamer: one file here implementing `Dialect` with its
+//! `#[utoipa::path]` route function, one `.route(…)` line and one `paths(…)`
+//! entry below, its tests and its `docs/streamers/` page.
 
 pub mod astra;
 pub mod decide;
@@ -17,34 +19,139 @@ pub mod nginx_rtmp;
 pub mod ovenmediaengine;
 pub mod srs;
 
-use std::net::IpAddr;
-
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::Engine as _;
+use ipnet::IpNet;
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::decision::policy::canonical_ip;
-use crate::decision::{Credentials, PlayRequest};
+use crate::decision::{Credential, Decision, Event, PlayRequest};
+use crate::http::request::peer_ip;
+use crate::http::AppState;
+
+pub use crate::http::request::{excerpt, header, parse_ip};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config.service(
         web::scope("/hook")
             .wrap(from_fn(hook_networks))
-            .route("/decide", web::post().to(decide::handle))
-            .route("/astra", web::get().to(astra::handle))
-            .route("/flussonic", web::get().to(flussonic::handle))
-            .route("/nginx-rtmp", web::get().to(nginx_rtmp::handle))
-            .route("/nginx-rtmp", web::post().to(nginx_rtmp::handle))
-            .route("/srs", web::post().to(srs::handle))
-            .route("/mediamtx", web::post().to(mediamtx::handle))
-            .route("/ovenmediaengine", web::post().to(ovenmediaengine::handle))
-            .route("/forward-auth", web::get().to(forward_auth::handle))
-            .route("/forward-auth", web::head().to(forward_auth::handle)),
+            .route("/decide", web::post().to(decide::route))
+            .route("/astra", web::get().to(astra::route))
+            .route("/flussonic", web::get().to(flussonic::route))
+            .route("/nginx-rtmp", web::get().to(nginx_rtmp::route))
+            .route("/nginx-rtmp", web::post().to(nginx_rtmp::route))
+            .route("/srs", web::post().to(srs::route))
+            .route("/mediamtx", web::post().to(mediamtx::route))
+            .route("/ovenmediaengine", web::post().to(ovenmediaengine::route))
+            .route("/forward-auth", web::get().to(forward_auth::route))
+            .route("/forward-auth", web::head().to(forward_auth::route)),
     );
+}
+
+/// The hooks' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    decide::route,
+    astra::route,
+    flussonic::route,
+    nginx_rtmp::route,
+    srs::route,
+    mediamtx::route,
+    ovenmediaengine::route,
+    forward_auth::route,
+))]
+pub struct ApiDoc;
+
+/// What a dialect may read of the configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context<'a> {
+    /// Proxies whose client-address headers are believed (forward-auth).
+    pub trusted_proxies: &'a [IpNet],
+    /// `PLAYGATE_OME_SECRET`: OvenMediaEngine signs its webhooks with it.
+    pub ome_secret: Option<&'a str>,
+}
+
+/// One streamer's wire format.
+pub trait Dialect {
+    /// The hook's route name (`/hook/<NAME>`), also the metrics label.
+    const NAME: &'static str;
+
+    /// Whether a request without credentials continues the viewer's active
+    /// session (HLS/DASH segments behind forward-auth).
+    const CONTINUES_SESSIONS: bool = false;
+
+    /// Checked before the body is parsed (a signature); the reason of a
+    /// refusal is logged, and the caller gets 403.
+    fn guard(_req: &HttpRequest, _body: &[u8], _context: &Context) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The streamer's request as a play request, or a one-line reason.
+    fn parse(req: &HttpRequest, body: &[u8], context: &Context) -> Result<Call, String>;
+
+    /// The streamer's answer to a decision about a request of `event`.
+    fn render(event: Event, decision: &Decision) -> HttpResponse;
+
+    /// The success answer to a call that records nothing (publish-side and
+    /// connection notifications sharing the hook).
+    fn acknowledge() -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+}
+
+/// What a parsed hook asks for.
+// Lives for one request on the stack; boxing the request would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Call {
+    /// A play start, refresh or stop, or a publish start: decided by the engine.
+    Decide(PlayRequest),
+    /// A publish-side or connection notification that shares the hook: the
+    /// success answer, nothing recorded (SPEC §3).
+    Acknowledge,
+}
+
+/// Parse, then the checks every parsed request goes through.
+pub fn parse_validated<D: Dialect>(
+    req: &HttpRequest,
+    body: &[u8],
+    context: &Context,
+) -> Result<Call, String> {
+    match D::parse(req, body, context)? {
+        Call::Decide(request) => validated(request).map(Call::Decide),
+        Call::Acknowledge => Ok(Call::Acknowledge),
+    }
+}
+
+/// Every hook: guard → parse → validate → decide → render.
+pub async fn handle<D: Dialect>(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let settings = &state.settings;
+    let context = Context {
+        trusted_proxies: &settings.trusted_proxies,
+        ome_secret: settings.ome_secret.as_deref(),
+    };
+    if let Err(reason) = D::guard(&req, &body, &context) {
+        state.engine.record_bad_request(D::NAME);
+        log::warn!("{} hook refused: {reason}", D::NAME);
+        return HttpResponse::Forbidden().json(json!({"error": one_line(&reason)}));
+    }
+    let request = match parse_validated::<D>(&req, &body, &context) {
+        Ok(Call::Decide(request)) => request,
+        Ok(Call::Acknowledge) => return D::acknowledge(),
+        Err(reason) => return bad_request(&state, D::NAME, &reason),
+    };
+    let event = request.event;
+    let decision = if D::CONTINUES_SESSIONS {
+        state.engine.decide_or_continue(request).await
+    } else {
+        state.engine.decide(request).await
+    };
+    D::render(event, &decision)
 }
 
 /// `PLAYGATE_HOOK_NETWORKS`: when set, only callers inside these networks may
@@ -56,7 +163,7 @@ async fn hook_networks(
     if let Some(state) = request.app_data::<web::Data<AppState>>() {
         let networks = &state.settings.hook_networks;
         if !networks.is_empty() {
-            let peer = request.peer_addr().map(|addr| canonical_ip(addr.ip()));
+            let peer = peer_ip(request.request());
             if !peer.is_some_and(|ip| networks.iter().any(|network| network.contains(&ip))) {
                 log::warn!(
                     "refused {} from {}: caller outside PLAYGATE_HOOK_NETWORKS",
@@ -75,20 +182,8 @@ async fn hook_networks(
         .map(ServiceResponse::map_into_left_body)
 }
 
-/// What a parsed hook asks for.
-// Lives for one request on the stack; boxing the request would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Call {
-    /// A play start, refresh or stop, or a publish start: decided by the engine.
-    Decide(PlayRequest),
-    /// A publish-side or connection notification that shares the hook: the
-    /// success answer, nothing recorded (SPEC §3).
-    Acknowledge,
-}
-
 /// 400 with a one-line reason, counted as `reason="bad_request"`.
-pub fn bad_request(state: &AppState, dialect: &str, reason: &str) -> HttpResponse {
+fn bad_request(state: &AppState, dialect: &str, reason: &str) -> HttpResponse {
     state.engine.record_bad_request(dialect);
     log::info!("bad {dialect} hook: {reason}");
     HttpResponse::BadRequest().json(json!({"error": one_line(reason)}))
@@ -102,14 +197,6 @@ fn one_line(text: &str) -> String {
 pub const MAX_STREAM_LEN: usize = 1024;
 /// Longer free-text fields (user agent, protocol, …) are cut to this.
 const MAX_TEXT_LEN: usize = 512;
-
-/// A short, printable excerpt of untrusted input for an error message.
-pub fn excerpt(text: &str) -> String {
-    text.chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
 
 /// Query string or form body pairs, decoded (invalid UTF-8 replaced).
 pub fn pairs(text: &[u8]) -> Vec<(String, String)> {
@@ -127,56 +214,33 @@ pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `token=` and `auth=login:password` as a player puts them in its URL.
-pub fn credentials_from_pairs(pairs: &[(String, String)]) -> Credentials {
-    let mut credentials = field(pairs, "auth")
-        .and_then(Credentials::from_auth_pair)
-        .unwrap_or_default();
-    credentials.token = field(pairs, "token").map(str::to_string);
-    credentials
-}
-
-/// `Authorization: Basic base64(login:password)`, when well-formed.
-pub fn basic_auth(req: &HttpRequest) -> Option<Credentials> {
-    let value = header(req, "authorization")?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+pub fn credential_from_pairs(pairs: &[(String, String)]) -> Credential {
+    match field(pairs, "token") {
+        Some(token) => Credential::Token(token.to_string()),
+        None => field(pairs, "auth")
+            .and_then(Credential::from_auth_pair)
+            .unwrap_or_default(),
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let pair = String::from_utf8(decoded).ok()?;
-    Credentials::from_auth_pair(&pair).filter(|c| c.login.as_deref().is_some_and(|l| !l.is_empty()))
-}
-
-/// A header's value when present, non-empty and visible ASCII/UTF-8.
-pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get(name)
-        .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
-        .map(str::trim)
-        .filter(|value| !value.is_empty())
-}
-
-/// An IP address field; `name` is what the error message calls it.
-pub fn parse_ip(name: &str, text: Option<&str>) -> Result<IpAddr, String> {
-    let text = text.ok_or_else(|| format!("{name}: missing client IP"))?;
-    let text = text.trim();
-    let bare = text
-        .strip_prefix('[')
-        .and_then(|t| t.split_once(']'))
-        .map(|(ip, _)| ip)
-        .unwrap_or(text);
-    bare.parse::<IpAddr>()
-        .or_else(|_| bare.parse::<std::net::SocketAddr>().map(|a| a.ip()))
-        .map_err(|_| format!("{name}: '{}' is not an IP address", excerpt(text)))
 }
 
 /// Who asked: the address of the streamer that called the hook.
 pub fn streamer(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|addr| canonical_ip(addr.ip()).to_string())
-        .unwrap_or_default()
+    peer_ip(req).map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+/// Astra's channel: `X-Channel-ID`, else the first segment after `/play/` in
+/// `X-Real-Path` (`/play/a001/index.m3u8` → `a001`). Also what Ministra's
+/// temporary-link script gets when Astra calls it (flussonic dialect).
+pub fn astra_channel(req: &HttpRequest) -> Option<String> {
+    if let Some(id) = header(req, "x-channel-id") {
+        return Some(id.to_string());
+    }
+    let path = header(req, "x-real-path")?;
+    let path = path.split('?').next().unwrap_or(path);
+    let (_, rest) = path.split_once("/play/")?;
+    rest.split('/')
+        .find(|segment| !segment.is_empty())
+        .map(str::to_string)
 }
 
 fn clean_text(text: &mut String) {
@@ -219,15 +283,6 @@ pub fn validated(mut request: PlayRequest) -> Result<PlayRequest, String> {
     ] {
         clean_text(text);
     }
-    for secret in [
-        &mut request.credentials.token,
-        &mut request.credentials.login,
-        &mut request.credentials.password,
-    ] {
-        if secret.as_deref().is_some_and(str::is_empty) {
-            *secret = None;
-        }
-    }
     Ok(request)
 }
 
@@ -245,50 +300,48 @@ pub fn parse_bytes(name: &str, text: Option<&str>) -> Result<Option<i64>, String
     }
 }
 
+/// 200 with nothing, or 403 naming the reason: what most streamers read.
+pub fn allow_or_forbid(decision: &Decision) -> HttpResponse {
+    if decision.allow {
+        HttpResponse::Ok().finish()
+    } else {
+        HttpResponse::Forbidden().body(decision.reason.as_str())
+    }
+}
+
+/// A decision for `alice` (render tests of every dialect).
+#[cfg(test)]
+pub fn test_decision(allow: bool, reason: crate::decision::Reason) -> Decision {
+    Decision {
+        allow,
+        reason,
+        user: Some("alice".into()),
+        session_id: Some(uuid::Uuid::nil()),
+        duration: 30,
+        max_sessions: Some(2),
+        active_sessions: Some(1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
 
     #[test]
     fn credentials_from_the_url() {
-        let creds = credentials_from_pairs(&pairs(b"token=abc&auth=bob:pw%3Ax"));
-        assert_eq!(creds.token.as_deref(), Some("abc"));
-        assert_eq!(creds.login.as_deref(), Some("bob"));
-        assert_eq!(creds.password.as_deref(), Some("pw:x"));
-        assert!(credentials_from_pairs(&pairs(b"token=&auth=nocolon")).is_empty());
-    }
-
-    #[test]
-    fn basic_auth_header() {
-        let req = TestRequest::default()
-            .insert_header(("Authorization", "Basic Ym9iOnB3"))
-            .to_http_request();
-        let creds = basic_auth(&req).unwrap();
+        let fields = pairs(b"token=abc&auth=bob:pw%3Ax");
         assert_eq!(
-            (creds.login.as_deref(), creds.password.as_deref()),
-            (Some("bob"), Some("pw"))
+            credential_from_pairs(&fields),
+            Credential::Token("abc".into())
         );
-        for bad in ["Basic !!!", "Bearer abc", "Basic", "Basic Om5vbG9naW4="] {
-            let req = TestRequest::default()
-                .insert_header(("Authorization", bad))
-                .to_http_request();
-            assert!(basic_auth(&req).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn ip_forms() {
-        for (text, ip) in [
-            ("192.0.2.1", "192.0.2.1"),
-            ("192.0.2.1:5000", "192.0.2.1"),
-            ("[2001:db8::1]:80", "2001:db8::1"),
-            ("2001:db8::1", "2001:db8::1"),
-        ] {
-            assert_eq!(parse_ip("ip", Some(text)).unwrap().to_string(), ip);
-        }
-        assert!(parse_ip("ip", Some("unix:")).is_err());
-        assert!(parse_ip("ip", None).is_err());
+        assert_eq!(
+            credential_from_pairs(&pairs(b"auth=bob:pw%3Ax")),
+            Credential::Password {
+                login: "bob".into(),
+                password: "pw:x".into()
+            }
+        );
+        assert!(credential_from_pairs(&pairs(b"token=&auth=nocolon")).is_none());
     }
 
     #[test]

@@ -8,75 +8,102 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
-    bad_request, credentials_from_pairs, excerpt, field, pairs, parse_ip, streamer, validated, Call,
+    credential_from_pairs, excerpt, field, handle, pairs, parse_ip, streamer, Call, Context,
+    Dialect,
 };
-use crate::app::AppState;
-use crate::decision::{Event, PlayRequest};
+use crate::decision::{Decision, Event, PlayRequest};
+use crate::http::AppState;
 
-pub const DIALECT: &str = "nginx-rtmp";
+pub struct NginxRtmp;
 
-pub fn parse(req: &HttpRequest, body: &[u8]) -> Result<Call, String> {
-    let mut fields = pairs(req.query_string().as_bytes());
-    fields.extend(pairs(body));
-    let call = field(&fields, "call").ok_or("call: missing")?;
-    let event = match call {
-        "play" => Event::Start,
-        "update_play" => Event::Refresh,
-        "play_done" | "done" => Event::Stop,
-        "publish" => Event::Publish,
-        // Publish keep-alives and ends share on_update / on_done: never cut a
-        // publisher off. Connection-level calls carry no stream to decide.
-        "update_publish" | "publish_done" | "connect" | "disconnect" | "record_done" => {
-            return Ok(Call::Acknowledge)
-        }
-        other => return Err(format!("call: unknown value '{}'", excerpt(other))),
-    };
-    let app = field(&fields, "app").ok_or("app: missing")?;
-    let name = field(&fields, "name").ok_or("name: missing")?;
-    let stream = format!("{}/{}", app.trim_matches('/'), name.trim_matches('/'));
-    let client_ip = parse_ip("addr", field(&fields, "addr"))?;
+impl Dialect for NginxRtmp {
+    const NAME: &'static str = "nginx-rtmp";
 
-    let mut request = PlayRequest::new(DIALECT, stream, client_ip);
-    request.credentials = credentials_from_pairs(&fields);
-    request.event = event;
-    // nginx numbers its connections; one connection may play several streams.
-    request.session = field(&fields, "clientid").map(|id| format!("{id}/{}", request.stream));
-    request.protocol = "rtmp".into();
-    request.user_agent = field(&fields, "flashver").unwrap_or_default().to_string();
-    request.referer = field(&fields, "pageurl").unwrap_or_default().to_string();
-    request.streamer = streamer(req);
-    validated(request).map(Call::Decide)
-}
-
-pub async fn handle(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    match parse(&req, &body) {
-        Err(reason) => bad_request(&state, DIALECT, &reason),
-        Ok(Call::Acknowledge) => HttpResponse::Ok().body("ok"),
-        Ok(Call::Decide(request)) => {
-            let decision = state.engine.decide(request).await;
-            if decision.allow {
-                HttpResponse::Ok().body("ok")
-            } else {
-                HttpResponse::Forbidden().body(decision.reason.as_str())
+    fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
+        let mut fields = pairs(req.query_string().as_bytes());
+        fields.extend(pairs(body));
+        let call = field(&fields, "call").ok_or("call: missing")?;
+        let event = match call {
+            "play" => Event::Start,
+            "update_play" => Event::Refresh,
+            "play_done" | "done" => Event::Stop,
+            "publish" => Event::Publish,
+            // Publish keep-alives and ends share on_update / on_done: never cut a
+            // publisher off. Connection-level calls carry no stream to decide.
+            "update_publish" | "publish_done" | "connect" | "disconnect" | "record_done" => {
+                return Ok(Call::Acknowledge)
             }
+            other => return Err(format!("call: unknown value '{}'", excerpt(other))),
+        };
+        let app = field(&fields, "app").ok_or("app: missing")?;
+        let name = field(&fields, "name").ok_or("name: missing")?;
+        let stream = format!("{}/{}", app.trim_matches('/'), name.trim_matches('/'));
+        let client_ip = parse_ip("addr", field(&fields, "addr"))?;
+
+        let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
+        request.credential = credential_from_pairs(&fields);
+        request.event = event;
+        // nginx numbers its connections; one connection may play several streams.
+        request.session = field(&fields, "clientid").map(|id| format!("{id}/{}", request.stream));
+        request.protocol = "rtmp".into();
+        request.user_agent = field(&fields, "flashver").unwrap_or_default().to_string();
+        request.referer = field(&fields, "pageurl").unwrap_or_default().to_string();
+        request.streamer = streamer(req);
+        Ok(Call::Decide(request))
+    }
+
+    /// Only the status is read; every stop gets 200.
+    fn render(_event: Event, decision: &Decision) -> HttpResponse {
+        if decision.allow {
+            HttpResponse::Ok().body("ok")
+        } else {
+            HttpResponse::Forbidden().body(decision.reason.as_str())
         }
     }
+
+    fn acknowledge() -> HttpResponse {
+        HttpResponse::Ok().body("ok")
+    }
+}
+
+#[utoipa::path(method(get, post), path = "/hook/nginx-rtmp", tag = "hooks",
+    description = "nginx-rtmp on_play / on_update / on_play_done: fields in a form body (notify_method post) or the query (get): call, app, name, addr, clientid, tcurl, client args.",
+    params(("call" = Option<String>, Query, description = "play, update_play, play_done, done, publish, …"),
+           ("app" = Option<String>, Query), ("name" = Option<String>, Query),
+           ("addr" = Option<String>, Query, description = "client IP"),
+           ("clientid" = Option<String>, Query), ("token" = Option<String>, Query)),
+    responses((status = 200, description = "allow (and every stop)"),
+              (status = 403, description = "deny"),
+              (status = 400, body = crate::http::ErrorBody, description = "malformed request")))]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    handle::<NginxRtmp>(state, req, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Reason;
+    use crate::hooks::{parse_validated, test_decision};
     use actix_web::test::TestRequest;
+
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Call, String> {
+        parse_validated::<NginxRtmp>(req, body, &Context::default())
+    }
 
     fn parse_body(body: &str) -> Result<Call, String> {
         let req = TestRequest::post()
             .peer_addr("127.0.0.1:40000".parse().unwrap())
             .to_http_request();
         parse(&req, body.as_bytes())
+    }
+
+    #[test]
+    fn render_is_the_status() {
+        let allow = test_decision(true, Reason::Ok);
+        assert_eq!(NginxRtmp::render(Event::Start, &allow).status(), 200);
+        let deny = test_decision(false, Reason::SessionLimit);
+        assert_eq!(NginxRtmp::render(Event::Refresh, &deny).status(), 403);
+        assert_eq!(NginxRtmp::acknowledge().status(), 200);
     }
 
     #[test]
@@ -88,7 +115,7 @@ mod tests {
         };
         assert_eq!(request.stream, "live/stream");
         assert_eq!(request.client_ip.to_string(), "192.0.2.7");
-        assert_eq!(request.credentials.token.as_deref(), Some("t1"));
+        assert_eq!(request.credential.token(), Some("t1"));
         assert_eq!(request.event, Event::Start);
         assert_eq!(
             request.session_key(),

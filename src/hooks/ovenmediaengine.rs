@@ -16,13 +16,13 @@ use serde_json::json;
 use sha1::Sha1;
 
 use super::{
-    bad_request, credentials_from_pairs, excerpt, header, pairs, parse_ip, streamer, validated,
-    Call,
+    credential_from_pairs, excerpt, handle, header, pairs, parse_ip, streamer, Call, Context,
+    Dialect,
 };
-use crate::app::AppState;
-use crate::decision::{Event, PlayRequest};
+use crate::decision::{Decision, Event, PlayRequest};
+use crate::http::AppState;
 
-pub const DIALECT: &str = "ovenmediaengine";
+pub struct OvenMediaEngine;
 
 #[derive(Deserialize)]
 struct Admission {
@@ -78,87 +78,132 @@ pub fn stream_and_query(url: &str) -> Result<(String, String), String> {
     Ok((segments.join("/"), query.to_string()))
 }
 
-pub fn parse(req: &HttpRequest, body: &[u8]) -> Result<Call, String> {
-    let admission: Admission =
-        serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
-    let request_part = &admission.request;
-    let opening = match request_part.status.as_str() {
-        "opening" => true,
-        "closing" => false,
-        other => {
-            return Err(format!(
-                "request.status: unknown value '{}'",
-                excerpt(other)
-            ))
-        }
-    };
-    let event = match (request_part.direction.as_str(), opening) {
-        ("outgoing", true) => Event::Start,
-        ("outgoing", false) => Event::Stop,
-        ("incoming", true) => Event::Publish,
-        ("incoming", false) => return Ok(Call::Acknowledge),
-        (other, _) => {
-            return Err(format!(
-                "request.direction: unknown value '{}'",
-                excerpt(other)
-            ))
-        }
-    };
-    let (stream, query) = stream_and_query(&request_part.url)?;
-    let client = &admission.client;
-    let ip = client
-        .real_ip
-        .as_deref()
-        .filter(|ip| !ip.is_empty())
-        .or(client.address.as_deref());
-    let client_ip = parse_ip("client.real_ip / client.address", ip)?;
+impl Dialect for OvenMediaEngine {
+    const NAME: &'static str = "ovenmediaengine";
 
-    let mut request = PlayRequest::new(DIALECT, stream, client_ip);
-    request.credentials = credentials_from_pairs(&pairs(query.as_bytes()));
-    request.event = event;
-    request.protocol = request_part.protocol.clone().unwrap_or_default();
-    request.user_agent = client.user_agent.clone().unwrap_or_default();
-    request.streamer = streamer(req);
-    validated(request).map(Call::Decide)
+    fn guard(req: &HttpRequest, body: &[u8], context: &Context) -> Result<(), String> {
+        match context.ome_secret {
+            Some(secret) if !signature_valid(secret, body, header(req, "x-ome-signature")) => {
+                Err("invalid X-OME-Signature".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
+        let admission: Admission =
+            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        let request_part = &admission.request;
+        let opening = match request_part.status.as_str() {
+            "opening" => true,
+            "closing" => false,
+            other => {
+                return Err(format!(
+                    "request.status: unknown value '{}'",
+                    excerpt(other)
+                ))
+            }
+        };
+        let event = match (request_part.direction.as_str(), opening) {
+            ("outgoing", true) => Event::Start,
+            ("outgoing", false) => Event::Stop,
+            ("incoming", true) => Event::Publish,
+            ("incoming", false) => return Ok(Call::Acknowledge),
+            (other, _) => {
+                return Err(format!(
+                    "request.direction: unknown value '{}'",
+                    excerpt(other)
+                ))
+            }
+        };
+        let (stream, query) = stream_and_query(&request_part.url)?;
+        let client = &admission.client;
+        let ip = client
+            .real_ip
+            .as_deref()
+            .filter(|ip| !ip.is_empty())
+            .or(client.address.as_deref());
+        let client_ip = parse_ip("client.real_ip / client.address", ip)?;
+
+        let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
+        request.credential = credential_from_pairs(&pairs(query.as_bytes()));
+        request.event = event;
+        request.protocol = request_part.protocol.clone().unwrap_or_default();
+        request.user_agent = client.user_agent.clone().unwrap_or_default();
+        request.streamer = streamer(req);
+        Ok(Call::Decide(request))
+    }
+
+    /// Opening: `allowed`, `lifetime` (ms), `reason`; closing: `{}`.
+    fn render(event: Event, decision: &Decision) -> HttpResponse {
+        if event == Event::Stop {
+            return Self::acknowledge();
+        }
+        if decision.allow {
+            HttpResponse::Ok().json(json!({
+                "allowed": true,
+                "lifetime": decision.duration * 1000,
+                "reason": decision.reason,
+            }))
+        } else {
+            HttpResponse::Ok().json(json!({"allowed": false, "reason": decision.reason}))
+        }
+    }
+
+    fn acknowledge() -> HttpResponse {
+        HttpResponse::Ok().json(json!({}))
+    }
 }
 
-pub async fn handle(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    if let Some(secret) = &state.settings.ome_secret {
-        if !signature_valid(secret, &body, header(&req, "x-ome-signature")) {
-            state.engine.record_bad_request(DIALECT);
-            log::warn!("ovenmediaengine hook: missing or invalid X-OME-Signature");
-            return HttpResponse::Forbidden().json(json!({"error": "invalid X-OME-Signature"}));
-        }
-    }
-    let request = match parse(&req, &body) {
-        Ok(Call::Decide(request)) => request,
-        Ok(Call::Acknowledge) => return HttpResponse::Ok().json(json!({})),
-        Err(reason) => return bad_request(&state, DIALECT, &reason),
-    };
-    let closing = request.event == Event::Stop;
-    let decision = state.engine.decide(request).await;
-    if closing {
-        return HttpResponse::Ok().json(json!({}));
-    }
-    if decision.allow {
-        HttpResponse::Ok().json(json!({
-            "allowed": true,
-            "lifetime": decision.duration * 1000,
-            "reason": decision.reason,
-        }))
-    } else {
-        HttpResponse::Ok().json(json!({"allowed": false, "reason": decision.reason}))
-    }
+#[utoipa::path(post, path = "/hook/ovenmediaengine", tag = "hooks",
+    description = "OvenMediaEngine AdmissionWebhooks (JSON client, request; X-OME-Signature verified when PLAYGATE_OME_SECRET is set).",
+    params(("X-OME-Signature" = Option<String>, Header, description = "base64url(HMAC-SHA1(body)) without padding")),
+    responses((status = 200, description = "JSON allowed, lifetime (ms), reason; {} for closing"),
+              (status = 403, description = "bad signature"),
+              (status = 400, body = crate::http::ErrorBody, description = "malformed request")))]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    handle::<OvenMediaEngine>(state, req, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Reason;
+    use crate::hooks::{parse_validated, test_decision};
+    use actix_web::body::MessageBody;
     use actix_web::test::TestRequest;
+
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Call, String> {
+        parse_validated::<OvenMediaEngine>(req, body, &Context::default())
+    }
+
+    fn body(response: HttpResponse) -> serde_json::Value {
+        serde_json::from_slice(&response.into_body().try_into_bytes().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn render_lifetime_in_milliseconds() {
+        let allow = OvenMediaEngine::render(Event::Start, &test_decision(true, Reason::Ok));
+        assert_eq!(
+            body(allow),
+            json!({"allowed": true, "lifetime": 30000, "reason": "ok"})
+        );
+        let deny = OvenMediaEngine::render(Event::Start, &test_decision(false, Reason::IpDenied));
+        assert_eq!(body(deny), json!({"allowed": false, "reason": "ip_denied"}));
+        let closing = OvenMediaEngine::render(Event::Stop, &test_decision(true, Reason::Ok));
+        assert_eq!(body(closing), json!({}));
+    }
+
+    #[test]
+    fn guard_checks_the_signature_only_with_a_secret() {
+        let req = TestRequest::post().to_http_request();
+        assert!(OvenMediaEngine::guard(&req, b"{}", &Context::default()).is_ok());
+        let with_secret = Context {
+            ome_secret: Some("s3cret"),
+            ..Context::default()
+        };
+        assert!(OvenMediaEngine::guard(&req, b"{}", &with_secret).is_err());
+    }
 
     const OPENING: &str = r#"{"client":{"address":"211.233.58.86","port":29291,"real_ip":"192.0.2.9","user_agent":"Mozilla/5.0"},
         "request":{"direction":"outgoing","protocol":"webrtc","status":"opening",
@@ -173,7 +218,7 @@ mod tests {
         };
         assert_eq!(request.stream, "app/stream");
         assert_eq!(request.client_ip.to_string(), "192.0.2.9");
-        assert_eq!(request.credentials.token.as_deref(), Some("t1"));
+        assert_eq!(request.credential.token(), Some("t1"));
         assert_eq!(request.event, Event::Start);
     }
 

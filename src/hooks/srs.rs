@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    bad_request, credentials_from_pairs, excerpt, pairs, parse_ip, streamer, validated, Call,
+    credential_from_pairs, excerpt, handle, pairs, parse_ip, streamer, Call, Context, Dialect,
 };
-use crate::app::AppState;
-use crate::decision::{Event, PlayRequest};
+use crate::decision::{Decision, Event, PlayRequest};
+use crate::http::AppState;
 
-pub const DIALECT: &str = "srs";
+pub struct Srs;
 
 #[derive(Deserialize)]
 struct SrsHook {
@@ -40,86 +40,109 @@ fn id_text(value: Option<&Value>) -> Option<String> {
     }
 }
 
-pub fn parse(req: &HttpRequest, body: &[u8]) -> Result<Call, String> {
-    let hook: SrsHook =
-        serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
-    let event = match hook.action.as_str() {
-        "on_play" => Event::Start,
-        "on_stop" | "on_close" => Event::Stop,
-        "on_publish" => Event::Publish,
-        "on_unpublish" | "on_connect" | "on_dvr" | "on_hls" | "on_hls_notify" => {
-            return Ok(Call::Acknowledge)
+impl Dialect for Srs {
+    const NAME: &'static str = "srs";
+
+    fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
+        let hook: SrsHook =
+            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        let event = match hook.action.as_str() {
+            "on_play" => Event::Start,
+            "on_stop" | "on_close" => Event::Stop,
+            "on_publish" => Event::Publish,
+            "on_unpublish" | "on_connect" | "on_dvr" | "on_hls" | "on_hls_notify" => {
+                return Ok(Call::Acknowledge)
+            }
+            other => return Err(format!("action: unknown value '{}'", excerpt(other))),
+        };
+        let app = hook.app.unwrap_or_default();
+        let app = app.trim_matches('/');
+        // on_close concerns the connection and names no stream; the session id settles it.
+        let stream = match hook.stream.as_deref().map(|s| s.trim_matches('/')) {
+            Some(stream) if !stream.is_empty() => format!("{app}/{stream}"),
+            _ if hook.action == "on_close" => app.to_string(),
+            _ => return Err("stream: missing".into()),
+        };
+        let client_ip = parse_ip("ip", hook.ip.as_deref())?;
+        let param = hook.param.unwrap_or_default();
+        let fields = pairs(param.trim_start_matches('?').as_bytes());
+
+        let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
+        request.credential = credential_from_pairs(&fields);
+        request.event = event;
+        request.session = id_text(hook.client_id.as_ref());
+        if hook.action == "on_close" && request.session.is_none() {
+            return Err("client_id: missing".into());
         }
-        other => return Err(format!("action: unknown value '{}'", excerpt(other))),
-    };
-    let app = hook.app.unwrap_or_default();
-    let app = app.trim_matches('/');
-    // on_close concerns the connection and names no stream; the session id settles it.
-    let stream = match hook.stream.as_deref().map(|s| s.trim_matches('/')) {
-        Some(stream) if !stream.is_empty() => format!("{app}/{stream}"),
-        _ if hook.action == "on_close" => app.to_string(),
-        _ => return Err("stream: missing".into()),
-    };
-    let client_ip = parse_ip("ip", hook.ip.as_deref())?;
-    let param = hook.param.unwrap_or_default();
-    let fields = pairs(param.trim_start_matches('?').as_bytes());
+        request.protocol = "rtmp".into();
+        request.referer = hook.page_url.unwrap_or_default();
+        request.bytes = match hook.send_bytes {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(
+                n.as_i64()
+                    .filter(|b| *b >= 0)
+                    .ok_or("send_bytes: not a byte count")?,
+            ),
+            Some(_) => return Err("send_bytes: not a byte count".into()),
+        };
+        request.streamer = streamer(req);
+        if request.stream.is_empty() {
+            request.stream = "-".into();
+        }
+        Ok(Call::Decide(request))
+    }
 
-    let mut request = PlayRequest::new(DIALECT, stream, client_ip);
-    request.credentials = credentials_from_pairs(&fields);
-    request.event = event;
-    request.session = id_text(hook.client_id.as_ref());
-    if hook.action == "on_close" && request.session.is_none() {
-        return Err("client_id: missing".into());
+    /// SRS allows on a body of `0`; anything else rejects.
+    fn render(_event: Event, decision: &Decision) -> HttpResponse {
+        if decision.allow {
+            Self::acknowledge()
+        } else {
+            HttpResponse::Forbidden().json(json!({"code": 403, "reason": decision.reason}))
+        }
     }
-    request.protocol = "rtmp".into();
-    request.referer = hook.page_url.unwrap_or_default();
-    request.bytes = match hook.send_bytes {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(
-            n.as_i64()
-                .filter(|b| *b >= 0)
-                .ok_or("send_bytes: not a byte count")?,
-        ),
-        Some(_) => return Err("send_bytes: not a byte count".into()),
-    };
-    request.streamer = streamer(req);
-    if request.stream.is_empty() {
-        request.stream = "-".into();
+
+    fn acknowledge() -> HttpResponse {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body("0")
     }
-    validated(request).map(Call::Decide)
 }
 
-fn allow() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body("0")
-}
-
-pub async fn handle(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    let request = match parse(&req, &body) {
-        Ok(Call::Decide(request)) => request,
-        Ok(Call::Acknowledge) => return allow(),
-        Err(reason) => return bad_request(&state, DIALECT, &reason),
-    };
-    let decision = state.engine.decide(request).await;
-    if decision.allow {
-        allow()
-    } else {
-        HttpResponse::Forbidden().json(json!({"code": 403, "reason": decision.reason}))
-    }
+#[utoipa::path(post, path = "/hook/srs", tag = "hooks",
+    description = "SRS http_hooks on_play / on_stop / on_close (JSON: action, client_id, ip, vhost, app, stream, param).",
+    responses((status = 200, description = "allow: body 0"),
+              (status = 403, description = "deny: a non-zero code"),
+              (status = 400, body = crate::http::ErrorBody, description = "malformed request")))]
+pub async fn route(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    handle::<Srs>(state, req, body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::Reason;
+    use crate::hooks::{parse_validated, test_decision};
+    use actix_web::body::MessageBody;
     use actix_web::test::TestRequest;
 
     fn post(body: &str) -> Result<Call, String> {
-        parse(&TestRequest::post().to_http_request(), body.as_bytes())
+        parse_validated::<Srs>(
+            &TestRequest::post().to_http_request(),
+            body.as_bytes(),
+            &Context::default(),
+        )
+    }
+
+    #[test]
+    fn render_is_zero_or_a_code() {
+        let allow = Srs::render(Event::Start, &test_decision(true, Reason::Ok));
+        assert_eq!(allow.status(), 200);
+        assert_eq!(allow.into_body().try_into_bytes().unwrap(), "0");
+        let deny = Srs::render(Event::Start, &test_decision(false, Reason::IpDenied));
+        assert_eq!(deny.status(), 403);
+        let body: Value =
+            serde_json::from_slice(&deny.into_body().try_into_bytes().unwrap()).unwrap();
+        assert_eq!(body, json!({"code": 403, "reason": "ip_denied"}));
     }
 
     #[test]
@@ -132,7 +155,7 @@ mod tests {
             panic!()
         };
         assert_eq!(request.stream, "live/livestream");
-        assert_eq!(request.credentials.token.as_deref(), Some("t1"));
+        assert_eq!(request.credential.token(), Some("t1"));
         assert_eq!(request.session.as_deref(), Some("3c9e7x0h"));
         assert_eq!(request.event, Event::Start);
     }

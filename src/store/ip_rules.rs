@@ -5,7 +5,7 @@ use deadpool_postgres::GenericClient;
 use ipnet::IpNet;
 
 use super::StoreError;
-use crate::decision::policy::RuleAction;
+use crate::domain::RuleAction;
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct IpRuleRow {

@@ -64,7 +64,7 @@ impl Listener {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        log::warn!("listening connection: {e}");
+                        log::warn!("listening connection: {}", crate::domain::ErrorChain(&e));
                         break;
                     }
                 }

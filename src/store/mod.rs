@@ -10,6 +10,7 @@ pub mod sessions;
 pub mod stats;
 pub mod tokens;
 pub mod ui_sessions;
+pub mod user_import;
 pub mod users;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use crate::config::Settings;
+use crate::domain::ErrorChain;
 
 pub use deadpool_postgres::Client;
 
@@ -29,17 +31,32 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Server-side cap for any one statement.
 const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
+/// A failed database call. `Display` carries the whole cause chain (the
+/// server's message included), so one `{e}` in a log line says what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
+    #[error("database: {}", ErrorChain(.0))]
     Db(#[from] tokio_postgres::Error),
-    #[error("database pool: {0}")]
+    #[error("database pool: {}", ErrorChain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// The database did not answer within `PLAYGATE_DB_TIMEOUT_MS`.
+    #[error("database did not answer in time")]
+    Timeout,
     #[error("{0}")]
     Other(String),
 }
 
 impl StoreError {
+    /// A connection, pool or time-out failure: the database is unreachable
+    /// rather than refusing this statement.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) | StoreError::Timeout => true,
+            StoreError::Db(e) => e.is_closed() || e.as_db_error().is_none(),
+            StoreError::Other(_) => false,
+        }
+    }
+
     /// The SQL state of a database error, to map unique violations to 409 etc.
     pub fn sql_state(&self) -> Option<&SqlState> {
         match self {

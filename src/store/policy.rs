@@ -4,18 +4,10 @@
 use tokio_postgres::{IsolationLevel, Row, Statement};
 
 use super::{Client, StoreError};
-use crate::config::parse_network;
-use crate::decision::policy::{
-    IpRuleRecord, PackageRecord, RuleAction, TokenRecord, UserKind, UserRecord,
+use crate::domain::{
+    parse_network, IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserKind,
+    UserRecord,
 };
-
-/// One consistent read of every policy table.
-pub struct PolicyRecords {
-    pub users: Vec<UserRecord>,
-    pub tokens: Vec<TokenRecord>,
-    pub packages: Vec<PackageRecord>,
-    pub ip_rules: Vec<IpRuleRecord>,
-}
 
 /// The columns `user_record` expects, packages last.
 const USER_COLUMNS: &str = "u.id, u.login, u.password_hash, u.kind, u.ips::text[], u.expires_at, u.max_sessions, u.enabled";

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Client, StoreError};
-use crate::config::LimitPolicy;
+use crate::domain::LimitPolicy;
 
 /// Lock that lets one replica at a time run the sweeper.
 const SWEEP_LOCK: i64 = 0x0070_6773_7765_6570; // "pgsweep"

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::StoreError;
-use crate::decision::hash_token;
+use crate::domain::hash_token;
 
 /// A token as the admin API lists it: no clear value, no hash.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -87,4 +87,43 @@ pub async fn delete_all<C: GenericClient>(client: &C, user_id: i64) -> Result<u6
     Ok(client
         .execute("DELETE FROM tokens WHERE user_id = $1", &[&user_id])
         .await?)
+}
+
+/// Who an admin-API bearer token belongs to: (login, kind, enabled, expires_at),
+/// when the token exists and has not expired.
+pub async fn find_by_token(
+    client: &super::Client,
+    clear_token: &str,
+) -> Result<Option<(String, String, bool, Option<DateTime<Utc>>)>, StoreError> {
+    let hash = hash_token(clear_token).to_vec();
+    let row = client
+        .query_opt(
+            "SELECT u.login, u.kind, u.enabled, u.expires_at FROM tokens t JOIN users u ON u.id = t.user_id
+              WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())",
+            &[&hash],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1), row.get(2), row.get(3))))
+}
+
+/// Who holds each of these clear tokens: (index in `tokens`, owner's login),
+/// for the tokens that exist (compared by SHA-256, as stored).
+pub async fn token_owners<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    tokens: &[String],
+) -> Result<Vec<(usize, String)>, StoreError> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| hash_token(t).to_vec()).collect();
+    Ok(client
+        .query(
+            "SELECT h.n, u.login FROM unnest($1::bytea[]) WITH ORDINALITY h(hash, n)
+               JOIN tokens t ON t.hash = h.hash JOIN users u ON u.id = t.user_id",
+            &[&hashes],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get::<_, i64>(0) as usize - 1, row.get(1)))
+        .collect())
 }

@@ -38,6 +38,11 @@ fn index_html() -> &'static str {
     PAGE.get_or_init(|| INDEX.replace("{{VERSION}}", version()))
 }
 
+/// The web interface's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(redirect, index, script, style))]
+pub struct ApiDoc;
+
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/ui", web::get().to(redirect))
@@ -55,6 +60,8 @@ fn secured(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
     builder
 }
 
+#[utoipa::path(get, path = "/ui", tag = "web interface",
+    responses((status = 308, description = "redirects to /ui/")))]
 async fn redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, "/ui/"))
@@ -62,6 +69,8 @@ async fn redirect() -> HttpResponse {
 }
 
 /// The page: revalidated on every load, so a new build's asset URLs are seen.
+#[utoipa::path(get, path = "/ui/", tag = "web interface",
+    responses((status = 200, description = "the web interface (HTML; strict Content-Security-Policy)")))]
 async fn index() -> HttpResponse {
     secured(HttpResponse::Ok())
         .content_type("text/html; charset=utf-8")
@@ -78,10 +87,14 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+#[utoipa::path(get, path = "/ui/app.js", tag = "web interface",
+    responses((status = 200, description = "the web interface's script")))]
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+#[utoipa::path(get, path = "/ui/app.css", tag = "web interface",
+    responses((status = 200, description = "the web interface's style sheet")))]
 async fn style() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE)
 }

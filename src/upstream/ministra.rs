@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::decision::hash_token;
+use crate::domain::hash_token;
 
 /// SPEC §6: an unreachable or slow portal must never hang a streamer.
 pub const TIMEOUT: Duration = Duration::from_secs(2);

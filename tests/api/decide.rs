@@ -1,7 +1,7 @@
 //! SPEC §2 through `POST /hook/decide`: every reason code, IPv6, IP
 //! authorization, packages, bad input.
 
-use playgate::decision::policy::RuleAction;
+use playgate::domain::RuleAction;
 use serde_json::json;
 
 use crate::helpers::*;

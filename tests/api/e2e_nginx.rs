@@ -471,13 +471,18 @@ async fn nginx_hls_behind_auth_request_is_one_session_per_viewer() {
     assert!(decisions(&metrics, "forward-auth", "deny", "unknown_token") >= 1.0);
 }
 
-/// The README's nginx snippets are the configuration these tests run: every
-/// line of the rtmp application and the http locations, with the test's
-/// addresses replaced by the README's.
+/// The docs' nginx snippets (docs/streamers/nginx-rtmp.md and
+/// docs/streamers/forward-auth.md) are the configuration these tests run:
+/// every line of the rtmp application and the http locations, with the
+/// test's addresses replaced by the docs'.
 #[test]
 fn readme_nginx_snippets_are_the_tested_config() {
-    let readme = include_str!("../../README.md");
-    let readme_lines: Vec<&str> = readme.lines().map(str::trim).collect();
+    let docs = [
+        include_str!("../../docs/streamers/nginx-rtmp.md"),
+        include_str!("../../docs/streamers/forward-auth.md"),
+    ]
+    .concat();
+    let docs_lines: Vec<&str> = docs.lines().map(str::trim).collect();
     let mut checked = 0;
     let mut depth_of_block: Option<usize> = None;
     for line in CONFIG_TEMPLATE.lines() {
@@ -496,8 +501,8 @@ fn readme_nginx_snippets_are_the_tested_config() {
             .replace("{DIR}/hls", "/var/lib/nginx/hls")
             .replace("{UPDATE_EVERY}", "30s");
         assert!(
-            readme_lines.contains(&expected.as_str()),
-            "README lacks the tested nginx line: {expected}"
+            docs_lines.contains(&expected.as_str()),
+            "docs lack the tested nginx line: {expected}"
         );
         checked += 1;
         if trimmed == "}" && indent == block_indent {

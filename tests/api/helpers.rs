@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use playgate::config::{parse_network, Settings, SettingsArgs};
-use playgate::decision::policy::RuleAction;
+use playgate::config::{Settings, SettingsArgs};
+use playgate::domain::parse_network;
+use playgate::domain::RuleAction;
+use playgate::store::tokens;
 use playgate::store::users::{self, NewUser};
 use playgate::{AppHandle, AppState, Application};
 use serde_json::{json, Value};
@@ -178,14 +180,19 @@ impl TestApp {
             user.password_hash = Some(bcrypt::hash(password, 4).unwrap());
         }
         let mut client = self.db().await;
-        let id = users::create(&mut client, &user)
+        let transaction = client.transaction().await.unwrap();
+        let id = users::insert(&transaction, &user)
             .await
             .expect("create user");
+        users::set_packages(&transaction, id, &user.packages)
+            .await
+            .expect("link packages");
         for token in spec.tokens {
-            users::add_token(&client, id, token, "", None)
+            tokens::insert(&transaction, id, token, "", None)
                 .await
                 .expect("add token");
         }
+        transaction.commit().await.unwrap();
         self.reload().await;
         id
     }
@@ -509,7 +516,7 @@ impl TestApp {
 /// A server with an admin (`root`), an observer (`watcher`) and a plain user
 /// (`viewer`), created through the store (bcrypt cost 4, for speed).
 pub async fn spawn_admin_app() -> TestApp {
-    use playgate::decision::policy::UserKind;
+    use playgate::domain::UserKind;
     let app = spawn_app().await;
     for (login, password, kind) in [
         ("root", "root-pw", UserKind::Admin),

@@ -7,6 +7,7 @@ mod admin_resources;
 mod admin_users;
 mod decide;
 mod e2e_nginx;
+mod error_logging;
 mod helpers;
 mod hook_astra;
 mod hook_flussonic;

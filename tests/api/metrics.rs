@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use playgate::decision::policy::RuleAction;
+use playgate::domain::RuleAction;
 use serde_json::json;
 
 use crate::helpers::*;

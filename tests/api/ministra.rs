@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use playgate::decision::policy::RuleAction;
+use playgate::domain::RuleAction;
 use serde_json::json;
 
 use crate::helpers::*;

@@ -187,7 +187,7 @@ async fn oversized_and_malformed_requests_get_4xx() {
 async fn admin_api_guessing_is_damped_per_client() {
     let app = spawn_app_with(|settings| settings.auth_failure_limit = 3).await;
     let mut root = user("root").password("root-pw");
-    root.user.kind = playgate::decision::policy::UserKind::Admin;
+    root.user.kind = playgate::domain::UserKind::Admin;
     app.create(root).await;
     // The test's peer is loopback, a trusted proxy: X-Forwarded-For names the client.
     let users_from = |client: &str, password: &str| {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use playgate::config::LimitPolicy;
-use playgate::decision::policy::RuleAction;
+use playgate::domain::RuleAction;
 use playgate::store::sessions;
 use serde_json::{json, Value};
 

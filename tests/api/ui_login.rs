@@ -276,7 +276,7 @@ async fn failed_sign_ins_are_damped_per_address() {
     })
     .await;
     let mut spec = user("root").password("root-pw");
-    spec.user.kind = playgate::decision::policy::UserKind::Admin;
+    spec.user.kind = playgate::domain::UserKind::Admin;
     app.create(spec).await;
     for _ in 0..3 {
         assert_eq!(sign_in(&app, "root", "guess", &[]).await.status, 401);

@@ -12,7 +12,7 @@
 //!
 //! A full reload (seconds at a million users) runs beside the listener, so
 //! single-user changes keep flowing while one is under way; the versions of
-//! the reads (see `decision::policy`) keep their results in order. One also
+//! the reads (see `snapshot`) keep their results in order. One also
 //! runs every 30 s as a consistency check, and whenever the listener
 //! (re)connects, for what changed while nobody listened.
 
@@ -26,9 +26,14 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use tokio::sync::{oneshot, watch};
 
-use crate::decision::policy::PolicySnapshot;
 use crate::store::listen::Listener;
 use crate::store::{self, StoreError};
+
+pub mod prefix;
+pub mod snapshot;
+
+pub use prefix::{FastMap, PrefixTable};
+pub use snapshot::{PolicySnapshot, PolicyUser, TokenEntry};
 
 pub const CHANNEL: &str = "playgate_policy";
 /// A full reload even without notifications: covers a notification lost while
@@ -197,16 +202,9 @@ impl PolicyView {
         };
         let read = started.elapsed();
         // Building the indexes of a million users takes a while: off the executor.
-        let fresh = tokio::task::spawn_blocking(move || {
-            PolicySnapshot::build(
-                records.users,
-                records.tokens,
-                records.packages,
-                records.ip_rules,
-            )
-        })
-        .await
-        .map_err(|e| StoreError::Other(format!("policy snapshot build: {e}")))?;
+        let fresh = tokio::task::spawn_blocking(move || PolicySnapshot::build(records))
+            .await
+            .map_err(|e| StoreError::Other(format!("policy snapshot build: {e}")))?;
         let (previous, next) = self.install(|current| current.with_full_read(fresh, version));
         *self.loaded_at.write().expect("policy view lock") = Some(Instant::now());
         log::debug!(

@@ -22,12 +22,13 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
-use crate::admin::validate;
-use crate::decision::is_valid_login;
-use crate::decision::policy::UserKind;
-use crate::error::clip;
-use crate::store::users::{ImportUser, UserRow};
-use crate::store::{audit, packages, users, StoreError};
+use crate::domain::validate;
+use crate::domain::validate::clip;
+use crate::domain::Login;
+use crate::domain::UserKind;
+use crate::store::user_import::{self, ImportUser};
+use crate::store::users::UserRow;
+use crate::store::{audit, packages, tokens, users, StoreError};
 
 /// The audit log's actor for this command.
 pub const ACTOR: &str = "import-astra";
@@ -379,7 +380,7 @@ fn user(
             type_name(value)
         )));
     };
-    if !is_valid_login(login) {
+    if Login::parse(login).is_none() {
         return Err(shape(format!(
             "user '{}': not a valid playgate login (1-64 characters of A-Z a-z 0-9 . _ @ -)",
             clip(login)
@@ -733,7 +734,7 @@ pub async fn apply(
         .map(|u| u.token.as_ref().expect("filtered").0.clone())
         .collect();
     let mut has_token: HashMap<&str, bool> = HashMap::new();
-    for (index, owner) in users::token_owners(&transaction, &clear).await? {
+    for (index, owner) in tokens::token_owners(&transaction, &clear).await? {
         let user = with_token[index];
         if owner != user.login {
             return Err(AstraError::Conflict(format!(
@@ -821,7 +822,7 @@ pub async fn apply(
             Change::Unchanged => {}
         }
     }
-    let outcome = users::import(&transaction, &writes).await?;
+    let outcome = user_import::import(&transaction, &writes).await?;
     if let Some(login) = outcome.token_conflict {
         return Err(AstraError::Conflict(format!(
             "user '{}': field 'token': the token already belongs to another user",
@@ -860,7 +861,7 @@ pub async fn apply(
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../tests/fixtures/astra.conf");
+    const EXAMPLE: &str = include_str!("../../tests/fixtures/astra.conf");
 
     fn user<'a>(plan: &'a Plan, login: &str) -> &'a PlanUser {
         plan.users.iter().find(|u| u.login == login).unwrap()

@@ -1,13 +1,35 @@
-//! A short-lived memory of verified login:password pairs, so that a player
-//! re-asking every few seconds (or an admin script) does not pay bcrypt each
-//! time. Used by the decision engine and by the admin API's authentication.
+//! Every bcrypt hash and verification of playgate: hashing for the admin API,
+//! the imports and the bootstrap admin; verifying for the hooks and the
+//! admin API's sign-in, with a short-lived memory of verified
+//! login:password pairs (a player re-asking every few seconds, or an admin
+//! script, does not pay bcrypt each time), and a dummy hash so that an
+//! unknown login costs what a wrong password costs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+/// bcrypt failed (only for a cost out of range or a failed worker thread).
+#[derive(Debug, thiserror::Error)]
+#[error("bcrypt: {0}")]
+pub struct HashError(String);
+
+/// bcrypt at the default cost, on the calling thread: for code already off
+/// the async executor (the imports' worker threads).
+pub fn hash_blocking(password: &str) -> Result<String, HashError> {
+    bcrypt::hash(password, bcrypt::DEFAULT_COST).map_err(|e| HashError(e.to_string()))
+}
+
+/// bcrypt at the default cost, off the async executor.
+pub async fn hash(password: &str) -> Result<String, HashError> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(|e| HashError(e.to_string()))?
+}
 
 /// How long a verified login:password is remembered.
 pub const VERIFIED_TTL: Duration = Duration::from_secs(300);
@@ -17,7 +39,7 @@ const VERIFIED_MAX_ENTRIES: usize = 100_000;
 /// a changed password or hash makes a different key, so it invalidates itself.
 /// Neither the password nor the hash is kept, only the digest.
 #[derive(Default)]
-pub struct VerifiedCredentials {
+pub struct PasswordVerifier {
     entries: Mutex<HashMap<[u8; 32], Instant>>,
     /// Verifications under way: requests for the same triple arriving
     /// meanwhile (a player's retries, many players of one account, a cold
@@ -27,7 +49,7 @@ pub struct VerifiedCredentials {
     bcrypt_runs: AtomicU64,
 }
 
-impl VerifiedCredentials {
+impl PasswordVerifier {
     pub fn key(login: &str, password: &str, hash: &str) -> [u8; 32] {
         let mut hasher = Sha256::new();
         for part in [login, password, hash] {
@@ -55,10 +77,26 @@ impl VerifiedCredentials {
         entries.insert(key, Instant::now());
     }
 
+    /// For a login that does not exist: one bcrypt of a dummy hash, so
+    /// that an unknown login cannot be told from a wrong password by time.
+    pub async fn verify_unknown(&self, login: &str, password: &str) {
+        static DUMMY: OnceLock<String> = OnceLock::new();
+        let dummy = match DUMMY.get() {
+            Some(dummy) => dummy.as_str(),
+            None => {
+                let made = hash(&crate::domain::token::random_secret())
+                    .await
+                    .unwrap_or_default();
+                DUMMY.get_or_init(|| made).as_str()
+            }
+        };
+        self.verify(login, password, dummy).await;
+    }
+
     /// bcrypt off the async executor, once per verified triple, however
     /// many requests ask for it at the same time.
     pub async fn verify(&self, login: &str, password: &str, hash: &str) -> bool {
-        let key = VerifiedCredentials::key(login, password, hash);
+        let key = PasswordVerifier::key(login, password, hash);
         if self.contains(&key) {
             return true;
         }
@@ -104,20 +142,20 @@ mod tests {
 
     #[tokio::test]
     async fn remembers_only_verified_triples() {
-        let cache = VerifiedCredentials::default();
+        let cache = PasswordVerifier::default();
         let hash = bcrypt::hash("pw", 4).unwrap();
         assert!(!cache.verify("alice", "wrong", &hash).await);
-        assert!(!cache.contains(&VerifiedCredentials::key("alice", "wrong", &hash)));
+        assert!(!cache.contains(&PasswordVerifier::key("alice", "wrong", &hash)));
         assert!(cache.verify("alice", "pw", &hash).await);
-        assert!(cache.contains(&VerifiedCredentials::key("alice", "pw", &hash)));
+        assert!(cache.contains(&PasswordVerifier::key("alice", "pw", &hash)));
         // Another stored hash (password changed) is another key.
         let other = bcrypt::hash("pw", 4).unwrap();
-        assert!(!cache.contains(&VerifiedCredentials::key("alice", "pw", &other)));
+        assert!(!cache.contains(&PasswordVerifier::key("alice", "pw", &other)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_requests_for_one_pair_share_one_bcrypt() {
-        let cache = Arc::new(VerifiedCredentials::default());
+        let cache = Arc::new(PasswordVerifier::default());
         // Cost 10: long enough (tens of ms) for the requests to overlap.
         let hash = bcrypt::hash("pw", 10).unwrap();
         let tasks: Vec<_> = (0..32)

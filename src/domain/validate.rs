@@ -1,45 +1,70 @@
-//! Field validation shared by the admin resources: every failure is a 422
-//! naming the field.
+//! Field validation shared by the admin API and both imports: every failure
+//! names the field it is about, and the HTTP layer answers it as a 422.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
-use crate::config::parse_network;
-use crate::decision::is_valid_login;
-use crate::decision::policy::{RuleAction, UserKind};
-use crate::error::{clip, ApiError};
+use super::login::Login;
+use super::network::parse_network;
+use super::records::{RuleAction, UserKind};
+
+/// An invalid field: which one, and why, on one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> ValidationError {
+        ValidationError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// Client-supplied text quoted back in a message, kept short.
+pub fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
+}
 
 const MAX_TEXT: usize = 4096;
 const MAX_PATTERN: usize = 1024;
 
-pub fn login(field: &'static str, value: &str) -> Result<String, ApiError> {
-    if is_valid_login(value) {
-        Ok(value.to_string())
-    } else {
-        Err(ApiError::invalid(
+pub fn login(field: &'static str, value: &str) -> Result<Login, ValidationError> {
+    Login::parse(value).ok_or_else(|| {
+        ValidationError::new(
             field,
-            format!(
-                "'{}' is not a valid login: 1-64 characters of A-Z a-z 0-9 . _ @ -",
-                clip(value)
-            ),
-        ))
-    }
+            format!("'{}' is not a valid login: {}", clip(value), Login::SYNTAX),
+        )
+    })
 }
 
-pub fn kind(value: &str) -> Result<UserKind, ApiError> {
+pub fn kind(value: &str) -> Result<UserKind, ValidationError> {
     UserKind::parse(value).ok_or_else(|| {
-        ApiError::invalid(
+        ValidationError::new(
             "kind",
             format!("'{}' is not user, observer or admin", clip(value)),
         )
     })
 }
 
-pub fn action(value: &str) -> Result<RuleAction, ApiError> {
+pub fn action(value: &str) -> Result<RuleAction, ValidationError> {
     match value {
         "allow" => Ok(RuleAction::Allow),
         "deny" => Ok(RuleAction::Deny),
-        other => Err(ApiError::invalid(
+        other => Err(ValidationError::new(
             "action",
             format!("'{}' is not allow or deny", clip(other)),
         )),
@@ -47,16 +72,16 @@ pub fn action(value: &str) -> Result<RuleAction, ApiError> {
 }
 
 /// An IPv4/IPv6 address or CIDR network, normalised (host bits cleared).
-pub fn network(field: &'static str, value: &str) -> Result<IpNet, ApiError> {
+pub fn network(field: &'static str, value: &str) -> Result<IpNet, ValidationError> {
     parse_network(value.trim()).ok_or_else(|| {
-        ApiError::invalid(
+        ValidationError::new(
             field,
             format!("'{}' is not an IP address or CIDR network", clip(value)),
         )
     })
 }
 
-pub fn networks(field: &'static str, values: &[String]) -> Result<Vec<IpNet>, ApiError> {
+pub fn networks(field: &'static str, values: &[String]) -> Result<Vec<IpNet>, ValidationError> {
     let mut networks = Vec::with_capacity(values.len());
     for value in values {
         let network = network(field, value)?;
@@ -68,26 +93,29 @@ pub fn networks(field: &'static str, values: &[String]) -> Result<Vec<IpNet>, Ap
 }
 
 /// RFC 3339 (`2027-01-01T00:00:00Z`, `2027-01-01T03:00:00+03:00`).
-pub fn time(field: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+pub fn time(field: &'static str, value: &str) -> Result<DateTime<Utc>, ValidationError> {
     DateTime::parse_from_rfc3339(value)
         .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| ApiError::invalid(field, format!("'{}' is not an RFC 3339 time", clip(value))))
+        .map_err(|_| {
+            ValidationError::new(field, format!("'{}' is not an RFC 3339 time", clip(value)))
+        })
 }
 
-pub fn max_sessions(value: i64) -> Result<i32, ApiError> {
+pub fn max_sessions(value: i64) -> Result<i32, ValidationError> {
     if value < 0 {
-        return Err(ApiError::invalid(
+        return Err(ValidationError::new(
             "max_sessions",
             "max_sessions must not be negative (null = unlimited)",
         ));
     }
-    i32::try_from(value).map_err(|_| ApiError::invalid("max_sessions", "max_sessions is too large"))
+    i32::try_from(value)
+        .map_err(|_| ValidationError::new("max_sessions", "max_sessions is too large"))
 }
 
 /// Free text (comment, stb, label): bounded length.
-pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
+pub fn text(field: &'static str, value: &str) -> Result<String, ValidationError> {
     if value.len() > MAX_TEXT {
-        return Err(ApiError::invalid(
+        return Err(ValidationError::new(
             field,
             format!("longer than {MAX_TEXT} bytes"),
         ));
@@ -96,7 +124,7 @@ pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
 }
 
 /// A package name: 1–64 characters, no `/`, no whitespace or control characters.
-pub fn package_name(field: &'static str, value: &str) -> Result<String, ApiError> {
+pub fn package_name(field: &'static str, value: &str) -> Result<String, ValidationError> {
     let valid = (1..=64).contains(&value.chars().count())
         && !value
             .chars()
@@ -104,7 +132,7 @@ pub fn package_name(field: &'static str, value: &str) -> Result<String, ApiError
     if valid {
         Ok(value.to_string())
     } else {
-        Err(ApiError::invalid(
+        Err(ValidationError::new(
             field,
             format!(
                 "'{}' is not a valid package name: 1-64 characters, no '/', spaces or control characters",
@@ -115,7 +143,7 @@ pub fn package_name(field: &'static str, value: &str) -> Result<String, ApiError
 }
 
 /// Stream patterns: an exact name or a glob whose only wildcard is `*`.
-pub fn patterns(values: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn patterns(values: &[String]) -> Result<Vec<String>, ValidationError> {
     let mut patterns = Vec::with_capacity(values.len());
     for value in values {
         let problem = if value.is_empty() {
@@ -132,7 +160,7 @@ pub fn patterns(values: &[String]) -> Result<Vec<String>, ApiError> {
             None
         };
         if let Some(problem) = problem {
-            return Err(ApiError::invalid(
+            return Err(ValidationError::new(
                 "streams",
                 format!("'{}': {problem}", clip(value)),
             ));
@@ -153,7 +181,7 @@ mod tests {
         let ok = |p: &[&str]| patterns(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert!(ok(&["sport/*", "*_hd", "espn", "*"]).is_ok());
         for bad in ["", "a b", "sp?rt", "[ab]", "a**", "{a,b}"] {
-            assert_eq!(ok(&[bad]).unwrap_err().field, Some("streams"), "{bad}");
+            assert_eq!(ok(&[bad]).unwrap_err().field, "streams", "{bad}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! One error type for every HTTP answer that is not a decision: client errors
-//! are JSON with a one-line message; internal errors are logged in full and
-//! answered with an opaque 500.
+//! are JSON with a one-line message; internal errors are logged once, here,
+//! with their whole cause chain, and answered with an opaque 500 (503 when
+//! the database is unreachable or did not answer in time).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -8,7 +9,10 @@ use serde::Serialize;
 
 use tokio_postgres::error::SqlState;
 
+use crate::domain::ValidationError;
 use crate::store::StoreError;
+
+pub use crate::domain::validate::clip;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -17,11 +21,14 @@ pub struct ApiError {
     pub field: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// One line: what was wrong.
+    pub error: String,
+    /// The offending field (422, 409).
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'static str>,
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -73,15 +80,15 @@ impl ApiError {
         }
     }
 
+    /// Logged here, with what caused it; the client learns nothing of it.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         log::error!("internal error: {detail}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
-}
 
-/// Client-supplied text quoted back in a message, kept short.
-pub fn clip(text: &str) -> String {
-    text.chars().take(64).collect()
+    pub fn into_response(self) -> HttpResponse {
+        ResponseError::error_response(&self)
+    }
 }
 
 /// Reasons are answered on one line, whatever the parser said.
@@ -113,7 +120,7 @@ impl ResponseError for ApiError {
             ));
         }
         response.json(ErrorBody {
-            error: &self.message,
+            error: self.message.clone(),
             field: self.field,
         })
     }
@@ -122,8 +129,15 @@ impl ResponseError for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::Pool(_) => {
-                log::warn!("database unavailable: {error}");
+            StoreError::Timeout => {
+                log::warn!("{error}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database did not answer in time",
+                )
+            }
+            unavailable if unavailable.is_unavailable() => {
+                log::warn!("database unavailable: {unavailable}");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
             }
             other if other.sql_state() != Some(&SqlState::UNIQUE_VIOLATION) => {
@@ -155,5 +169,11 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> ApiError {
         ApiError::from(StoreError::from(error))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> ApiError {
+        ApiError::invalid(error.field, error.message)
     }
 }

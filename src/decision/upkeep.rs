@@ -1,0 +1,99 @@
+//! The loops that keep sessions true without a request asking: timing out
+//! sessions nobody refreshes, writing the refreshes answered from memory,
+//! and forgetting sessions ended through another replica.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+
+use super::engine::HEARTBEAT_INTERVAL;
+use super::Engine;
+use crate::background::{tick, StopSignal};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::listen::Listener;
+use crate::store::sessions;
+
+/// Channel of `sql/V6__session_ended_notify.sql`.
+const SESSION_ENDED_CHANNEL: &str = "playgate_session_ended";
+const LISTEN_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Ends sessions past their expiry (`timeout`) and purges old history.
+pub async fn sweep_sessions(
+    pool: Pool,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    mut stop: StopSignal,
+) {
+    while tick(settings.sweep_interval, &mut stop).await {
+        let result = async {
+            let mut client = pool.get().await?;
+            sessions::sweep(
+                &mut client,
+                settings.history_days,
+                settings.session_duration,
+            )
+            .await
+        }
+        .await;
+        match result {
+            Ok(swept) => {
+                for (stream, seconds) in &swept.watched_by_stream {
+                    metrics.watched(stream, *seconds);
+                }
+                if swept.timed_out > 0 || swept.purged > 0 {
+                    log::debug!(
+                        "sweep: {} sessions timed out, {} history rows purged",
+                        swept.timed_out,
+                        swept.purged
+                    );
+                }
+            }
+            Err(e) => log::warn!("session sweep failed: {e}"),
+        }
+    }
+}
+
+/// Refreshes answered from memory reach PostgreSQL in one batch per interval.
+pub async fn write_heartbeats(engine: Arc<Engine>, mut stop: StopSignal) {
+    while tick(HEARTBEAT_INTERVAL, &mut stop).await {
+        if let Err(e) = engine.write_heartbeats().await {
+            log::warn!("writing heartbeats failed: {e}");
+        }
+    }
+}
+
+/// Sessions ended through another replica (or by the sweeper) are forgotten
+/// here as soon as PostgreSQL announces it.
+pub async fn follow_session_ends(engine: Arc<Engine>, database_url: String, mut stop: StopSignal) {
+    loop {
+        match Listener::connect(&database_url, &[SESSION_ENDED_CHANNEL]).await {
+            Ok(Listener {
+                mut notifications, ..
+            }) => {
+                // Ends announced while no one listened are unknown.
+                engine.forget_all_sessions();
+                loop {
+                    tokio::select! {
+                        received = notifications.next() => match received {
+                            Ok(ended) => match ended.payload.parse() {
+                                Ok(session_id) => engine.forget_session(session_id),
+                                Err(_) => log::warn!("unexpected session end payload"),
+                            },
+                            Err(e) => {
+                                log::warn!("session end listener: {e}; reconnecting");
+                                break;
+                            }
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+            Err(e) => log::warn!("session end listener: {e}; reconnecting"),
+        }
+        if !tick(LISTEN_RECONNECT_DELAY, &mut stop).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The policy rows as the store reads them, and the kinds they carry.
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserKind {
+    User,
+    Observer,
+    Admin,
+}
+
+impl UserKind {
+    pub fn parse(text: &str) -> Option<UserKind> {
+        match text {
+            "user" => Some(UserKind::User),
+            "observer" => Some(UserKind::Observer),
+            "admin" => Some(UserKind::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::User => "user",
+            UserKind::Observer => "observer",
+            UserKind::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleAction {
+    Allow,
+    Deny,
+}
+
+/// Rows as the store reads them; the snapshot is built from these.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub id: i64,
+    pub login: String,
+    pub password_hash: Option<String>,
+    pub kind: UserKind,
+    pub ips: Vec<IpNet>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_sessions: Option<i32>,
+    pub enabled: bool,
+    pub package_ids: Vec<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    pub hash: [u8; 32],
+    pub user_id: i64,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PackageRecord {
+    pub id: i64,
+    pub streams: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IpRuleRecord {
+    pub network: IpNet,
+    pub action: RuleAction,
+}
+
+/// One consistent read of every policy table.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyRecords {
+    pub users: Vec<UserRecord>,
+    pub tokens: Vec<TokenRecord>,
+    pub packages: Vec<PackageRecord>,
+    pub ip_rules: Vec<IpRuleRecord>,
+}

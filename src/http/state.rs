@@ -1,0 +1,24 @@
+//! What every handler shares, as `web::Data<AppState>`.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+
+use crate::config::Settings;
+use crate::decision::Engine;
+use crate::metrics::Metrics;
+use crate::password::PasswordVerifier;
+use crate::policy_view::PolicyView;
+use crate::rate_limit::FailureLimiter;
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: Pool,
+    pub policy: Arc<PolicyView>,
+    pub metrics: Arc<Metrics>,
+    pub engine: Arc<Engine>,
+    /// Verified login:password pairs, for hooks and admin callers alike.
+    pub passwords: Arc<PasswordVerifier>,
+    /// Failed credentials per client address, for hooks and admin callers alike.
+    pub failures: Arc<FailureLimiter>,
+}

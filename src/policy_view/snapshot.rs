@@ -1,0 +1,417 @@
+//! The in-memory policy: what steps 1–6 of SPEC §2 read, per replica.
+//!
+//! A snapshot is an immutable base (the last full read of the policy tables)
+//! plus a small overlay of the users re-read one by one since, so that a
+//! change to one user costs work in proportion to that user, not to the
+//! table (`policy_view` keeps it fresh). Every read carries a version — the
+//! number of change notifications received when it started — and a read
+//! never replaces one that started later, so a slow full read cannot bring
+//! back what a user's re-read already replaced, nor the other way round.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+
+use super::prefix::{FastMap, PrefixTable};
+use crate::domain::glob_matches;
+use crate::domain::{
+    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserKind, UserRecord,
+};
+
+/// A user as the decision sees it.
+#[derive(Debug)]
+pub struct PolicyUser {
+    pub id: i64,
+    pub login: String,
+    pub password_hash: Option<String>,
+    pub kind: UserKind,
+    pub ips: Vec<IpNet>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_sessions: Option<i32>,
+    pub enabled: bool,
+    /// Empty = no packages = every stream. Resolved against the snapshot's
+    /// packages when deciding, so that a package's streams can change
+    /// without re-reading every user who has it.
+    pub package_ids: Vec<i64>,
+}
+
+impl From<UserRecord> for PolicyUser {
+    fn from(record: UserRecord) -> PolicyUser {
+        PolicyUser {
+            id: record.id,
+            login: record.login,
+            password_hash: record.password_hash,
+            kind: record.kind,
+            ips: record.ips,
+            expires_at: record.expires_at,
+            max_sessions: record.max_sessions,
+            enabled: record.enabled,
+            package_ids: record.package_ids,
+        }
+    }
+}
+
+/// A token's user, and when the token stops being accepted.
+pub struct TokenEntry {
+    pub user: Arc<PolicyUser>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Users indexed the three ways a request can name them.
+#[derive(Default)]
+struct UserIndex {
+    by_login: HashMap<String, Arc<PolicyUser>>,
+    tokens: FastMap<[u8; 32], TokenEntry>,
+    by_ip: PrefixTable<Arc<PolicyUser>>,
+    /// Sorted: which users are here, to count an overlay against the base.
+    ids: Vec<i64>,
+}
+
+impl UserIndex {
+    /// `users` in ascending id order, so that of two users bound to the
+    /// same network the older wins. Tokens of other users are ignored.
+    fn build(
+        users: impl ExactSizeIterator<Item = Arc<PolicyUser>>,
+        tokens: Vec<TokenRecord>,
+    ) -> UserIndex {
+        let mut index = UserIndex {
+            by_login: HashMap::with_capacity(users.len()),
+            tokens: FastMap::with_capacity_and_hasher(tokens.len(), Default::default()),
+            ..UserIndex::default()
+        };
+        let mut sorted = Vec::with_capacity(users.len());
+        // The iterator allocates each user as it goes, so its login key is
+        // allocated right after it: a lookup touches both, close together.
+        for user in users {
+            debug_assert!(sorted
+                .last()
+                .is_none_or(|last: &Arc<PolicyUser>| last.id < user.id));
+            for network in &user.ips {
+                index.by_ip.insert(*network, Arc::clone(&user));
+            }
+            index.by_login.insert(user.login.clone(), Arc::clone(&user));
+            sorted.push(user);
+        }
+        for token in tokens {
+            if let Ok(at) = sorted.binary_search_by_key(&token.user_id, |user| user.id) {
+                index.tokens.insert(
+                    token.hash,
+                    TokenEntry {
+                        user: Arc::clone(&sorted[at]),
+                        expires_at: token.expires_at,
+                    },
+                );
+            }
+        }
+        index.ids = sorted.iter().map(|user| user.id).collect();
+        index
+    }
+
+    fn contains(&self, id: i64) -> bool {
+        self.ids.binary_search(&id).is_ok()
+    }
+}
+
+/// One user as re-read since the base: None when deleted.
+#[derive(Clone)]
+struct Patch {
+    version: u64,
+    user: Option<Arc<PolicyUser>>,
+    tokens: Arc<[TokenRecord]>,
+}
+
+/// The users re-read since the base. Whatever the base holds for one of
+/// them (its login, tokens, IP bindings) is out of date, found or not here.
+#[derive(Default)]
+struct Overlay {
+    patches: FastMap<i64, Patch>,
+    index: UserIndex,
+}
+
+impl Overlay {
+    /// One lookup through base and overlay. The overlay is tried first: a
+    /// login (token) there may still belong in the base to a user whose
+    /// change waits for a full reload. A base entry of a user re-read since
+    /// is hidden. With no user re-read (the usual case) the base answers
+    /// alone.
+    fn layered<'a, V>(
+        &self,
+        in_base: Option<&'a V>,
+        in_overlay: impl Fn() -> Option<&'a V>,
+        user_id: impl Fn(&V) -> i64,
+    ) -> Option<&'a V> {
+        if self.patches.is_empty() {
+            return in_base;
+        }
+        if let Some(found) = in_overlay() {
+            return Some(found);
+        }
+        in_base.filter(|found| !self.patches.contains_key(&user_id(found)))
+    }
+}
+
+#[derive(Default)]
+struct IpRules {
+    deny: PrefixTable<()>,
+    allow: PrefixTable<()>,
+}
+
+impl IpRules {
+    fn build(rules: Vec<IpRuleRecord>) -> IpRules {
+        let mut built = IpRules::default();
+        for rule in rules {
+            match rule.action {
+                RuleAction::Deny => built.deny.insert(rule.network, ()),
+                RuleAction::Allow => built.allow.insert(rule.network, ()),
+            }
+        }
+        built
+    }
+}
+
+fn package_map(packages: Vec<PackageRecord>) -> FastMap<i64, Vec<String>> {
+    packages.into_iter().map(|p| (p.id, p.streams)).collect()
+}
+
+/// Everything steps 1–6 need, in memory. Cloning is cheap (shared parts);
+/// the `with_*` methods make the next snapshot from this one and a read.
+#[derive(Clone, Default)]
+pub struct PolicySnapshot {
+    base: Arc<UserIndex>,
+    base_version: u64,
+    overlay: Arc<Overlay>,
+    packages: Arc<FastMap<i64, Vec<String>>>,
+    packages_version: u64,
+    rules: Arc<IpRules>,
+    rules_version: u64,
+    user_count: usize,
+}
+
+impl PolicySnapshot {
+    /// A snapshot of these rows, at version 0.
+    pub fn build(records: PolicyRecords) -> PolicySnapshot {
+        let PolicyRecords {
+            mut users,
+            tokens,
+            packages,
+            ip_rules,
+        } = records;
+        users.sort_unstable_by_key(|user| user.id);
+        let base = UserIndex::build(
+            users
+                .into_iter()
+                .map(|record| Arc::new(PolicyUser::from(record))),
+            tokens,
+        );
+        PolicySnapshot {
+            user_count: base.ids.len(),
+            base: Arc::new(base),
+            packages: Arc::new(package_map(packages)),
+            rules: Arc::new(IpRules::build(ip_rules)),
+            ..PolicySnapshot::default()
+        }
+    }
+
+    /// `fresh`, a full read that started at `version`, in force: the users
+    /// re-read after it started stay as re-read, the rest is `fresh`'s.
+    pub fn with_full_read(&self, fresh: PolicySnapshot, version: u64) -> PolicySnapshot {
+        if version < self.base_version {
+            return self.clone();
+        }
+        let mut next = PolicySnapshot {
+            base: fresh.base,
+            base_version: version,
+            ..self.clone()
+        };
+        if version >= self.packages_version {
+            next.packages = fresh.packages;
+            next.packages_version = version;
+        }
+        if version >= self.rules_version {
+            next.rules = fresh.rules;
+            next.rules_version = version;
+        }
+        let newer = self
+            .overlay
+            .patches
+            .iter()
+            .filter(|(_, patch)| patch.version > version)
+            .map(|(id, patch)| (*id, patch.clone()))
+            .collect();
+        next.with_overlay(newer)
+    }
+
+    /// The users `ids`, re-read at `version`: those in `users` exist (with
+    /// their `tokens`), the others were deleted. A user already re-read at a
+    /// later version, or covered by a later full read, is left as it is.
+    pub fn with_users(
+        &self,
+        version: u64,
+        ids: &[i64],
+        users: Vec<UserRecord>,
+        tokens: Vec<TokenRecord>,
+    ) -> PolicySnapshot {
+        if version < self.base_version {
+            return self.clone();
+        }
+        let mut found: HashMap<i64, UserRecord> = users.into_iter().map(|u| (u.id, u)).collect();
+        let mut tokens_of: HashMap<i64, Vec<TokenRecord>> = HashMap::new();
+        for token in tokens {
+            tokens_of.entry(token.user_id).or_default().push(token);
+        }
+        let mut patches = self.overlay.patches.clone();
+        for &id in ids {
+            if patches
+                .get(&id)
+                .is_some_and(|patch| patch.version > version)
+            {
+                continue;
+            }
+            // A deleted user stays as a tombstone even when the base never
+            // had it: a full read that started before the deletion may still
+            // be installed after this, and must not bring it back.
+            let user = found
+                .remove(&id)
+                .map(|record| Arc::new(PolicyUser::from(record)));
+            let tokens = tokens_of.remove(&id).unwrap_or_default();
+            patches.insert(
+                id,
+                Patch {
+                    version,
+                    user,
+                    tokens: tokens.into(),
+                },
+            );
+        }
+        self.with_overlay(patches)
+    }
+
+    /// The packages table, read at `version`.
+    pub fn with_packages(&self, version: u64, packages: Vec<PackageRecord>) -> PolicySnapshot {
+        if version < self.packages_version {
+            return self.clone();
+        }
+        PolicySnapshot {
+            packages: Arc::new(package_map(packages)),
+            packages_version: version,
+            ..self.clone()
+        }
+    }
+
+    /// The IP rules, read at `version`.
+    pub fn with_ip_rules(&self, version: u64, rules: Vec<IpRuleRecord>) -> PolicySnapshot {
+        if version < self.rules_version {
+            return self.clone();
+        }
+        PolicySnapshot {
+            rules: Arc::new(IpRules::build(rules)),
+            rules_version: version,
+            ..self.clone()
+        }
+    }
+
+    fn with_overlay(&self, patches: FastMap<i64, Patch>) -> PolicySnapshot {
+        let mut user_count = self.base.ids.len();
+        let mut users = Vec::new();
+        let mut tokens = Vec::new();
+        for (id, patch) in &patches {
+            let in_base = self.base.contains(*id);
+            match &patch.user {
+                Some(user) => {
+                    user_count += usize::from(!in_base);
+                    users.push(Arc::clone(user));
+                    tokens.extend(patch.tokens.iter().cloned());
+                }
+                None => user_count -= usize::from(in_base),
+            }
+        }
+        users.sort_unstable_by_key(|user| user.id);
+        let index = UserIndex::build(users.into_iter(), tokens);
+        PolicySnapshot {
+            overlay: Arc::new(Overlay { index, patches }),
+            user_count,
+            ..self.clone()
+        }
+    }
+
+    pub fn user(&self, login: &str) -> Option<&Arc<PolicyUser>> {
+        let overlay = &*self.overlay;
+        overlay.layered(
+            self.base.by_login.get(login),
+            || overlay.index.by_login.get(login),
+            |user| user.id,
+        )
+    }
+
+    pub fn token(&self, hash: &[u8; 32]) -> Option<&TokenEntry> {
+        let overlay = &*self.overlay;
+        overlay.layered(
+            self.base.tokens.get(hash),
+            || overlay.index.tokens.get(hash),
+            |entry| entry.user.id,
+        )
+    }
+
+    /// The user bound to the most specific network containing `ip` (of two
+    /// bound to the same network, the older).
+    pub fn user_by_ip(&self, ip: IpAddr) -> Option<&Arc<PolicyUser>> {
+        let overlay = &*self.overlay;
+        if overlay.patches.is_empty() {
+            return self.base.by_ip.lookup(ip);
+        }
+        let base = self
+            .base
+            .by_ip
+            .lookup_where(ip, |user| !overlay.patches.contains_key(&user.id));
+        let patched = if overlay.index.by_ip.is_empty() {
+            None
+        } else {
+            overlay.index.by_ip.lookup_where(ip, |_| true)
+        };
+        match (base, patched) {
+            (Some((base_len, base_user)), Some((len, user))) => {
+                if (base_len, std::cmp::Reverse(base_user.id)) > (len, std::cmp::Reverse(user.id)) {
+                    Some(base_user)
+                } else {
+                    Some(user)
+                }
+            }
+            (found, None) | (None, found) => found.map(|(_, user)| user),
+        }
+    }
+
+    /// Whether the user's packages let them watch `stream` (no packages: any).
+    pub fn may_watch(&self, user: &PolicyUser, stream: &str) -> bool {
+        if user.package_ids.is_empty() {
+            return true;
+        }
+        user.package_ids
+            .iter()
+            .filter_map(|id| self.packages.get(id))
+            .flatten()
+            .any(|pattern| glob_matches(pattern, stream))
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.user_count
+    }
+
+    /// Users re-read since the last full read.
+    pub fn overlay_len(&self) -> usize {
+        self.overlay.patches.len()
+    }
+
+    /// Step 1–2 alone: whether an IP rule settles the request before identity.
+    pub fn ip_rule(&self, ip: IpAddr) -> Option<RuleAction> {
+        if self.rules.deny.lookup(ip).is_some() {
+            Some(RuleAction::Deny)
+        } else if self.rules.allow.lookup(ip).is_some() {
+            Some(RuleAction::Allow)
+        } else {
+            None
+        }
+    }
+}
