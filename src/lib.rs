@@ -1,5 +1,6 @@
 //! playgate: the authorization backend streaming servers call before a viewer
-//! may watch a stream. See README.md for the architecture.
+//! may watch a stream. The layers and how a request travels through them:
+//! docs/architecture.md.
 
 // The vocabulary every layer shares; imports nothing of ours.
 pub mod domain;

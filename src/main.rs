@@ -29,7 +29,7 @@ enum Command {
     /// Apply pending SQL migrations and exit.
     Migrate,
     /// Import users and packages from a Cesbo Astra configuration file
-    /// (idempotent; see README "Migrating from Astra").
+    /// (idempotent; see docs/migrating-from-astra.md).
     ImportAstra {
         /// Astra's configuration file (usually /etc/astra/astra.conf).
         file: PathBuf,
