@@ -133,7 +133,9 @@ async fn main() {
         ..Default::default()
     })
     .unwrap();
-    let view = Arc::new(PolicyView::new(store::create_pool(&settings).unwrap()));
+    let view = Arc::new(PolicyView::new(
+        store::create_pool(&settings.database_url, settings.db_pool_size).unwrap(),
+    ));
 
     // What every change cost each replica before: a full reload.
     let mut full = Vec::new();

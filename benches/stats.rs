@@ -50,7 +50,7 @@ async fn main() {
         ..Default::default()
     })
     .unwrap();
-    let pool = store::create_pool(&settings).unwrap();
+    let pool = store::create_pool(&settings.database_url, settings.db_pool_size).unwrap();
     let client = pool.get().await.unwrap();
 
     let existing: i64 = client

@@ -54,7 +54,7 @@ impl Application {
         if settings.migrate_on_start {
             migrate(&settings.database_url).await?;
         }
-        let pool = store::create_pool(&settings)?;
+        let pool = store::create_pool(&settings.database_url, settings.db_pool_size)?;
         if let Some((login, password)) = &settings.bootstrap_admin {
             bootstrap_admin(&pool, login, password).await?;
         }

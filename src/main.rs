@@ -137,7 +137,7 @@ async fn import_astra(settings: Settings, file: PathBuf, dry_run: bool) -> ExitC
     let result = async {
         playgate::store::ensure_database(&settings.database_url).await?;
         playgate::app::migrate(&settings.database_url).await?;
-        let pool = playgate::store::create_pool(&settings)?;
+        let pool = playgate::store::create_pool(&settings.database_url, settings.db_pool_size)?;
         let mut client = pool.get().await?;
         Ok::<_, playgate::store::StoreError>(
             playgate::import::astra::apply(&mut client, &plan, dry_run).await,

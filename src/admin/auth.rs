@@ -11,17 +11,22 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
+use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
 
 use crate::domain::UserKind;
 use crate::http::request::decode_basic;
 use crate::http::{ApiError, AppState};
 use crate::store::{tokens, ui_sessions};
 
-/// The web interface's session cookie.
+/// The web interface's session cookie over plain HTTP.
 pub const SESSION_COOKIE: &str = "playgate_session";
+/// Its name over HTTPS: a `__Host-` cookie is Secure, Path=/ and host-only,
+/// so no sibling subdomain or plain-HTTP page can set or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-playgate_session";
 /// The header a cookie-authenticated write must carry (the token from sign-in).
 pub const CSRF_HEADER: &str = "X-Playgate-CSRF";
 
@@ -40,7 +45,9 @@ pub fn session_cookie(request: &HttpRequest) -> Option<String> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .find(|(name, value)| {
+            (*name == SECURE_SESSION_COOKIE || *name == SESSION_COOKIE) && !value.is_empty()
+        })
         .map(|(_, value)| value.to_string())
 }
 
@@ -111,6 +118,16 @@ pub fn client_ip(request: &HttpRequest, state: &AppState) -> Option<std::net::Ip
     crate::http::request::client_ip(request, &state.settings.trusted_proxies)
         .ok()
         .or_else(|| request.peer_addr().map(|addr| addr.ip()))
+}
+
+/// `Content-Type: application/json`, parameters (charset) allowed.
+fn is_json(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Identifies the caller; any failure is the same opaque 401.
@@ -259,6 +276,53 @@ impl FromRequest for AdminUser {
                 UserKind::Observer => Err(ApiError::forbidden("observers may only read")),
                 UserKind::User => Err(ApiError::forbidden("no admin API access for this user")),
             }
+        })
+    }
+}
+
+/// A JSON request body, taken only as `Content-Type: application/json`
+/// (415 otherwise): a cross-site form (`text/plain`, urlencoded, multipart)
+/// cannot make an admin write with a browser's cached credentials.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json(&request) {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "admin writes take Content-Type: application/json",
+                )
+                .into());
+            }
+            let body = web::Json::<T>::from_request(&request, &mut payload).await?;
+            Ok(JsonBody(body.into_inner()))
+        })
+    }
+}
+
+/// An admin's write and its JSON body. The body is read only after the
+/// caller is known to be an admin: actix extracts a handler's arguments
+/// together, so a separate `web::Json` would buffer a large body for a
+/// caller with wrong credentials.
+pub struct AdminJson<T>(pub AdminUser, pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for AdminJson<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let caller = AdminUser::from_request(&request, &mut Payload::None).await?;
+            let JsonBody(body) = JsonBody::<T>::from_request(&request, &mut payload).await?;
+            Ok(AdminJson(caller, body))
         })
     }
 }

@@ -8,13 +8,14 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
 
-use super::auth::AdminUser;
-use super::reload_policy;
-use super::users::{check_packages, validate_input, TokenValue, UserInput};
+use super::auth::AdminJson;
+use super::users::check_packages;
+use super::{audited, Audit};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
-use crate::store::audit;
+use crate::import::user_input::{validate_input, TokenValue, UserInput};
+
 use crate::store::user_import::{self, ImportUser};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,19 +42,17 @@ fn at(index: usize, login: &str, error: ApiError) -> ApiError {
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn import(
-    caller: AdminUser,
+    AdminJson(caller, inputs): AdminJson<Vec<UserInput>>,
     state: web::Data<AppState>,
-    body: web::Json<Vec<UserInput>>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
-    let inputs = body.into_inner();
     let mut users = Vec::with_capacity(inputs.len());
     let mut seen = HashSet::with_capacity(inputs.len());
     let mut packages = HashSet::new();
     let mut passwords = Vec::new();
     for (index, input) in inputs.into_iter().enumerate() {
         let login = input.login.clone().unwrap_or_default();
-        let v = validate_input(input, true).map_err(|e| at(index, &login, e))?;
+        let v = validate_input(input, true).map_err(|e| at(index, &login, e.into()))?;
         if !seen.insert(login.clone()) {
             return Err(at(
                 index,
@@ -108,7 +107,7 @@ pub async fn import(
                             chunk
                                 .iter()
                                 .map(|(index, password)| {
-                                    bcrypt::hash(password, bcrypt::DEFAULT_COST)
+                                    crate::password::hash_blocking(password)
                                         .map(|hash| (*index, hash))
                                 })
                                 .collect::<Result<Vec<_>, _>>()
@@ -130,32 +129,25 @@ pub async fn import(
     }
 
     let validated = started.elapsed();
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
     let packages: Vec<String> = packages.into_iter().collect();
-    check_packages(&transaction, &packages).await?;
-    let outcome = user_import::import(&transaction, &users).await?;
-    if let Some(login) = outcome.token_conflict {
-        return Err(ApiError::conflict(
-            "token",
-            format!(
-                "a token of '{}' already belongs to another user",
-                crate::http::error::clip(&login)
-            ),
-        ));
-    }
-    audit::record(
-        &transaction,
-        caller.login(),
-        "import",
-        "users",
-        "import",
-        &json!({"created": outcome.created, "updated": outcome.updated, "users": users.len()}),
-    )
+    let outcome = audited(&state, &caller, async |transaction| {
+        check_packages(transaction, &packages).await?;
+        let outcome = user_import::import(transaction, &users).await?;
+        if let Some(login) = &outcome.token_conflict {
+            return Err(ApiError::conflict(
+                "token",
+                format!(
+                    "a token of '{}' already belongs to another user",
+                    crate::http::error::clip(login)
+                ),
+            ));
+        }
+        let changes =
+            json!({"created": outcome.created, "updated": outcome.updated, "users": users.len()});
+        Ok((outcome, Audit::policy("import", "users", "import", changes)))
+    })
     .await?;
-    transaction.commit().await?;
     let committed = started.elapsed();
-    reload_policy(&state).await;
     log::info!(
         "import by '{}': {} created, {} updated in {:?} (validated {:?}, committed {:?})",
         caller.login(),

@@ -4,13 +4,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{AdminUser, ObserverUser};
-use super::{page_bounds, reload_policy, Page};
+use super::auth::{AdminJson, AdminUser, ObserverUser};
+use super::{audited, page_bounds, Audit, Page};
 use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
-use crate::store::audit;
+
 use crate::store::ip_rules::{self, IpRuleRow};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,11 +58,9 @@ pub async fn list(
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn create(
-    caller: AdminUser,
+    AdminJson(caller, input): AdminJson<IpRuleInput>,
     state: web::Data<AppState>,
-    body: web::Json<IpRuleInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.into_inner();
     let network = input
         .network
         .as_deref()
@@ -74,20 +72,13 @@ pub async fn create(
         .ok_or_else(|| ApiError::invalid("action", "action is required (allow or deny)"))
         .and_then(|a| Ok(validate::action(a)?))?;
     let comment = validate::text("comment", input.comment.as_deref().unwrap_or(""))?;
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let row = ip_rules::insert(&transaction, network, action, &comment).await?;
-    audit::record(
-        &transaction,
-        caller.login(),
-        "create",
-        "ip_rule",
-        &row.id.to_string(),
-        &json!({"network": row.network, "action": row.action, "comment": row.comment}),
-    )
+    let row = audited(&state, &caller, async |transaction| {
+        let row = ip_rules::insert(transaction, network, action, &comment).await?;
+        let changes = json!({"network": row.network, "action": row.action, "comment": row.comment});
+        let entry = Audit::policy("create", "ip_rule", row.id.to_string(), changes);
+        Ok((row, entry))
+    })
     .await?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/ip-rules/{}", row.id)))
         .json(row))
@@ -118,21 +109,13 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let rule = rule_id(&id)?;
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let row = ip_rules::delete(&transaction, rule)
-        .await?
-        .ok_or_else(|| ApiError::no_such("ip rule", &id))?;
-    audit::record(
-        &transaction,
-        caller.login(),
-        "delete",
-        "ip_rule",
-        &id,
-        &json!({"network": row.network, "action": row.action}),
-    )
+    audited(&state, &caller, async |transaction| {
+        let row = ip_rules::delete(transaction, rule)
+            .await?
+            .ok_or_else(|| ApiError::no_such("ip rule", &id))?;
+        let changes = json!({"network": row.network, "action": row.action});
+        Ok(((), Audit::policy("delete", "ip_rule", id.as_str(), changes)))
+    })
     .await?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,8 +3,10 @@
 //!
 //! Sign-in takes the login and password of an `admin` or `observer` (a plain
 //! `user` is refused) and sets `playgate_session`: a random 256-bit value,
-//! HttpOnly, SameSite=Strict, Path=/, Secure when the request came over TLS
-//! (or `X-Forwarded-Proto: https`), for `SESSION_HOURS`. The database keeps
+//! HttpOnly, SameSite=Strict, Path=/, for `SESSION_HOURS`; over HTTPS (this
+//! server's TLS, or `X-Forwarded-Proto: https` from a trusted proxy) it is
+//! Secure and named `__Host-playgate_session`. It ends early when the user's
+//! password, kind or enabled flag changes (a trigger, sql/V10). The database keeps
 //! only its SHA-256 and the expiry. The answer carries the CSRF token that
 //! cookie-authenticated writes must send in `X-Playgate-CSRF` (see `auth.rs`).
 //! Failed sign-ins are damped per client IP like other credential failures
@@ -17,8 +19,12 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::{client_ip, csrf_token, session_cookie, verify_password, Caller, SESSION_COOKIE};
+use super::auth::{
+    client_ip, csrf_token, session_cookie, verify_password, Caller, JsonBody,
+    SECURE_SESSION_COOKIE, SESSION_COOKIE,
+};
 use crate::domain::UserKind;
+use crate::http::request::{header, peer_ip};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
@@ -42,19 +48,32 @@ pub struct LoginAnswer {
     pub csrf: String,
 }
 
-fn over_tls(request: &HttpRequest) -> bool {
-    request
-        .connection_info()
-        .scheme()
-        .eq_ignore_ascii_case("https")
+/// Whether the browser talks HTTPS: this server's own TLS, or
+/// `X-Forwarded-Proto: https` from a trusted proxy (from anyone else the
+/// header is the client's to choose).
+fn over_tls(request: &HttpRequest, state: &AppState) -> bool {
+    if request.app_config().secure() {
+        return true;
+    }
+    let from_trusted_proxy = peer_ip(request).is_some_and(|peer| {
+        state
+            .settings
+            .trusted_proxies
+            .iter()
+            .any(|network| network.contains(&peer))
+    });
+    from_trusted_proxy
+        && header(request, "x-forwarded-proto")
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
-fn cookie(request: &HttpRequest, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if over_tls(request) { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    ))
-    .expect("cookie header is ASCII")
+fn cookie(request: &HttpRequest, state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    let text = if over_tls(request, state) {
+        format!("{SECURE_SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict; Secure")
+    } else {
+        format!("{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict")
+    };
+    HeaderValue::from_str(&text).expect("cookie header is ASCII")
 }
 
 /// A JSON error without `WWW-Authenticate` (a browser would pop up its own dialog).
@@ -70,7 +89,7 @@ fn refusal(status: StatusCode, message: &str) -> HttpResponse {
 pub async fn login(
     request: HttpRequest,
     state: web::Data<AppState>,
-    input: web::Json<LoginInput>,
+    JsonBody(input): JsonBody<LoginInput>,
 ) -> Result<HttpResponse, ApiError> {
     let limiter = &state.failures;
     let ip = client_ip(&request, &state);
@@ -100,7 +119,10 @@ pub async fn login(
         return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
     }
     Ok(HttpResponse::Ok()
-        .insert_header((SET_COOKIE, cookie(&request, &value, SESSION_HOURS * 3600)))
+        .insert_header((
+            SET_COOKIE,
+            cookie(&request, &state, &value, SESSION_HOURS * 3600),
+        ))
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(LoginAnswer {
             login,
@@ -148,7 +170,7 @@ pub async fn logout(
         ui_sessions::delete(&client, &value).await?;
     }
     Ok(HttpResponse::NoContent()
-        .insert_header((SET_COOKIE, cookie(&request, "", 0)))
+        .insert_header((SET_COOKIE, cookie(&request, &state, "", 0)))
         .finish())
 }
 

@@ -20,7 +20,12 @@ pub mod users;
 pub use openapi::ApiDoc;
 
 use actix_web::{web, HttpRequest};
+use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::store::audit as audit_log;
+use auth::AdminUser;
 
 use crate::http::ApiError;
 use crate::http::AppState;
@@ -139,6 +144,76 @@ pub fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64)
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,
+}
+
+/// What an audited write records, and whether it changed the policy.
+pub struct Audit {
+    pub action: &'static str,
+    pub object_type: &'static str,
+    pub object_id: String,
+    /// Fields and values; secrets as "[set]".
+    pub changes: Value,
+    /// Users, tokens, packages or IP rules changed: this replica's view is
+    /// brought up to date before the answer.
+    pub changes_policy: bool,
+}
+
+impl Audit {
+    /// A write to the policy tables.
+    pub fn policy(
+        action: &'static str,
+        object_type: &'static str,
+        object_id: impl Into<String>,
+        changes: Value,
+    ) -> Audit {
+        Audit {
+            action,
+            object_type,
+            object_id: object_id.into(),
+            changes,
+            changes_policy: true,
+        }
+    }
+
+    /// A write that leaves the policy as it is (a kick).
+    pub fn other(
+        action: &'static str,
+        object_type: &'static str,
+        object_id: impl Into<String>,
+        changes: Value,
+    ) -> Audit {
+        Audit {
+            changes_policy: false,
+            ..Audit::policy(action, object_type, object_id, changes)
+        }
+    }
+}
+
+/// Every admin write: `write` runs in one transaction together with the
+/// audit entry it describes, and a policy change is in force on this
+/// replica when the answer leaves.
+pub async fn audited<T>(
+    state: &AppState,
+    caller: &AdminUser,
+    write: impl AsyncFnOnce(&Transaction<'_>) -> Result<(T, Audit), ApiError>,
+) -> Result<T, ApiError> {
+    let mut client = state.pool.get().await?;
+    let transaction = client.transaction().await?;
+    let (answer, entry) = write(&transaction).await?;
+    audit_log::record(
+        &transaction,
+        caller.login(),
+        entry.action,
+        entry.object_type,
+        &entry.object_id,
+        &entry.changes,
+    )
+    .await?;
+    transaction.commit().await?;
+    if entry.changes_policy {
+        reload_policy(state).await;
+    }
+    Ok(answer)
 }
 
 /// After a write has committed: make it visible to this replica's decisions

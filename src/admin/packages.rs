@@ -4,13 +4,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::{AdminUser, ObserverUser};
-use super::{reload_policy, Page, PageQuery};
+use super::auth::{AdminJson, AdminUser, ObserverUser};
+use super::{audited, Audit, Page, PageQuery};
 use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
-use crate::store::audit;
+
 use crate::store::packages::{self, PackageRow};
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -77,37 +77,28 @@ pub async fn list(
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn create(
-    caller: AdminUser,
+    AdminJson(caller, input): AdminJson<PackageInput>,
     state: web::Data<AppState>,
-    body: web::Json<PackageInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let v = validate_input(body.into_inner())?;
+    let v = validate_input(input)?;
     let name = v
         .name
         .ok_or_else(|| ApiError::invalid("name", "name is required"))?;
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    packages::insert(
-        &transaction,
-        &name,
-        v.comment.as_deref().unwrap_or(""),
-        v.streams.as_deref().unwrap_or(&[]),
-    )
+    let row = audited(&state, &caller, async |transaction| {
+        packages::insert(
+            transaction,
+            &name,
+            v.comment.as_deref().unwrap_or(""),
+            v.streams.as_deref().unwrap_or(&[]),
+        )
+        .await?;
+        let row = packages::get(transaction, &name)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let entry = Audit::policy("create", "package", name.as_str(), Value::Object(v.audit));
+        Ok((row, entry))
+    })
     .await?;
-    audit::record(
-        &transaction,
-        caller.login(),
-        "create",
-        "package",
-        &name,
-        &Value::Object(v.audit),
-    )
-    .await?;
-    let row = packages::get(&transaction, &name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/packages/{name}")))
         .json(row))
@@ -134,41 +125,32 @@ pub async fn get(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn update(
-    caller: AdminUser,
+    AdminJson(caller, input): AdminJson<PackageInput>,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<PackageInput>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    let v = validate_input(body.into_inner())?;
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    if !packages::update(
-        &transaction,
-        &name,
-        v.name.as_deref(),
-        v.comment.as_deref(),
-        v.streams.as_deref(),
-    )
-    .await?
-    {
-        return Err(ApiError::no_such("package", &name));
-    }
-    audit::record(
-        &transaction,
-        caller.login(),
-        "update",
-        "package",
-        &name,
-        &Value::Object(v.audit),
-    )
+    let v = validate_input(input)?;
+    let row = audited(&state, &caller, async |transaction| {
+        let updated = packages::update(
+            transaction,
+            &name,
+            v.name.as_deref(),
+            v.comment.as_deref(),
+            v.streams.as_deref(),
+        )
+        .await?;
+        if !updated {
+            return Err(ApiError::no_such("package", &name));
+        }
+        let new_name = v.name.as_deref().unwrap_or(&name);
+        let row = packages::get(transaction, new_name)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let entry = Audit::policy("update", "package", name.as_str(), Value::Object(v.audit));
+        Ok((row, entry))
+    })
     .await?;
-    let new_name = v.name.unwrap_or(name);
-    let row = packages::get(&transaction, &new_name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::Ok().json(row))
 }
 
@@ -181,21 +163,15 @@ pub async fn delete(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    if !packages::delete(&transaction, &name).await? {
-        return Err(ApiError::no_such("package", &name));
-    }
-    audit::record(
-        &transaction,
-        caller.login(),
-        "delete",
-        "package",
-        &name,
-        &json!({}),
-    )
+    audited(&state, &caller, async |transaction| {
+        if !packages::delete(transaction, &name).await? {
+            return Err(ApiError::no_such("package", &name));
+        }
+        Ok((
+            (),
+            Audit::policy("delete", "package", name.as_str(), json!({})),
+        ))
+    })
     .await?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,11 +7,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::auth::{AdminUser, ObserverUser};
-use super::{page_bounds, Page};
+use super::{audited, page_bounds, Audit, Page};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
-use crate::store::audit;
+
 use crate::store::sessions::{self, SessionFilter, SessionRow};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -92,23 +92,19 @@ pub async fn kick(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let session = session_id(&id)?;
-    let client = state.pool.get().await?;
-    let row = sessions::get(&client, session)
-        .await?
-        .ok_or_else(|| ApiError::no_such("session", &id))?;
-    if !sessions::kick(&client, session, state.engine.session_duration()).await? {
-        return Err(ApiError::conflict("id", "the session has already ended"));
-    }
+    let hold = state.engine.session_duration();
+    audited(&state, &caller, async |transaction| {
+        let row = sessions::get(transaction, session)
+            .await?
+            .ok_or_else(|| ApiError::no_such("session", &id))?;
+        if !sessions::kick(transaction, session, hold).await? {
+            return Err(ApiError::conflict("id", "the session has already ended"));
+        }
+        let changes = json!({"user": row.user, "stream": row.stream, "client_ip": row.client_ip});
+        Ok(((), Audit::other("kick", "session", id.as_str(), changes)))
+    })
+    .await?;
     // In force on this replica before the answer; the others hear of it by notification.
     state.engine.forget_session(session);
-    audit::record(
-        &client,
-        caller.login(),
-        "kick",
-        "session",
-        &id,
-        &json!({"user": row.user, "stream": row.stream, "client_ip": row.client_ip}),
-    )
-    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,34 +5,19 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::{AdminUser, ObserverUser};
-use super::users::{present, TokenValue};
-use super::{reload_policy, Page, PageQuery};
+use super::auth::{AdminJson, AdminUser, ObserverUser};
+use super::{audited, Audit, Page, PageQuery};
 use crate::domain::token::random_secret;
-use crate::domain::validate;
+use crate::domain::{validate, TokenScope};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
+use crate::import::user_input::{present, TokenValue};
 use crate::store::tokens::{self, TokenRow};
-use crate::store::{audit, users, StoreError};
+use crate::store::{users, StoreError};
 
-const MAX_TOKEN_LEN: usize = 256;
-
-/// A token given by the admin (an import from Astra): kept as is.
-pub fn validate_clear(token: &str) -> Result<(), ApiError> {
-    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return Err(ApiError::invalid("token", "a token has 1-256 characters"));
-    }
-    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ApiError::invalid(
-            "token",
-            "a token has no spaces or control characters",
-        ));
-    }
-    Ok(())
-}
-
-/// Stores the token; returns the clear value when it was generated here.
+/// Stores a `play` token (a user's token as POST/PATCH /users set it);
+/// returns the clear value when it was generated here.
 pub async fn add<C: deadpool_postgres::GenericClient>(
     client: &C,
     user_id: i64,
@@ -44,7 +29,7 @@ pub async fn add<C: deadpool_postgres::GenericClient>(
         TokenValue::Given(clear) => (clear, false),
         TokenValue::Generate(_) => (random_secret(), true),
     };
-    tokens::insert(client, user_id, &clear, label, expires_at).await?;
+    tokens::insert(client, user_id, &clear, label, expires_at, TokenScope::Play).await?;
     Ok(generated.then_some(clear))
 }
 
@@ -56,6 +41,9 @@ pub struct TokenInput {
     #[schema(value_type = Option<Object>)]
     pub token: Option<Option<TokenValue>>,
     pub label: Option<String>,
+    /// `play` (default: playback only) or `api` (also an admin-API Bearer
+    /// credential, for observers and admins).
+    pub scope: Option<String>,
     /// RFC 3339; `null` = never expires.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<String>,
@@ -105,40 +93,37 @@ pub async fn list(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn create(
-    caller: AdminUser,
+    AdminJson(caller, input): AdminJson<TokenInput>,
     state: web::Data<AppState>,
     login: web::Path<String>,
-    body: Option<web::Json<TokenInput>>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.map(web::Json::into_inner).unwrap_or_default();
     let token = match input.token.flatten() {
         Some(TokenValue::Given(clear)) => {
-            validate_clear(&clear)?;
+            validate::token("token", &clear)?;
             clear
         }
         Some(TokenValue::Generate(_)) | None => random_secret(),
     };
     let label = validate::text("label", input.label.as_deref().unwrap_or(""))?;
+    let scope = input
+        .scope
+        .as_deref()
+        .map(validate::token_scope)
+        .transpose()?
+        .unwrap_or_default();
     let expires_at = input
         .expires_at
         .as_deref()
         .map(|at| validate::time("expires_at", at))
         .transpose()?;
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let id = user_id(&transaction, &login).await?;
-    let row = tokens::insert(&transaction, id, &token, &label, expires_at).await?;
-    audit::record(
-        &transaction,
-        caller.login(),
-        "create",
-        "token",
-        &format!("{login}/{}", row.id),
-        &json!({"user": *login, "label": label, "expires_at": expires_at}),
-    )
+    let row = audited(&state, &caller, async |transaction| {
+        let id = user_id(transaction, &login).await?;
+        let row = tokens::insert(transaction, id, &token, &label, expires_at, scope).await?;
+        let changes = json!({"user": *login, "label": label, "expires_at": expires_at, "scope": scope.as_str()});
+        let entry = Audit::policy("create", "token", format!("{login}/{}", row.id), changes);
+        Ok((row, entry))
+    })
     .await?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::Created().json(CreatedToken { row, token }))
 }
 
@@ -155,22 +140,17 @@ pub async fn delete(
     let token_id: i64 = token_id
         .parse()
         .map_err(|_| ApiError::no_such("token", &token_id))?;
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let id = user_id(&transaction, &login).await?;
-    if !tokens::delete(&transaction, id, token_id).await? {
-        return Err(ApiError::no_such("token", &token_id.to_string()));
-    }
-    audit::record(
-        &transaction,
-        caller.login(),
-        "delete",
-        "token",
-        &format!("{login}/{token_id}"),
-        &json!({"user": login}),
-    )
+    audited(&state, &caller, async |transaction| {
+        let id = user_id(transaction, &login).await?;
+        if !tokens::delete(transaction, id, token_id).await? {
+            return Err(ApiError::no_such("token", &token_id.to_string()));
+        }
+        let object = format!("{login}/{token_id}");
+        Ok((
+            (),
+            Audit::policy("delete", "token", object, json!({"user": login})),
+        ))
+    })
     .await?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::NoContent().finish())
 }

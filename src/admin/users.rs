@@ -1,71 +1,19 @@
 //! `/api/v1/users` and `/api/v1/users/{login}`.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
-use super::auth::{AdminUser, ObserverUser};
-use super::{page_bounds, reload_policy, tokens, Page};
+use super::auth::{AdminJson, AdminUser, ObserverUser};
+use super::{audited, page_bounds, tokens, Audit, Page};
 use crate::domain::validate;
 use crate::domain::UserKind;
 use crate::http::AppState;
 use crate::http::{ApiError, ErrorBody};
+use crate::import::user_input::{validate_input, UserInput};
 use crate::password;
-use crate::store::users::{self, NewUser, UserChanges, UserFilter, UserRow};
-use crate::store::{audit, sessions};
-
-/// Deserialises a present field, `null` included, as `Some(..)`; with
-/// `#[serde(default)]` an absent field stays `None`.
-pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// `"token": "<clear>"` keeps that token; `"token": true` generates one.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
-pub enum TokenValue {
-    Generate(bool),
-    Given(String),
-}
-
-/// The user fields of SPEC §1, as POST (create), PATCH (absent = unchanged;
-/// `null` clears `password`, `token`, `expires_at`, `max_sessions`) and the
-/// import take them.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserInput {
-    /// 1–64 characters of `A-Za-z0-9._@-`; required to create, renames on PATCH.
-    pub login: Option<String>,
-    /// Stored as a bcrypt hash only; `null` or `""` = no password.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub password: Option<Option<String>>,
-    /// `user` (default), `observer` or `admin`.
-    pub kind: Option<String>,
-    pub comment: Option<String>,
-    /// A clear token to keep (stored as SHA-256), or `true` to generate one
-    /// (returned once, in the answer). On PATCH it replaces the user's tokens;
-    /// `null` removes them.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>, example = json!("8732684ydbeb8"))]
-    pub token: Option<Option<TokenValue>>,
-    /// IP addresses or CIDR networks (IPv4 or IPv6) bound to the user.
-    pub ips: Option<Vec<String>>,
-    pub stb: Option<String>,
-    /// RFC 3339; after it the account may not play. `null` = never.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<Option<String>>,
-    /// Concurrent sessions, ≥ 0; `null` = unlimited.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i32>)]
-    pub max_sessions: Option<Option<i64>>,
-    /// Package names (must exist); empty = every stream.
-    pub packages: Option<Vec<String>>,
-    pub enabled: Option<bool>,
-}
+use crate::store::sessions;
+use crate::store::users::{self, NewUser, UserFilter, UserRow};
 
 /// A user as answered; `token` only right after one was generated.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -75,101 +23,6 @@ pub struct UserAnswer {
     /// The generated clear token, shown this once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-}
-
-/// The validated input (passwords still clear: hashed by the caller).
-#[derive(Debug, Default)]
-pub struct Validated {
-    pub changes: UserChanges,
-    pub password: Option<Option<String>>,
-    pub token: Option<Option<TokenValue>>,
-    pub packages: Option<Vec<String>>,
-    /// What the audit log records: fields and values, secrets as "[set]".
-    pub audit: Map<String, Value>,
-}
-
-pub fn validate_input(input: UserInput, creating: bool) -> Result<Validated, ApiError> {
-    let mut v = Validated::default();
-    match (&input.login, creating) {
-        (Some(login), _) => {
-            v.changes.login = Some(validate::login("login", login)?.into_string());
-            v.audit.insert("login".into(), json!(login));
-        }
-        (None, true) => return Err(ApiError::invalid("login", "login is required")),
-        (None, false) => {}
-    }
-    if let Some(password) = input.password {
-        let password = password.filter(|p| !p.is_empty());
-        if password.as_ref().is_some_and(|p| p.len() > 72) {
-            return Err(ApiError::invalid("password", "longer than 72 bytes"));
-        }
-        v.audit
-            .insert("password".into(), json!(password.as_ref().map(|_| "[set]")));
-        v.password = Some(password);
-    }
-    if let Some(kind) = &input.kind {
-        v.changes.kind = Some(validate::kind(kind)?);
-        v.audit.insert("kind".into(), json!(kind));
-    }
-    if let Some(comment) = &input.comment {
-        v.changes.comment = Some(validate::text("comment", comment)?);
-        v.audit.insert("comment".into(), json!(comment));
-    }
-    if let Some(token) = input.token {
-        match &token {
-            Some(TokenValue::Given(clear)) => {
-                tokens::validate_clear(clear)?;
-                v.audit.insert("token".into(), json!("[set]"));
-            }
-            Some(TokenValue::Generate(true)) => {
-                v.audit.insert("token".into(), json!("[generated]"));
-            }
-            Some(TokenValue::Generate(false)) | None => {
-                v.audit.insert("token".into(), Value::Null);
-            }
-        }
-        v.token = Some(token.filter(|t| !matches!(t, TokenValue::Generate(false))));
-    }
-    if let Some(ips) = &input.ips {
-        let networks = validate::networks("ips", ips)?;
-        v.audit.insert(
-            "ips".into(),
-            json!(networks.iter().map(ToString::to_string).collect::<Vec<_>>()),
-        );
-        v.changes.ips = Some(networks);
-    }
-    if let Some(stb) = &input.stb {
-        v.changes.stb = Some(validate::text("stb", stb)?);
-        v.audit.insert("stb".into(), json!(stb));
-    }
-    if let Some(expires_at) = &input.expires_at {
-        let at = expires_at
-            .as_deref()
-            .map(|text| validate::time("expires_at", text))
-            .transpose()?;
-        v.audit.insert("expires_at".into(), json!(at));
-        v.changes.expires_at = Some(at);
-    }
-    if let Some(max_sessions) = input.max_sessions {
-        let max = max_sessions.map(validate::max_sessions).transpose()?;
-        v.audit.insert("max_sessions".into(), json!(max));
-        v.changes.max_sessions = Some(max);
-    }
-    if let Some(packages) = input.packages {
-        let mut names = Vec::with_capacity(packages.len());
-        for name in packages {
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        v.audit.insert("packages".into(), json!(names));
-        v.packages = Some(names);
-    }
-    if let Some(enabled) = input.enabled {
-        v.changes.enabled = Some(enabled);
-        v.audit.insert("enabled".into(), json!(enabled));
-    }
-    Ok(v)
 }
 
 /// 422 `packages` when one of these names is not a package.
@@ -229,11 +82,10 @@ pub async fn list(
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn create(
-    caller: AdminUser,
+    AdminJson(caller, input): AdminJson<UserInput>,
     state: web::Data<AppState>,
-    body: web::Json<UserInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let v = validate_input(body.into_inner(), true)?;
+    let v = validate_input(input, true)?;
     let login = v.changes.login.clone().expect("validated");
     let password_hash = match v.password.clone().flatten() {
         Some(password) => Some(
@@ -256,29 +108,21 @@ pub async fn create(
         enabled: c.enabled.unwrap_or(true),
         packages: v.packages.clone().unwrap_or_default(),
     };
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    check_packages(&transaction, &user.packages).await?;
-    let id = users::insert(&transaction, &user).await?;
-    users::set_packages(&transaction, id, &user.packages).await?;
-    let generated = match v.token.clone().flatten() {
-        Some(token) => tokens::add(&transaction, id, token, "", None).await?,
-        None => None,
-    };
-    audit::record(
-        &transaction,
-        caller.login(),
-        "create",
-        "user",
-        &login,
-        &Value::Object(v.audit),
-    )
+    let (row, generated) = audited(&state, &caller, async |transaction| {
+        check_packages(transaction, &user.packages).await?;
+        let id = users::insert(transaction, &user).await?;
+        users::set_packages(transaction, id, &user.packages).await?;
+        let generated = match v.token.clone().flatten() {
+            Some(token) => tokens::add(transaction, id, token, "", None).await?,
+            None => None,
+        };
+        let row = users::get(transaction, &login)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let entry = Audit::policy("create", "user", login.as_str(), Value::Object(v.audit));
+        Ok(((row, generated), entry))
+    })
     .await?;
-    let row = users::get(&transaction, &login)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/users/{login}")))
         .json(UserAnswer {
@@ -310,13 +154,12 @@ pub async fn get(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn update(
-    caller: AdminUser,
+    AdminJson(caller, input): AdminJson<UserInput>,
     state: web::Data<AppState>,
     login: web::Path<String>,
-    body: web::Json<UserInput>,
 ) -> Result<HttpResponse, ApiError> {
     let login = login.into_inner();
-    let mut v = validate_input(body.into_inner(), false)?;
+    let mut v = validate_input(input, false)?;
     if let Some(password) = v.password.clone() {
         v.changes.password_hash = Some(match password {
             Some(password) => Some(
@@ -327,38 +170,30 @@ pub async fn update(
             None => None,
         });
     }
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    let id = users::lock_id(&transaction, &login)
-        .await?
-        .ok_or_else(|| ApiError::no_such("user", &login))?;
-    if let Some(packages) = &v.packages {
-        check_packages(&transaction, packages).await?;
-        users::set_packages(&transaction, id, packages).await?;
-    }
-    users::update(&transaction, id, &v.changes).await?;
-    let mut generated = None;
-    if let Some(token) = v.token.clone() {
-        crate::store::tokens::delete_all(&transaction, id).await?;
-        if let Some(token) = token {
-            generated = tokens::add(&transaction, id, token, "", None).await?;
+    let (row, generated) = audited(&state, &caller, async |transaction| {
+        let id = users::lock_id(transaction, &login)
+            .await?
+            .ok_or_else(|| ApiError::no_such("user", &login))?;
+        if let Some(packages) = &v.packages {
+            check_packages(transaction, packages).await?;
+            users::set_packages(transaction, id, packages).await?;
         }
-    }
-    let new_login = v.changes.login.clone().unwrap_or(login.clone());
-    audit::record(
-        &transaction,
-        caller.login(),
-        "update",
-        "user",
-        &login,
-        &Value::Object(v.audit),
-    )
+        users::update(transaction, id, &v.changes).await?;
+        let mut generated = None;
+        if let Some(token) = v.token.clone() {
+            crate::store::tokens::delete_all(transaction, id).await?;
+            if let Some(token) = token {
+                generated = tokens::add(transaction, id, token, "", None).await?;
+            }
+        }
+        let new_login = v.changes.login.as_deref().unwrap_or(&login);
+        let row = users::get(transaction, new_login)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let entry = Audit::policy("update", "user", login.as_str(), Value::Object(v.audit));
+        Ok(((row, generated), entry))
+    })
     .await?;
-    let row = users::get(&transaction, &new_login)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
     Ok(HttpResponse::Ok().json(UserAnswer {
         user: row,
         token: generated,
@@ -376,22 +211,17 @@ pub async fn delete(
     login: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let login = login.into_inner();
-    let mut client = state.pool.get().await?;
-    let transaction = client.transaction().await?;
-    if !users::delete(&transaction, &login).await? {
-        return Err(ApiError::no_such("user", &login));
-    }
-    audit::record(
-        &transaction,
-        caller.login(),
-        "delete",
-        "user",
-        &login,
-        &json!({}),
-    )
+    audited(&state, &caller, async |transaction| {
+        if !users::delete(transaction, &login).await? {
+            return Err(ApiError::no_such("user", &login));
+        }
+        Ok((
+            (),
+            Audit::policy("delete", "user", login.as_str(), json!({})),
+        ))
+    })
     .await?;
-    transaction.commit().await?;
-    reload_policy(&state).await;
+    let client = state.pool.get().await?;
     let ended = sessions::end_all_for_user(&client, &login, "kicked").await?;
     state.engine.forget_user_sessions(&login);
     if ended > 0 {

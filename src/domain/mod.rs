@@ -20,7 +20,8 @@ pub use modes::{LimitPolicy, OnDbError};
 pub use network::{canonical_ip, canonical_network, parse_network};
 pub use reason::Reason;
 pub use records::{
-    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserKind, UserRecord,
+    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, TokenScope, UserKind,
+    UserRecord,
 };
 pub use token::hash_token;
 pub use validate::ValidationError;

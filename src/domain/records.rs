@@ -29,6 +29,32 @@ impl UserKind {
     }
 }
 
+/// What a token opens (SPEC §1): a playback token leaks through players,
+/// logs and shared links, so only an `api` token opens the admin API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenScope {
+    #[default]
+    Play,
+    Api,
+}
+
+impl TokenScope {
+    pub fn parse(text: &str) -> Option<TokenScope> {
+        match text {
+            "play" => Some(TokenScope::Play),
+            "api" => Some(TokenScope::Api),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Play => "play",
+            TokenScope::Api => "api",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleAction {
     Allow,

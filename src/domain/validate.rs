@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use super::login::Login;
 use super::network::parse_network;
-use super::records::{RuleAction, UserKind};
+use super::records::{RuleAction, TokenScope, UserKind};
 
 /// An invalid field: which one, and why, on one line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +41,7 @@ pub fn clip(text: &str) -> String {
 
 const MAX_TEXT: usize = 4096;
 const MAX_PATTERN: usize = 1024;
+const MAX_TOKEN: usize = 256;
 
 pub fn login(field: &'static str, value: &str) -> Result<Login, ValidationError> {
     Login::parse(value).ok_or_else(|| {
@@ -57,6 +58,12 @@ pub fn kind(value: &str) -> Result<UserKind, ValidationError> {
             "kind",
             format!("'{}' is not user, observer or admin", clip(value)),
         )
+    })
+}
+
+pub fn token_scope(value: &str) -> Result<TokenScope, ValidationError> {
+    TokenScope::parse(value).ok_or_else(|| {
+        ValidationError::new("scope", format!("'{}' is not play or api", clip(value)))
     })
 }
 
@@ -110,6 +117,20 @@ pub fn max_sessions(value: i64) -> Result<i32, ValidationError> {
     }
     i32::try_from(value)
         .map_err(|_| ValidationError::new("max_sessions", "max_sessions is too large"))
+}
+
+/// A token given by the admin (an Astra import): kept as is, within reason.
+pub fn token(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.is_empty() || value.len() > MAX_TOKEN {
+        return Err(ValidationError::new(field, "a token has 1-256 characters"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ValidationError::new(
+            field,
+            "a token has no spaces or control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Free text (comment, stb, label): bounded length.

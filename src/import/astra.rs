@@ -406,7 +406,11 @@ fn user(
     let token = match fields.get("token") {
         None | Some(Value::Null) => None,
         Some(Value::String(token)) if token.trim().is_empty() => None,
-        Some(Value::String(token)) => Some(Token(token.trim().to_string())),
+        Some(Value::String(token)) => {
+            let token = token.trim();
+            validate::token("token", token).map_err(|e| user_error(login, "token", e.message))?;
+            Some(Token(token.to_string()))
+        }
         Some(other) => {
             return Err(user_error(
                 login,

@@ -2,3 +2,4 @@
 //! configuration file (`playgate import-astra`).
 
 pub mod astra;
+pub mod user_input;

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admit_function",
         sql: include_str!("../../sql/V8__admit_function.sql"),
     },
+    Migration {
+        version: 10,
+        name: "token_scope_and_web_session_ends",
+        sql: include_str!("../../sql/V10__token_scope_and_web_session_ends.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

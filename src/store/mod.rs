@@ -19,7 +19,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-use crate::config::Settings;
 use crate::domain::ErrorChain;
 
 pub use deadpool_postgres::Client;
@@ -128,16 +127,17 @@ pub async fn connect(
     Ok(client)
 }
 
-pub fn create_pool(settings: &Settings) -> Result<Pool, StoreError> {
+/// The pool every request borrows from: at most `max_size` connections.
+pub fn create_pool(database_url: &str, max_size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
-        pg_config(&settings.database_url)?,
+        pg_config(database_url)?,
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
     );
     Pool::builder(manager)
-        .max_size(settings.db_pool_size)
+        .max_size(max_size)
         .wait_timeout(Some(POOL_WAIT))
         .create_timeout(Some(CONNECT_TIMEOUT))
         .recycle_timeout(Some(POOL_WAIT))

@@ -256,7 +256,11 @@ pub async fn stop(
 }
 
 /// An admin ends a session; its key is refused for `block` (one session duration).
-pub async fn kick(client: &Client, id: Uuid, block: Duration) -> Result<bool, StoreError> {
+pub async fn kick<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    id: Uuid,
+    block: Duration,
+) -> Result<bool, StoreError> {
     let ended = client
         .execute(
             "UPDATE sessions
@@ -362,7 +366,10 @@ pub struct SessionRow {
     pub bytes: Option<i64>,
 }
 
-pub async fn get(client: &Client, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+pub async fn get<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    id: Uuid,
+) -> Result<Option<SessionRow>, StoreError> {
     let row = client
         .query_opt(
             "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,

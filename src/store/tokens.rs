@@ -4,13 +4,15 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::StoreError;
-use crate::domain::hash_token;
+use crate::domain::{hash_token, TokenScope};
 
 /// A token as the admin API lists it: no clear value, no hash.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenRow {
     pub id: i64,
     pub label: String,
+    /// `play` (playback only) or `api` (also an admin-API Bearer credential).
+    pub scope: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -21,6 +23,7 @@ fn token_row(row: &tokio_postgres::Row) -> TokenRow {
         label: row.get(1),
         expires_at: row.get(2),
         created_at: row.get(3),
+        scope: row.get(4),
     }
 }
 
@@ -33,7 +36,7 @@ pub async fn list<C: GenericClient>(
 ) -> Result<(Vec<TokenRow>, i64), StoreError> {
     let rows = client
         .query(
-            "SELECT id, label, expires_at, created_at FROM tokens WHERE user_id = $1
+            "SELECT id, label, expires_at, created_at, scope FROM tokens WHERE user_id = $1
               ORDER BY id LIMIT $2 OFFSET $3",
             &[&user_id, &limit, &offset],
         )
@@ -55,13 +58,14 @@ pub async fn insert<C: GenericClient>(
     clear_token: &str,
     label: &str,
     expires_at: Option<DateTime<Utc>>,
+    scope: TokenScope,
 ) -> Result<TokenRow, StoreError> {
     let hash = hash_token(clear_token).to_vec();
     let row = client
         .query_one(
-            "INSERT INTO tokens (user_id, hash, label, expires_at) VALUES ($1, $2, $3, $4)
-             RETURNING id, label, expires_at, created_at",
-            &[&user_id, &hash, &label, &expires_at],
+            "INSERT INTO tokens (user_id, hash, label, expires_at, scope) VALUES ($1, $2, $3, $4, $5)
+             RETURNING id, label, expires_at, created_at, scope",
+            &[&user_id, &hash, &label, &expires_at, &scope.as_str()],
         )
         .await?;
     Ok(token_row(&row))
@@ -90,7 +94,7 @@ pub async fn delete_all<C: GenericClient>(client: &C, user_id: i64) -> Result<u6
 }
 
 /// Who an admin-API bearer token belongs to: (login, kind, enabled, expires_at),
-/// when the token exists and has not expired.
+/// when the token exists, has not expired and has the `api` scope.
 pub async fn find_by_token(
     client: &super::Client,
     clear_token: &str,
@@ -99,7 +103,7 @@ pub async fn find_by_token(
     let row = client
         .query_opt(
             "SELECT u.login, u.kind, u.enabled, u.expires_at FROM tokens t JOIN users u ON u.id = t.user_id
-              WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())",
+              WHERE t.hash = $1 AND t.scope = 'api' AND (t.expires_at IS NULL OR t.expires_at > now())",
             &[&hash],
         )
         .await?;

@@ -115,6 +115,45 @@ async fn role_matrix_for_reads_and_writes() {
     );
 }
 
+/// Issue 15: a playback token (the default scope) leaks through players,
+/// logs and shared links, so even an admin's never opens the admin API; it
+/// still plays.
+#[tokio::test]
+async fn playback_tokens_are_not_api_credentials() {
+    let app = spawn_admin_app().await;
+    let created = app
+        .admin("POST", "/api/v1/users/root/tokens", Some(json!({})), 201)
+        .await;
+    assert_eq!(created["scope"], "play");
+    let token = created["token"].as_str().unwrap().to_string();
+    for (method, path, body) in [
+        ("GET", "/api/v1/users", None),
+        ("POST", "/api/v1/packages", Some(json!({"name": "p"}))),
+    ] {
+        let answer = app.api(method, path, Auth::Bearer(&token), body).await;
+        assert_eq!(answer.status, 401, "{method} {path}");
+    }
+    let play = app
+        .decide(json!({"stream": "news", "ip": "192.0.2.1", "token": token}))
+        .await;
+    assert_eq!(
+        (play["allow"].as_bool(), play["user"].as_str()),
+        (Some(true), Some("root"))
+    );
+    let bad = app
+        .api(
+            "POST",
+            "/api/v1/users/root/tokens",
+            ADMIN,
+            Some(json!({"scope": "admin"})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["field"].as_str()),
+        (422, Some("scope"))
+    );
+}
+
 #[tokio::test]
 async fn bearer_tokens_of_staff_authenticate() {
     let app = spawn_admin_app().await;
@@ -122,7 +161,7 @@ async fn bearer_tokens_of_staff_authenticate() {
         .admin(
             "POST",
             "/api/v1/users/watcher/tokens",
-            Some(json!({"label": "grafana"})),
+            Some(json!({"label": "grafana", "scope": "api"})),
             201,
         )
         .await;
@@ -166,7 +205,7 @@ async fn bearer_tokens_of_staff_authenticate() {
         .admin(
             "POST",
             "/api/v1/users/root/tokens",
-            Some(json!({"token": "old-root-token", "expires_at": "2020-01-01T00:00:00Z"})),
+            Some(json!({"token": "old-root-token", "expires_at": "2020-01-01T00:00:00Z", "scope": "api"})),
             201,
         )
         .await;

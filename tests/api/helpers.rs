@@ -188,7 +188,7 @@ impl TestApp {
             .await
             .expect("link packages");
         for token in spec.tokens {
-            tokens::insert(&transaction, id, token, "", None)
+            tokens::insert(&transaction, id, token, "", None, Default::default())
                 .await
                 .expect("add token");
         }
@@ -516,8 +516,14 @@ impl TestApp {
 /// A server with an admin (`root`), an observer (`watcher`) and a plain user
 /// (`viewer`), created through the store (bcrypt cost 4, for speed).
 pub async fn spawn_admin_app() -> TestApp {
-    use playgate::domain::UserKind;
     let app = spawn_app().await;
+    seed_admins(&app).await;
+    app
+}
+
+/// `root`, `watcher` and `viewer` of `spawn_admin_app`, on any server.
+pub async fn seed_admins(app: &TestApp) {
+    use playgate::domain::UserKind;
     for (login, password, kind) in [
         ("root", "root-pw", UserKind::Admin),
         ("watcher", "watcher-pw", UserKind::Observer),
@@ -527,5 +533,4 @@ pub async fn spawn_admin_app() -> TestApp {
         spec.user.kind = kind;
         app.create(spec).await;
     }
-    app
 }

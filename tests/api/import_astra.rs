@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::json;
+
 use crate::helpers::*;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/astra.conf");
@@ -410,4 +412,33 @@ async fn a_reimport_is_stable_with_mixed_case_and_spaced_categories() {
         second.stdout
     );
     assert_eq!(counts(&app).await, [2, 1, 3, 3, 1]);
+}
+
+/// Issue 15: an Astra admin's token is used in play URLs, so it is imported
+/// as a playback token: it plays, and it does not open the admin API.
+#[tokio::test]
+async fn an_imported_admin_token_plays_but_opens_no_api() {
+    let app = spawn_app().await;
+    let with_token = std::fs::read_to_string(FIXTURE).unwrap().replacen(
+        "\"type\": 1, \"enable\": true,",
+        "\"type\": 1, \"enable\": true, \"token\": \"astra-admin-token-1\",",
+        1,
+    );
+    let file = TempFile::new(&with_token);
+    let run = import_astra(&app, &file.0, false).await;
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    app.reload().await;
+    let play = app
+        .decide(json!({"stream": "anything", "ip": "192.0.2.1", "token": "astra-admin-token-1"}))
+        .await;
+    assert_eq!(play["user"], "admin");
+    let answer = app
+        .api(
+            "GET",
+            "/api/v1/users",
+            Auth::Bearer("astra-admin-token-1"),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, 401);
 }

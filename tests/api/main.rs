@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real HTTP, real PostgreSQL, a fresh database per test.
 
 mod admin_auth;
+mod admin_boundaries;
 mod admin_import;
 mod admin_openapi;
 mod admin_resources;
