@@ -72,6 +72,7 @@ pub struct UserRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub max_sessions: Option<i32>,
     pub enabled: bool,
+    /// Empty = no packages = every stream.
     pub package_ids: Vec<i64>,
 }
 

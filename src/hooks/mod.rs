@@ -300,15 +300,6 @@ pub fn parse_bytes(name: &str, text: Option<&str>) -> Result<Option<i64>, String
     }
 }
 
-/// 200 with nothing, or 403 naming the reason: what most streamers read.
-pub fn allow_or_forbid(decision: &Decision) -> HttpResponse {
-    if decision.allow {
-        HttpResponse::Ok().finish()
-    } else {
-        HttpResponse::Forbidden().body(decision.reason.as_str())
-    }
-}
-
 /// A decision for `alice` (render tests of every dialect).
 #[cfg(test)]
 pub fn test_decision(allow: bool, reason: crate::decision::Reason) -> Decision {

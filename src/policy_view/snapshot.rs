@@ -13,46 +13,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ipnet::IpNet;
 
 use super::prefix::{FastMap, PrefixTable};
 use crate::domain::glob_matches;
 use crate::domain::{
-    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserKind, UserRecord,
+    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserRecord,
 };
 
-/// A user as the decision sees it.
-#[derive(Debug)]
-pub struct PolicyUser {
-    pub id: i64,
-    pub login: String,
-    pub password_hash: Option<String>,
-    pub kind: UserKind,
-    pub ips: Vec<IpNet>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub max_sessions: Option<i32>,
-    pub enabled: bool,
-    /// Empty = no packages = every stream. Resolved against the snapshot's
-    /// packages when deciding, so that a package's streams can change
-    /// without re-reading every user who has it.
-    pub package_ids: Vec<i64>,
-}
-
-impl From<UserRecord> for PolicyUser {
-    fn from(record: UserRecord) -> PolicyUser {
-        PolicyUser {
-            id: record.id,
-            login: record.login,
-            password_hash: record.password_hash,
-            kind: record.kind,
-            ips: record.ips,
-            expires_at: record.expires_at,
-            max_sessions: record.max_sessions,
-            enabled: record.enabled,
-            package_ids: record.package_ids,
-        }
-    }
-}
+/// A user as the decision sees it: the row as read. Its `package_ids` are
+/// resolved against the snapshot's packages when deciding, so that a
+/// package's streams can change without re-reading every user who has it.
+pub type PolicyUser = UserRecord;
 
 /// A token's user, and when the token stops being accepted.
 pub struct TokenEntry {
@@ -200,12 +171,7 @@ impl PolicySnapshot {
             ip_rules,
         } = records;
         users.sort_unstable_by_key(|user| user.id);
-        let base = UserIndex::build(
-            users
-                .into_iter()
-                .map(|record| Arc::new(PolicyUser::from(record))),
-            tokens,
-        );
+        let base = UserIndex::build(users.into_iter().map(Arc::new), tokens);
         PolicySnapshot {
             user_count: base.ids.len(),
             base: Arc::new(base),
@@ -273,9 +239,7 @@ impl PolicySnapshot {
             // A deleted user stays as a tombstone even when the base never
             // had it: a full read that started before the deletion may still
             // be installed after this, and must not bring it back.
-            let user = found
-                .remove(&id)
-                .map(|record| Arc::new(PolicyUser::from(record)));
+            let user = found.remove(&id).map(Arc::new);
             let tokens = tokens_of.remove(&id).unwrap_or_default();
             patches.insert(
                 id,
