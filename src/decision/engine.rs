@@ -25,6 +25,10 @@ use crate::upstream::ministra::{MinistraClient, Verdict};
 
 /// How often the refreshes answered from memory are written, as one batch.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+/// Rows per heartbeat statement: small enough to finish well within the
+/// database timeout even on a loaded server, so a backlog drains instead of
+/// turning into ever larger statements that time out.
+const HEARTBEAT_BATCH: usize = 2000;
 /// A session is answered from memory only while its row has this long to
 /// live: room for a few batches to extend it, even slow ones.
 const LIVE_MARGIN: Duration = Duration::from_secs(2);
@@ -418,9 +422,24 @@ impl Engine {
     }
 
     /// Writes the refreshes answered from memory since the last batch, in
-    /// one statement; returns how many sessions it covered.
+    /// statements of at most `HEARTBEAT_BATCH` rows, for at most one
+    /// interval; returns how many sessions it covered. A failed statement
+    /// puts its beats back and ends the round: the next round starts with a
+    /// batch of the same bounded size.
     pub async fn write_heartbeats(&self) -> Result<usize, StoreError> {
-        let beats = self.live.take_beats();
+        let started = Instant::now();
+        let mut written = 0;
+        loop {
+            let covered = self.write_heartbeat_batch().await?;
+            written += covered;
+            if covered < HEARTBEAT_BATCH || started.elapsed() >= HEARTBEAT_INTERVAL {
+                return Ok(written);
+            }
+        }
+    }
+
+    async fn write_heartbeat_batch(&self) -> Result<usize, StoreError> {
+        let beats = self.live.take_beats(HEARTBEAT_BATCH);
         if beats.is_empty() {
             return Ok(0);
         }

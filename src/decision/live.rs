@@ -240,20 +240,31 @@ impl LiveSessions {
         }
     }
 
-    /// The queued heartbeats due for a batch: one per session, of sessions
-    /// not written for `WRITE_SPACING`.
-    pub fn take_beats(&self) -> Vec<Beat> {
+    /// At most `max` of the queued heartbeats due for a batch: one per
+    /// session, of sessions not written for `WRITE_SPACING`, those whose rows
+    /// expire first first. Bounded, so that a slow database gets batches it
+    /// can finish in time instead of ever larger ones (a refresh only ever
+    /// replaces its session's queued beat, so the queue is at most one beat
+    /// per known session).
+    pub fn take_beats(&self, max: usize) -> Vec<Beat> {
         let mut inner = self.lock();
         let now = Instant::now();
         inner.prune(now, self.outage_grace);
-        inner
+        let mut due: Vec<(Instant, &mut Entry)> = inner
             .by_key
             .values_mut()
-            .filter_map(|entry| {
+            .filter(|entry| {
                 let spacing = WRITE_SPACING.min(entry.hold / 4);
-                if entry.pending.is_none() || now < entry.written_at + spacing {
-                    return None;
-                }
+                entry.pending.is_some() && now >= entry.written_at + spacing
+            })
+            .map(|entry| (entry.db_expires, entry))
+            .collect();
+        if due.len() > max {
+            due.select_nth_unstable_by_key(max, |(expires, _)| *expires);
+            due.truncate(max);
+        }
+        due.into_iter()
+            .filter_map(|(_, entry)| {
                 entry.written_at = now;
                 let (seen_at, bytes) = entry.pending.take()?;
                 Some(Beat {
@@ -325,6 +336,7 @@ mod tests {
     use super::*;
 
     const HOLD: Duration = Duration::from_secs(90);
+    const BATCH: usize = 1000;
 
     fn live() -> LiveSessions {
         LiveSessions::new(Duration::from_secs(1), Duration::from_secs(300))
@@ -364,10 +376,10 @@ mod tests {
             let hit = live.refresh("k", Some("alice"), HOLD, bytes).unwrap();
             assert_eq!(hit.session_id, id);
         }
-        let beats = live.take_beats();
+        let beats = live.take_beats(BATCH);
         assert_eq!(beats.len(), 1);
         assert_eq!(beats[0].bytes, Some(30));
-        assert!(live.take_beats().is_empty(), "a beat is taken once");
+        assert!(live.take_beats(BATCH).is_empty(), "a beat is taken once");
     }
 
     #[test]
@@ -375,7 +387,7 @@ mod tests {
         let live = live();
         live.admitted("k", admitted(Uuid::new_v4(), None, Instant::now(), HOLD));
         live.refresh("k", None, HOLD, None).unwrap();
-        assert!(live.take_beats().is_empty(), "just written");
+        assert!(live.take_beats(BATCH).is_empty(), "just written");
         // A short hold writes sooner: a quarter of it.
         let hold = Duration::from_millis(3200);
         live.admitted(
@@ -383,9 +395,9 @@ mod tests {
             admitted(Uuid::new_v4(), None, Instant::now(), hold),
         );
         live.refresh("short", None, hold, None).unwrap();
-        assert!(live.take_beats().is_empty());
+        assert!(live.take_beats(BATCH).is_empty());
         std::thread::sleep(hold / 4);
-        assert_eq!(live.take_beats().len(), 1);
+        assert_eq!(live.take_beats(BATCH).len(), 1);
     }
 
     #[test]
@@ -431,7 +443,7 @@ mod tests {
         live.admitted("ended", admitted(ended, None, asked_at, HOLD));
         live.refresh("kept", None, HOLD, None).unwrap();
         live.refresh("ended", None, HOLD, None).unwrap();
-        let beats = live.take_beats();
+        let beats = live.take_beats(BATCH);
         live.written(&beats, &[kept]);
         assert!(live.refresh("ended", None, HOLD, None).is_none());
         // Extended from the beat: far from its expiry now.
@@ -444,9 +456,34 @@ mod tests {
         let live = live();
         live.admitted("k", admitted(Uuid::new_v4(), None, a_while_ago(), HOLD));
         live.refresh("k", None, HOLD, Some(5)).unwrap();
-        let beats = live.take_beats();
+        let beats = live.take_beats(BATCH);
         live.unwritten(beats.clone());
-        assert_eq!(live.take_beats(), beats);
+        assert_eq!(live.take_beats(BATCH), beats);
+    }
+
+    #[test]
+    fn batches_are_bounded_and_the_soonest_to_expire_go_first() {
+        let live = live();
+        let now = Instant::now();
+        let mut ids = Vec::new();
+        for n in 0..10u64 {
+            let id = Uuid::new_v4();
+            ids.push(id);
+            // Asked earlier = its row expires earlier.
+            let asked_at = now - Duration::from_secs(60 - n);
+            live.admitted(&format!("k{n}"), admitted(id, None, asked_at, HOLD));
+            live.refresh(&format!("k{n}"), None, HOLD, None).unwrap();
+        }
+        let first = live.take_beats(4);
+        let mut taken: Vec<Uuid> = first.iter().map(|beat| beat.session_id).collect();
+        taken.sort();
+        let mut soonest = ids[..4].to_vec();
+        soonest.sort();
+        assert_eq!(taken, soonest);
+        // A failed batch does not make the next one bigger.
+        live.unwritten(first);
+        assert_eq!(live.take_beats(4).len(), 4);
+        assert_eq!(live.take_beats(100).len(), 6);
     }
 
     #[test]
