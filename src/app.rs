@@ -13,7 +13,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use utoipa::OpenApi;
 
-use crate::config::Settings;
+use crate::config::{HookNetworks, Settings};
 use crate::decision::{upkeep, Engine};
 use crate::http::{openapi, ops, ApiError, AppState};
 use crate::metrics::{self, Metrics};
@@ -50,6 +50,13 @@ impl Application {
     /// Prepares the database, loads the policy view, starts the background
     /// tasks and binds the port (port 0 picks a free one).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        if settings.hook_networks == HookNetworks::Anyone {
+            // The hooks believe the client address a caller sends (SPEC §3).
+            log::warn!(
+                "PLAYGATE_HOOK_NETWORKS=*: anyone who reaches playgate may call /hook/* \
+                 and name any client address"
+            );
+        }
         store::ensure_database(&settings.database_url).await?;
         if settings.migrate_on_start {
             migrate(&settings.database_url).await?;

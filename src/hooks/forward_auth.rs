@@ -1,21 +1,25 @@
 //! `GET /hook/forward-auth`: nginx `auth_request`, Traefik `ForwardAuth`,
 //! Caddy `forward_auth`, for HLS/DASH served by the proxy.
 //!
-//! The original URI comes in `X-Original-URI` (nginx) or `X-Forwarded-Uri`
-//! (Traefik, Caddy); the stream is `X-Playgate-Stream` when the proxy sets it,
-//! else the URI path without its last segment when that is a playlist or media
-//! file. Credentials: `token` / `auth` in the original query, or the client's
-//! `Authorization: Basic`. The client IP is `X-Real-IP` / `X-Forwarded-For`
-//! only when the caller is a trusted proxy. A request without credentials
-//! continues the viewer's active session (segments), else it is 401.
+//! The proxy copies the client's own headers into the auth request, so only
+//! two headers are read, each the one the settings name, which the proxy
+//! sets itself (SPEC §3): the original URI (`PLAYGATE_FORWARD_AUTH_URI_HEADER`,
+//! default `X-Original-URI`) and, from a trusted proxy only, the client
+//! address (`PLAYGATE_FORWARD_AUTH_IP_HEADER`, default `X-Real-IP`). The
+//! stream is the URI's path, percent-decoded and checked (`request_path`),
+//! without its last segment when that is a playlist or media file; no header
+//! names it. Credentials: `token` / `auth` in the original query, or the
+//! client's `Authorization: Basic`. A request without credentials continues
+//! the viewer's active session (segments), else it is 401.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{
-    credential_from_pairs, excerpt, handle, header, pairs, streamer, Call, Context, Dialect,
+    credential_from_pairs, excerpt, handle, header, pairs, request_path, streamer, Call, Context,
+    Dialect,
 };
 use crate::decision::{Credential, Decision, Event, PlayRequest, Reason};
-use crate::http::request::{basic_credentials, client_ip};
+use crate::http::request::{basic_credentials, client_ip, only_header};
 use crate::http::AppState;
 
 pub struct ForwardAuth;
@@ -48,22 +52,15 @@ impl Dialect for ForwardAuth {
     const CONTINUES_SESSIONS: bool = true;
 
     fn parse(req: &HttpRequest, _body: &[u8], context: &Context) -> Result<Call, String> {
-        let uri = header(req, "x-original-uri").or_else(|| header(req, "x-forwarded-uri"));
-        let (path, query) = match uri {
-            Some(uri) => uri.split_once('?').unwrap_or((uri, "")),
-            None => ("", ""),
-        };
-        let stream = match header(req, "x-playgate-stream") {
-            Some(stream) => stream.to_string(),
-            None if uri.is_none() => {
-                return Err("missing X-Original-URI, X-Forwarded-Uri or X-Playgate-Stream".into())
-            }
-            None => stream_from_path(path),
-        };
+        let uri = only_header(req, context.uri_header)?
+            .ok_or_else(|| format!("missing the original URI header ({})", context.uri_header))?;
+        let (raw_path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let path = request_path(raw_path)?;
+        let stream = stream_from_path(&path);
         if stream.is_empty() {
-            return Err(format!("no stream in URI '{}'", excerpt(path)));
+            return Err(format!("no stream in URI '{}'", excerpt(raw_path)));
         }
-        let client_ip = client_ip(req, context.trusted_proxies)?;
+        let client_ip = client_ip(req, context.trusted_proxies, context.ip_header)?;
         let fields = pairs(query.as_bytes());
         let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
         request.credential = credential_from_pairs(&fields);
@@ -108,10 +105,8 @@ impl Dialect for ForwardAuth {
 
 #[utoipa::path(method(get, head), path = "/hook/forward-auth", tag = "hooks",
     description = "nginx auth_request, Traefik ForwardAuth, Caddy forward_auth for HLS/DASH (HEAD: as GET, without a body).",
-    params(("X-Original-URI" = Option<String>, Header, description = "the player's URI (nginx)"),
-           ("X-Forwarded-Uri" = Option<String>, Header, description = "the player's URI (Traefik, Caddy)"),
-           ("X-Playgate-Stream" = Option<String>, Header, description = "stream name override"),
-           ("X-Real-IP" = Option<String>, Header, description = "client IP, believed from trusted proxies only")),
+    params(("X-Original-URI" = Option<String>, Header, description = "the player's URI, set by the proxy (the header PLAYGATE_FORWARD_AUTH_URI_HEADER names; Traefik: X-Forwarded-Uri)"),
+           ("X-Real-IP" = Option<String>, Header, description = "the client's address, set by the proxy (the header PLAYGATE_FORWARD_AUTH_IP_HEADER names; Traefik: X-Forwarded-For), believed from PLAYGATE_TRUSTED_PROXIES only")),
     responses((status = 200, description = "allow"),
               (status = 401, description = "no credentials and no active session: WWW-Authenticate: Basic"),
               (status = 403, description = "deny"),
@@ -128,8 +123,19 @@ mod tests {
     use ipnet::IpNet;
 
     fn parse(req: &HttpRequest, trusted: &[IpNet]) -> Result<PlayRequest, String> {
+        parse_with(req, trusted, "x-original-uri", "x-real-ip")
+    }
+
+    fn parse_with(
+        req: &HttpRequest,
+        trusted: &[IpNet],
+        uri_header: &str,
+        ip_header: &str,
+    ) -> Result<PlayRequest, String> {
         let context = Context {
             trusted_proxies: trusted,
+            uri_header,
+            ip_header,
             ..Context::default()
         };
         match parse_validated::<ForwardAuth>(req, b"", &context)? {
@@ -188,14 +194,16 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_headers_only_from_trusted_proxies() {
+    fn traefik_headers_when_configured() {
         let from = |peer: &str, xff: &str| {
             let req = TestRequest::get()
                 .peer_addr(format!("{peer}:1000").parse().unwrap())
                 .insert_header(("X-Forwarded-Uri", "/live/a/index.m3u8"))
                 .insert_header(("X-Forwarded-For", xff))
+                .insert_header(("X-Real-IP", "192.0.2.99"))
                 .to_http_request();
-            parse(&req, &trusted()).map(|r| r.client_ip.to_string())
+            parse_with(&req, &trusted(), "x-forwarded-uri", "x-forwarded-for")
+                .map(|r| r.client_ip.to_string())
         };
         assert_eq!(from("203.0.113.1", "198.51.100.9").unwrap(), "203.0.113.1");
         assert_eq!(from("10.0.0.2", "198.51.100.9").unwrap(), "198.51.100.9");
@@ -207,18 +215,50 @@ mod tests {
     }
 
     #[test]
-    fn override_and_missing_uri() {
+    fn only_the_configured_headers_count() {
+        // What a client adds and the proxy passes on: another URI header, a
+        // stream header, other address headers.
         let req = TestRequest::get()
             .peer_addr("127.0.0.1:1000".parse().unwrap())
+            .insert_header(("X-Original-URI", "/live/free/index.m3u8?token=t"))
+            .insert_header(("X-Forwarded-Uri", "/live/premium/index.m3u8"))
+            .insert_header(("X-Playgate-Stream", "live/premium"))
+            .insert_header(("X-Forwarded-For", "198.51.100.7"))
+            .to_http_request();
+        let request = parse(&req, &trusted()).unwrap();
+        assert_eq!(request.stream, "live/free");
+        assert_eq!(request.client_ip.to_string(), "127.0.0.1");
+        // Without the configured URI header there is no request.
+        let req = TestRequest::get()
+            .peer_addr("127.0.0.1:1000".parse().unwrap())
+            .insert_header(("X-Forwarded-Uri", "/live/a/index.m3u8?token=t"))
             .insert_header(("X-Playgate-Stream", "news"))
+            .to_http_request();
+        let error = parse(&req, &trusted()).unwrap_err();
+        assert!(error.contains("x-original-uri"), "{error}");
+    }
+
+    #[test]
+    fn basic_auth_and_dot_segments() {
+        let req = TestRequest::get()
+            .peer_addr("127.0.0.1:1000".parse().unwrap())
+            .insert_header(("X-Original-URI", "/live/n%65ws/index.m3u8"))
             .insert_header(("Authorization", "Basic Ym9iOnB3"))
             .to_http_request();
         let request = parse(&req, &trusted()).unwrap();
-        assert_eq!(request.stream, "news");
+        assert_eq!(request.stream, "live/news");
         assert_eq!(request.credential.login(), Some("bob"));
-        let req = TestRequest::get()
-            .peer_addr("127.0.0.1:1000".parse().unwrap())
-            .to_http_request();
-        assert!(parse(&req, &trusted()).is_err());
+        for uri in [
+            "/live/sport/../premium/index.m3u8?token=t",
+            "/live/sport/%2e%2e/premium/index.m3u8",
+            "//live/premium/index.m3u8",
+            "/live%2Fpremium/index.m3u8",
+        ] {
+            let req = TestRequest::get()
+                .peer_addr("127.0.0.1:1000".parse().unwrap())
+                .insert_header(("X-Original-URI", uri))
+                .to_http_request();
+            assert!(parse(&req, &trusted()).is_err(), "{uri}");
+        }
     }
 }

@@ -1,6 +1,11 @@
-//! `/hook/forward-auth` contract: nginx auth_request (`X-Original-URI`),
-//! Traefik / Caddy (`X-Forwarded-Uri`, `X-Forwarded-For`), HLS continuation,
-//! trusted proxies, and the `PLAYGATE_HOOK_NETWORKS` guard of every hook.
+//! `/hook/forward-auth` contract: the original URI and the client address
+//! only from the configured headers (`X-Original-URI` / `X-Real-IP` by
+//! default, Traefik's `X-Forwarded-Uri` / `X-Forwarded-For` when configured),
+//! paths that spell another stream refused, HLS continuation, trusted
+//! proxies, and the `PLAYGATE_HOOK_NETWORKS` guard of every hook. What real
+//! proxies send is tested in e2e_nginx.rs and e2e_caddy.rs.
+
+use playgate::config::HookNetworks;
 
 use crate::helpers::*;
 
@@ -68,57 +73,139 @@ async fn continuation_rechecks_the_user() {
     );
 }
 
+/// The stream of the session a forward-auth answer names.
+async fn session_of(app: &TestApp, answer: &HookAnswer) -> playgate::store::sessions::SessionRow {
+    let session: uuid::Uuid = answer
+        .header("x-playgate-session")
+        .expect("an allow names its session")
+        .parse()
+        .unwrap();
+    playgate::store::sessions::get(&app.db().await, session)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
-async fn traefik_and_caddy_headers_basic_auth_and_override() {
-    let app = spawn_app().await;
+async fn traefik_headers_when_configured_and_basic_auth() {
+    let app = spawn_app_with(|s| {
+        s.forward_auth_uri_header = "x-forwarded-uri".into();
+        s.forward_auth_ip_header = "x-forwarded-for".into();
+        s.trusted_proxies = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+    })
+    .await;
     app.create(user("bob").password("pw")).await;
-    app.create(user("alice").token("t1").packages(&[])).await;
-    // Traefik / Caddy: X-Forwarded-Uri and X-Forwarded-For from a trusted (loopback) proxy.
+    // Traefik: X-Forwarded-Uri and X-Forwarded-For (read from the right,
+    // past trusted hops); a client's X-Original-URI and X-Real-IP count for nothing.
     let answer = app
         .hook_get(
             "/hook/forward-auth",
             &[
                 ("X-Forwarded-Uri", "/hls/cam1/index.m3u8"),
-                ("X-Forwarded-For", "203.0.113.50, 10.0.0.3"),
+                ("X-Forwarded-For", "192.0.2.1, 203.0.113.50, 10.0.0.3"),
+                ("X-Original-URI", "/hls/other/index.m3u8"),
+                ("X-Real-IP", "198.51.100.7"),
                 ("Authorization", "Basic Ym9iOnB3"),
             ],
         )
         .await;
-    assert_eq!(answer.status, 200);
-    let session: uuid::Uuid = answer
-        .header("x-playgate-session")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let row = playgate::store::sessions::get(&app.db().await, session)
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let row = session_of(&app, &answer).await;
     assert_eq!(
         (row.stream.as_str(), row.client_ip.as_str()),
         ("hls/cam1", "203.0.113.50")
     );
+}
 
+#[tokio::test]
+async fn no_header_names_the_stream_or_the_uri_but_the_configured_one() {
+    let app = spawn_app().await;
+    app.package("free", &["live/free"]).await;
+    app.create(user("alice").token("t1").packages(&["free"]))
+        .await;
+    // The audit's attack: a stream header naming a stream the user may watch.
     let answer = app
         .hook_get(
             "/hook/forward-auth",
             &[
-                ("X-Playgate-Stream", "news"),
-                ("X-Forwarded-Uri", "/whatever/x.m3u8?token=t1"),
+                ("X-Original-URI", "/live/premium/index.m3u8?token=t1"),
+                ("X-Playgate-Stream", "live/free"),
             ],
         )
         .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(answer.body, "stream_not_allowed");
+    // By default X-Forwarded-Uri is a client header like any other.
+    let answer = app
+        .hook_get(
+            "/hook/forward-auth",
+            &[("X-Forwarded-Uri", "/live/free/index.m3u8?token=t1")],
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.body.contains("x-original-uri"), "{}", answer.body);
+    let answer = app
+        .hook_get(
+            "/hook/forward-auth",
+            &[
+                ("X-Original-URI", "/live/free/index.m3u8?token=t1"),
+                ("X-Forwarded-Uri", "/live/premium/index.m3u8?token=t1"),
+                ("X-Playgate-Stream", "live/premium"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(session_of(&app, &answer).await.stream, "live/free");
+}
+
+#[tokio::test]
+async fn paths_that_spell_another_stream_are_refused() {
+    let app = spawn_app().await;
+    app.package("sport", &["live/sport/*"]).await;
+    app.create(user("fan").token("fan-token").packages(&["sport"]))
+        .await;
+    let ok = app
+        .hls_get("/live/sport/one/index.m3u8?token=fan-token", "198.51.100.1")
+        .await;
+    assert_eq!(ok.status, 200);
+    for uri in [
+        "/live/sport/../premium/index.m3u8?token=fan-token",
+        "/live/sport/%2e%2e/premium/index.m3u8?token=fan-token",
+        "/live/sport/%2E%2E/premium/index.m3u8?token=fan-token",
+        "/live/sport/./../premium/index.m3u8?token=fan-token",
+        "//live/premium/index.m3u8?token=fan-token",
+        "/live/sport//premium/index.m3u8?token=fan-token",
+        "/live/sport%2F..%2Fpremium/index.m3u8?token=fan-token",
+        "/live/sport/x%2f..%2f..%2fpremium/index.m3u8?token=fan-token",
+    ] {
+        let answer = app.hls_get(uri, "198.51.100.1").await;
+        assert_eq!(answer.status, 400, "{uri}: {}", answer.body);
+        let error = answer.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            error.starts_with("path '") && !error.contains('\n'),
+            "{uri}: {error}"
+        );
+    }
+    assert_eq!(
+        app.decision_count("forward-auth", "deny", "bad_request")
+            .await,
+        8.0
+    );
+    // A percent-encoded name is the decoded stream.
+    let answer = app
+        .hls_get(
+            "/live/sport/%6Fne/index.m3u8?token=fan-token",
+            "198.51.100.1",
+        )
+        .await;
     assert_eq!(answer.status, 200);
-    let session: uuid::Uuid = answer
-        .header("x-playgate-session")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let row = playgate::store::sessions::get(&app.db().await, session)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.stream, "news");
+    assert_eq!(session_of(&app, &answer).await.stream, "live/sport/one");
 }
 
 #[tokio::test]
@@ -155,6 +242,16 @@ async fn malformed_is_400() {
             ("X-Original-URI", "/live/a/index.m3u8"),
             ("X-Real-IP", "nope"),
         ],
+        // A client's copy kept beside the proxy's: which one counts would be a guess.
+        vec![
+            ("X-Original-URI", "/live/a/index.m3u8"),
+            ("X-Original-URI", "/live/b/index.m3u8"),
+        ],
+        vec![
+            ("X-Original-URI", "/live/a/index.m3u8"),
+            ("X-Real-IP", "198.51.100.1"),
+            ("X-Real-IP", "127.0.0.1"),
+        ],
     ] {
         assert_eq!(
             app.hook_get("/hook/forward-auth", &headers).await.status,
@@ -165,13 +262,16 @@ async fn malformed_is_400() {
     assert_eq!(
         app.decision_count("forward-auth", "deny", "bad_request")
             .await,
-        3.0
+        5.0
     );
 }
 
 #[tokio::test]
 async fn hook_networks_limit_every_hook() {
-    let app = spawn_app_with(|s| s.hook_networks = vec!["192.0.2.0/24".parse().unwrap()]).await;
+    let app = spawn_app_with(|s| {
+        s.hook_networks = HookNetworks::Only(vec!["192.0.2.0/24".parse().unwrap()])
+    })
+    .await;
     app.create(user("alice").token("t1")).await;
     let answer = app
         .hook_get(
@@ -194,13 +294,22 @@ async fn hook_networks_limit_every_hook() {
         "only /hook/* is guarded"
     );
 
-    let open = spawn_app_with(|s| s.hook_networks = vec!["127.0.0.0/8".parse().unwrap()]).await;
-    open.create(user("alice").token("t1")).await;
-    let answer = open
-        .hook_get(
-            "/hook/forward-auth",
-            &[("X-Original-URI", "/live/a/index.m3u8?token=t1")],
-        )
+    // `*` lets anyone call; by default (loopback and private ranges) the
+    // tests' loopback caller may.
+    for networks in [Some(HookNetworks::Anyone), None] {
+        let open = spawn_app_with(|s| {
+            if let Some(networks) = networks {
+                s.hook_networks = networks;
+            }
+        })
         .await;
-    assert_eq!(answer.status, 200);
+        open.create(user("alice").token("t1")).await;
+        let answer = open
+            .hook_get(
+                "/hook/forward-auth",
+                &[("X-Original-URI", "/live/a/index.m3u8?token=t1")],
+            )
+            .await;
+        assert_eq!(answer.status, 200);
+    }
 }

@@ -139,6 +139,9 @@ fn invalid_configuration_names_the_variable() {
         ("PLAYGATE_LIMIT_POLICY", "random"),
         ("PLAYGATE_LISTEN", "not-an-address"),
         ("PLAYGATE_HOOK_NETWORKS", "10.0.0.0/40"),
+        ("PLAYGATE_HOOK_NETWORKS", "*,10.0.0.0/8"),
+        ("PLAYGATE_FORWARD_AUTH_URI_HEADER", "X Original URI"),
+        ("PLAYGATE_FORWARD_AUTH_IP_HEADER", "X-Real-IP:"),
     ];
     for (variable, value) in cases {
         let output = playgate_binary()
@@ -244,6 +247,33 @@ async fn start_binary(envs: &[(&str, &str)], log: Stdio) -> (std::process::Child
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (child, listen)
+}
+
+#[tokio::test]
+async fn hooks_open_to_anyone_are_warned_about_at_start() {
+    let db = TestDb::new();
+    let log_path = std::env::temp_dir().join(format!(
+        "playgate-log-{}.txt",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let (mut child, _) = start_binary(
+        &[("DATABASE_URL", &db.url), ("PLAYGATE_HOOK_NETWORKS", "*")],
+        Stdio::from(log_file),
+    )
+    .await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        log.lines()
+            .any(|line| line.contains("WARN") && line.contains("PLAYGATE_HOOK_NETWORKS=*")),
+        "{log}"
+    );
 }
 
 #[tokio::test]
