@@ -12,9 +12,11 @@ use clap::Args;
 use ipnet::IpNet;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/playgate";
+/// A viewer cookie key shorter than this is guessable.
+const MIN_VIEWER_COOKIE_SECRET: usize = 32;
 
 use crate::domain::{parse_network, Login};
-pub use crate::domain::{LimitPolicy, OnDbError};
+pub use crate::domain::{HlsContinuation, LimitPolicy, OnDbError};
 
 /// The raw settings, as flags of `serve` or environment variables.
 #[derive(Args, Clone, Debug, Default)]
@@ -49,6 +51,17 @@ pub struct SettingsArgs {
     /// The header in which a trusted proxy sends the client address (default X-Real-IP).
     #[arg(long, env = "PLAYGATE_FORWARD_AUTH_IP_HEADER", global = true)]
     pub forward_auth_ip_header: Option<String>,
+    /// `ip` or `strict`: whether HLS segments without credentials may continue a session by stream, client IP and user agent.
+    #[arg(long, env = "PLAYGATE_HLS_CONTINUATION", global = true)]
+    pub hls_continuation: Option<String>,
+    /// HMAC key of the HLS viewer cookie, the same on every replica (default: one kept in the database).
+    #[arg(
+        long,
+        env = "PLAYGATE_VIEWER_COOKIE_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub viewer_cookie_secret: Option<String>,
     /// Shared secret for OvenMediaEngine's X-OME-Signature.
     #[arg(
         long,
@@ -113,6 +126,9 @@ pub struct Settings {
     /// Lower-case header names (HTTP header names are case-insensitive).
     pub forward_auth_uri_header: String,
     pub forward_auth_ip_header: String,
+    pub hls_continuation: HlsContinuation,
+    /// None: the key kept in the database (`store::viewer_cookie`).
+    pub viewer_cookie_secret: Option<String>,
     pub ome_secret: Option<String>,
     pub ministra_url: Option<String>,
     pub bootstrap_admin: Option<(String, String)>,
@@ -310,6 +326,26 @@ impl Settings {
             "x-real-ip",
         )?;
 
+        let hls_continuation = match non_empty(&args.hls_continuation).unwrap_or("ip") {
+            "ip" => HlsContinuation::Ip,
+            "strict" => HlsContinuation::Strict,
+            other => {
+                return Err(invalid(
+                    "PLAYGATE_HLS_CONTINUATION",
+                    format!("'{other}' is not ip or strict"),
+                ))
+            }
+        };
+        let viewer_cookie_secret = match non_empty(&args.viewer_cookie_secret) {
+            Some(secret) if secret.len() < MIN_VIEWER_COOKIE_SECRET => {
+                return Err(invalid(
+                    "PLAYGATE_VIEWER_COOKIE_SECRET",
+                    format!("shorter than {MIN_VIEWER_COOKIE_SECRET} characters"),
+                ))
+            }
+            secret => secret.map(str::to_string),
+        };
+
         let ministra_url = match non_empty(&args.ministra_url) {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
                 Some(url.trim_end_matches('/').to_string())
@@ -365,6 +401,8 @@ impl Settings {
             hook_networks,
             forward_auth_uri_header,
             forward_auth_ip_header,
+            hls_continuation,
+            viewer_cookie_secret,
             ome_secret: non_empty(&args.ome_secret).map(str::to_string),
             ministra_url,
             bootstrap_admin,
@@ -438,6 +476,11 @@ impl fmt::Debug for Settings {
             .field("hook_networks", &self.hook_networks)
             .field("forward_auth_uri_header", &self.forward_auth_uri_header)
             .field("forward_auth_ip_header", &self.forward_auth_ip_header)
+            .field("hls_continuation", &self.hls_continuation)
+            .field(
+                "viewer_cookie_secret",
+                &self.viewer_cookie_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field(
                 "ome_secret",
                 &self.ome_secret.as_ref().map(|_| "[redacted]"),
@@ -518,6 +561,8 @@ mod tests {
         assert!(!settings.hook_networks.allows(None));
         assert_eq!(settings.forward_auth_uri_header, "x-original-uri");
         assert_eq!(settings.forward_auth_ip_header, "x-real-ip");
+        assert_eq!(settings.hls_continuation, HlsContinuation::Ip);
+        assert!(settings.viewer_cookie_secret.is_none());
     }
 
     #[test]
@@ -596,6 +641,20 @@ mod tests {
             ),
             (
                 SettingsArgs {
+                    hls_continuation: Some("cookie".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_HLS_CONTINUATION",
+            ),
+            (
+                SettingsArgs {
+                    viewer_cookie_secret: Some("short".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_VIEWER_COOKIE_SECRET",
+            ),
+            (
+                SettingsArgs {
                     bootstrap_admin: Some("nopassword".into()),
                     ..Default::default()
                 },
@@ -629,10 +688,11 @@ mod tests {
             database_url: Some("postgres://app:s3cr3t@db:5432/playgate".into()),
             bootstrap_admin: Some("root:hunter2".into()),
             ome_secret: Some("omesecret".into()),
+            viewer_cookie_secret: Some("viewer-cookie-secret-0123456789abcdef".into()),
             ..Default::default()
         };
         let text = format!("{:?}", Settings::from_args(&args).unwrap());
-        for secret in ["s3cr3t", "hunter2", "omesecret"] {
+        for secret in ["s3cr3t", "hunter2", "omesecret", "viewer-cookie-secret"] {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/playgate"));

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admit_function",
         sql: include_str!("../../sql/V8__admit_function.sql"),
     },
+    Migration {
+        version: 11,
+        name: "viewer_cookie_key",
+        sql: include_str!("../../sql/V11__viewer_cookie_key.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

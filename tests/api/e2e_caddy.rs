@@ -3,13 +3,17 @@
 //! docs/streamers/forward-auth.md (tests/caddy/Caddyfile), and clients that
 //! forge what Caddy passes on.
 //!
-//! Needs `caddy` (Debian package `caddy`; scripts/install-test-deps).
-//! Without it a test prints that it was skipped; with `CI=true` it fails.
+//! Needs `caddy` (Debian package `caddy`) and, to play, `ffmpeg`
+//! (scripts/install-test-deps). Without them a test prints that it was
+//! skipped; with `CI=true` it fails.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::e2e_nginx::{forgeries_change_nothing, forgery_policy, write_playlists};
+use crate::e2e_nginx::{
+    forgeries_change_nothing, forgery_policy, the_viewer_cookie_keeps_the_neighbour_out,
+    write_playlists,
+};
 use crate::e2e_support::*;
 use crate::helpers::*;
 
@@ -86,6 +90,69 @@ async fn caddy_forward_auth_believes_only_what_caddy_sets() {
     let caddy = Caddy::start(&caddy, &app.address).await;
     write_playlists(&caddy.dir.join("hls"));
     forgeries_change_nothing(&app, caddy.http_port, "caddy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_passes_the_viewer_cookie_and_keeps_the_neighbour_out() {
+    let test = "caddy_passes_the_viewer_cookie_and_keeps_the_neighbour_out";
+    let Some((caddy, ffmpeg)) = tools_or_skip(test, || {
+        Ok((
+            which("caddy").ok_or("caddy")?,
+            which("ffmpeg").ok_or("ffmpeg")?,
+        ))
+    }) else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.create(user("alice").token("alice-token")).await;
+    let caddy = Caddy::start(&caddy, &app.address).await;
+    // A few seconds of HLS for Caddy to serve: /live/stream/index.m3u8.
+    let folder = caddy.dir.join("hls/stream");
+    std::fs::create_dir_all(&folder).unwrap();
+    let made = Running::spawn(
+        "ffmpeg packager",
+        Command::new(&ffmpeg)
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=320x240:rate=25",
+                "-t",
+                "5",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "25",
+                "-f",
+                "hls",
+                "-hls_time",
+                "1",
+                "-hls_list_size",
+                "0",
+                "-hls_playlist_type",
+                "vod",
+            ])
+            .arg(folder.join("index.m3u8")),
+        &caddy.dir.join("packager.log"),
+    )
+    .finish(std::time::Duration::from_secs(60))
+    .await;
+    assert!(made, "ffmpeg made the HLS files");
+    the_viewer_cookie_keeps_the_neighbour_out(
+        &app,
+        &ffmpeg,
+        caddy.http_port,
+        "/live/stream/index.m3u8",
+        &folder,
+        &caddy.dir,
+        "caddy",
+    )
+    .await;
 }
 
 /// The docs' Caddy snippet (docs/streamers/forward-auth.md) is the site block

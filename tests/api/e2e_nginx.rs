@@ -204,26 +204,7 @@ impl Nginx {
 
     /// ffmpeg reads `seconds` of the URL and discards it: true when it played.
     async fn watch(&self, tools: &Tools, url: &str, seconds: u32, log: &str) -> bool {
-        Running::spawn(
-            "ffmpeg player",
-            Command::new(&tools.ffmpeg).args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-rw_timeout",
-                "5000000",
-                "-i",
-                url,
-                "-t",
-                &seconds.to_string(),
-                "-f",
-                "null",
-                "-",
-            ]),
-            &self.dir.join(log),
-        )
-        .finish(Duration::from_secs(u64::from(seconds) + 30))
-        .await
+        ffmpeg_plays(&tools.ffmpeg, url, seconds, &self.dir.join(log)).await
     }
 }
 
@@ -575,6 +556,114 @@ async fn nginx_forward_auth_believes_only_what_nginx_sets() {
     let nginx = Nginx::start(&tools, &app.address).await;
     write_playlists(&nginx.dir.join("hls"));
     forgeries_change_nothing(&app, nginx.http_port, "nginx").await;
+}
+
+/// SPEC §3 "HLS and DASH viewers", through the proxy on `port`, whose
+/// `playlist` (`/live/<name>/index.m3u8`, files in `hls_folder`) ffmpeg plays
+/// with alice's token: the viewer cookie reaches the player and comes back
+/// with its segments, which binds the session to it, so that a neighbour
+/// behind the same address with the same player but without the cookie gets
+/// 401 (item 11 of issue 15).
+pub async fn the_viewer_cookie_keeps_the_neighbour_out(
+    app: &TestApp,
+    ffmpeg: &std::path::Path,
+    port: u16,
+    playlist: &str,
+    hls_folder: &std::path::Path,
+    log_dir: &std::path::Path,
+    proxy: &str,
+) {
+    let url = format!("http://127.0.0.1:{port}{playlist}?token=alice-token");
+    assert!(
+        ffmpeg_plays(ffmpeg, &url, 2, &log_dir.join("cookie-player.log")).await,
+        "{proxy}: ffmpeg plays HLS with the token:\n{}",
+        std::fs::read_to_string(log_dir.join("cookie-player.log")).unwrap_or_default()
+    );
+    let rows = app
+        .db()
+        .await
+        .query(
+            "SELECT user_agent, cookie_seen, last_seen_at > started_at FROM sessions
+              WHERE login = 'alice' AND dialect = 'forward-auth'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{proxy}: one viewer, one session");
+    let player_agent: String = rows[0].get(0);
+    assert!(
+        rows[0].get::<_, bool>(1),
+        "{proxy}: the cookie came back with the player's segments"
+    );
+    assert!(
+        rows[0].get::<_, bool>(2),
+        "{proxy}: segments refreshed the session"
+    );
+
+    // What the player got with the playlist.
+    let folder = &playlist[..playlist.rfind('/').unwrap() + 1];
+    let with_token = format!("{playlist}?token=alice-token");
+    let answer = raw_get(port, &with_token, &[("User-Agent", &player_agent)]).await;
+    assert_eq!(answer.status, 200, "{proxy}");
+    let set_cookie = answer.header_values("Set-Cookie");
+    assert_eq!(set_cookie.len(), 1, "{proxy}: {}", answer.head);
+    assert!(
+        set_cookie[0].starts_with("playgate_viewer=v1.")
+            && set_cookie[0].contains(&format!("; Path={folder};"))
+            && set_cookie[0].contains("; HttpOnly"),
+        "{proxy}: {}",
+        set_cookie[0]
+    );
+    let cookie = set_cookie[0].split(';').next().unwrap().to_string();
+
+    // A segment of the playlist on disk (the newest: a live one may rotate).
+    let listed = std::fs::read_to_string(hls_folder.join("index.m3u8")).unwrap();
+    let segment = listed
+        .lines()
+        .rev()
+        .find(|line| line.ends_with(".ts"))
+        .expect("the playlist lists segments");
+    let segment = format!("{folder}{segment}");
+    let neighbour = raw_get(port, &segment, &[("User-Agent", &player_agent)]).await;
+    assert_eq!(
+        neighbour.status, 401,
+        "{proxy}: a neighbour with the same player and address, no cookie: {}",
+        neighbour.head
+    );
+    let viewer = raw_get(
+        port,
+        &segment,
+        &[("User-Agent", &player_agent), ("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(viewer.status, 200, "{proxy}: the viewer with its cookie");
+    assert!(
+        viewer.header_values("Set-Cookie").is_empty(),
+        "{proxy}: a segment sets no cookie: {}",
+        viewer.head
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_the_viewer_cookie_and_keeps_the_neighbour_out() {
+    let Some(tools) = tools("nginx_passes_the_viewer_cookie_and_keeps_the_neighbour_out") else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.create(user("alice").token("alice-token")).await;
+    let nginx = Nginx::start(&tools, &app.address).await;
+    let mut publisher = nginx.publish(&tools);
+    nginx.wait_for_hls(&mut publisher).await;
+    the_viewer_cookie_keeps_the_neighbour_out(
+        &app,
+        &tools.ffmpeg,
+        nginx.http_port,
+        "/live/stream/index.m3u8",
+        &nginx.dir.join("hls/stream"),
+        &nginx.dir,
+        "nginx",
+    )
+    .await;
 }
 
 /// The docs' nginx snippets (docs/streamers/nginx-rtmp.md and

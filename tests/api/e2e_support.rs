@@ -98,6 +98,32 @@ pub async fn wait_for_port(port: u16, process: &mut Running, logs: impl Fn() -> 
     }
 }
 
+/// ffmpeg reads `seconds` of the URL and discards it: true when it played.
+/// Its HLS demuxer is a player that keeps the playlist's cookies for the
+/// segments.
+pub async fn ffmpeg_plays(ffmpeg: &Path, url: &str, seconds: u32, log: &Path) -> bool {
+    Running::spawn(
+        "ffmpeg player",
+        Command::new(ffmpeg).args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rw_timeout",
+            "5000000",
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-f",
+            "null",
+            "-",
+        ]),
+        log,
+    )
+    .finish(Duration::from_secs(u64::from(seconds) + 30))
+    .await
+}
+
 /// An answer read off the wire.
 #[derive(Debug)]
 pub struct RawAnswer {

@@ -289,6 +289,10 @@ async fn secrets_never_reach_the_log() {
         &[
             ("DATABASE_URL", &database_url),
             ("PLAYGATE_BOOTSTRAP_ADMIN", "root:boot-secret-pw"),
+            (
+                "PLAYGATE_VIEWER_COOKIE_SECRET",
+                "viewer-cookie-secret-0123456789abcdef",
+            ),
             ("RUST_LOG", "debug"),
         ],
         Stdio::from(log_file),
@@ -330,6 +334,32 @@ async fn secrets_never_reach_the_log() {
         reasons,
         ["ok", "unknown_token", "ok", "bad_credentials", "400"]
     );
+    // A viewer cookie set, then presented (valid and forged).
+    let forward_auth = format!("http://{listen}/hook/forward-auth");
+    let playlist = http
+        .get(&forward_auth)
+        .header(
+            "X-Original-URI",
+            "/live/news/index.m3u8?token=clear-token-secret",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(playlist.status(), 200);
+    let cookie = playlist.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let value = cookie.trim_start_matches("playgate_viewer=").to_string();
+    for presented in [cookie.clone(), format!("{cookie}forged")] {
+        http.get(&forward_auth)
+            .header("X-Original-URI", "/live/news/1.ts")
+            .header("Cookie", presented)
+            .send()
+            .await
+            .unwrap();
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -348,6 +378,8 @@ async fn secrets_never_reach_the_log() {
         "guessed-token-secret",
         "wrong-secret-pw",
         "malformed-secret",
+        "viewer-cookie-secret",
+        &value,
     ] {
         assert!(!log.contains(secret), "{secret} appears in the log");
     }
