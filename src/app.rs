@@ -13,7 +13,8 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use utoipa::OpenApi;
 
-use crate::config::Settings;
+use crate::config::{HookNetworks, Settings};
+use crate::decision::viewer_cookie::CookieKey;
 use crate::decision::{upkeep, Engine};
 use crate::http::{openapi, ops, ApiError, AppState};
 use crate::metrics::{self, Metrics};
@@ -50,6 +51,13 @@ impl Application {
     /// Prepares the database, loads the policy view, starts the background
     /// tasks and binds the port (port 0 picks a free one).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        if settings.hook_networks == HookNetworks::Anyone {
+            // The hooks believe the client address a caller sends (SPEC §3).
+            log::warn!(
+                "PLAYGATE_HOOK_NETWORKS=*: anyone who reaches playgate may call /hook/* \
+                 and name any client address"
+            );
+        }
         store::ensure_database(&settings.database_url).await?;
         if settings.migrate_on_start {
             migrate(&settings.database_url).await?;
@@ -67,6 +75,7 @@ impl Application {
             settings.auth_failure_limit,
             settings.auth_failure_window,
         ));
+        let cookie_key = viewer_cookie_key(&pool, &settings).await?;
         let engine = Arc::new(Engine::new(
             &settings,
             pool.clone(),
@@ -74,6 +83,7 @@ impl Application {
             Arc::clone(&metrics),
             Arc::clone(&passwords),
             Arc::clone(&failures),
+            cookie_key,
         ));
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {
@@ -196,6 +206,18 @@ impl AppHandle {
 pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
     let mut client = store::connect(&store::pg_config(database_url)?).await?;
     migrations::run(&mut client).await
+}
+
+/// The viewer cookie's key: `PLAYGATE_VIEWER_COOKIE_SECRET`, else the one
+/// kept in the database (made by the first replica), so that every replica
+/// verifies the cookies any of them set.
+async fn viewer_cookie_key(pool: &Pool, settings: &Settings) -> Result<CookieKey, StoreError> {
+    if let Some(secret) = &settings.viewer_cookie_secret {
+        return Ok(CookieKey::new(secret.as_bytes().to_vec()));
+    }
+    let client = pool.get().await?;
+    let key = store::viewer_cookie::shared_key(&client, &CookieKey::random_bytes()).await?;
+    Ok(CookieKey::new(key))
 }
 
 async fn bootstrap_admin(pool: &Pool, login: &str, password: &str) -> Result<(), StoreError> {

@@ -5,16 +5,18 @@
 //! operator actually set.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Args;
 use ipnet::IpNet;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/playgate";
+/// A viewer cookie key shorter than this is guessable.
+const MIN_VIEWER_COOKIE_SECRET: usize = 32;
 
 use crate::domain::{parse_network, Login};
-pub use crate::domain::{LimitPolicy, OnDbError};
+pub use crate::domain::{HlsContinuation, LimitPolicy, OnDbError};
 
 /// The raw settings, as flags of `serve` or environment variables.
 #[derive(Args, Clone, Debug, Default)]
@@ -37,12 +39,29 @@ pub struct SettingsArgs {
     /// `deny` or `allow` new sessions while the database is unreachable.
     #[arg(long, env = "PLAYGATE_ON_DB_ERROR", global = true)]
     pub on_db_error: Option<String>,
-    /// Comma-separated networks whose X-Forwarded-For / X-Real-IP are believed.
+    /// Comma-separated networks whose client-address header is believed (default: loopback).
     #[arg(long, env = "PLAYGATE_TRUSTED_PROXIES", global = true)]
     pub trusted_proxies: Option<String>,
-    /// Comma-separated networks allowed to call /hook/* (empty = anyone).
+    /// Comma-separated networks allowed to call /hook/* (default: loopback and private ranges; `*` = anyone).
     #[arg(long, env = "PLAYGATE_HOOK_NETWORKS", global = true)]
     pub hook_networks: Option<String>,
+    /// The header in which the proxy sends the original URI to forward-auth (default X-Original-URI).
+    #[arg(long, env = "PLAYGATE_FORWARD_AUTH_URI_HEADER", global = true)]
+    pub forward_auth_uri_header: Option<String>,
+    /// The header in which a trusted proxy sends the client address (default X-Real-IP).
+    #[arg(long, env = "PLAYGATE_FORWARD_AUTH_IP_HEADER", global = true)]
+    pub forward_auth_ip_header: Option<String>,
+    /// `ip` or `strict`: whether HLS segments without credentials may continue a session by stream, client IP and user agent.
+    #[arg(long, env = "PLAYGATE_HLS_CONTINUATION", global = true)]
+    pub hls_continuation: Option<String>,
+    /// HMAC key of the HLS viewer cookie, the same on every replica (default: one kept in the database).
+    #[arg(
+        long,
+        env = "PLAYGATE_VIEWER_COOKIE_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub viewer_cookie_secret: Option<String>,
     /// Shared secret for OvenMediaEngine's X-OME-Signature.
     #[arg(
         long,
@@ -103,7 +122,13 @@ pub struct Settings {
     pub limit_policy: LimitPolicy,
     pub on_db_error: OnDbError,
     pub trusted_proxies: Vec<IpNet>,
-    pub hook_networks: Vec<IpNet>,
+    pub hook_networks: HookNetworks,
+    /// Lower-case header names (HTTP header names are case-insensitive).
+    pub forward_auth_uri_header: String,
+    pub forward_auth_ip_header: String,
+    pub hls_continuation: HlsContinuation,
+    /// None: the key kept in the database (`store::viewer_cookie`).
+    pub viewer_cookie_secret: Option<String>,
     pub ome_secret: Option<String>,
     pub ministra_url: Option<String>,
     pub bootstrap_admin: Option<(String, String)>,
@@ -171,18 +196,80 @@ pub fn parse_networks(variable: &'static str, text: &str) -> Result<Vec<IpNet>, 
         .collect()
 }
 
+fn static_networks(networks: &[&str]) -> Vec<IpNet> {
+    networks
+        .iter()
+        .map(|net| net.parse().expect("static network"))
+        .collect()
+}
+
+/// Only the local proxy's headers are believed unless an operator names more
+/// (SPEC §3): a header from anyone else is the client's to choose.
 fn default_trusted_proxies() -> Vec<IpNet> {
-    [
+    static_networks(&["127.0.0.0/8", "::1/128"])
+}
+
+/// Where streamers and ingress controllers live (SPEC §3).
+fn default_hook_networks() -> Vec<IpNet> {
+    static_networks(&[
         "127.0.0.0/8",
         "::1/128",
         "10.0.0.0/8",
         "172.16.0.0/12",
         "192.168.0.0/16",
         "fc00::/7",
-    ]
-    .iter()
-    .map(|net| net.parse().expect("static network"))
-    .collect()
+    ])
+}
+
+/// Who may call `/hook/*` (`PLAYGATE_HOOK_NETWORKS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookNetworks {
+    /// `*`: anyone (warned about at start-up).
+    Anyone,
+    Only(Vec<IpNet>),
+}
+
+impl HookNetworks {
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        match self {
+            HookNetworks::Anyone => true,
+            HookNetworks::Only(networks) => {
+                ip.is_some_and(|ip| networks.iter().any(|network| network.contains(&ip)))
+            }
+        }
+    }
+}
+
+fn parse_hook_networks(text: Option<&str>) -> Result<HookNetworks, ConfigError> {
+    const VARIABLE: &str = "PLAYGATE_HOOK_NETWORKS";
+    match text {
+        None => Ok(HookNetworks::Only(default_hook_networks())),
+        Some("*") => Ok(HookNetworks::Anyone),
+        Some(text) if text.split(',').any(|part| part.trim() == "*") => Err(invalid(
+            VARIABLE,
+            "'*' (anyone) cannot be combined with networks",
+        )),
+        Some(text) => Ok(HookNetworks::Only(parse_networks(VARIABLE, text)?)),
+    }
+}
+
+/// A header name as HTTP defines it (RFC 9110 token), lower-cased.
+fn parse_header_name(
+    variable: &'static str,
+    value: &Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let Some(name) = non_empty(value) else {
+        return Ok(default.to_string());
+    };
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !name.chars().all(is_token_char) {
+        return Err(invalid(
+            variable,
+            format!("'{name}' is not an HTTP header name"),
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 impl Settings {
@@ -227,9 +314,36 @@ impl Settings {
             Some(text) => parse_networks("PLAYGATE_TRUSTED_PROXIES", text)?,
             None => default_trusted_proxies(),
         };
-        let hook_networks = match non_empty(&args.hook_networks) {
-            Some(text) => parse_networks("PLAYGATE_HOOK_NETWORKS", text)?,
-            None => Vec::new(),
+        let hook_networks = parse_hook_networks(non_empty(&args.hook_networks))?;
+        let forward_auth_uri_header = parse_header_name(
+            "PLAYGATE_FORWARD_AUTH_URI_HEADER",
+            &args.forward_auth_uri_header,
+            "x-original-uri",
+        )?;
+        let forward_auth_ip_header = parse_header_name(
+            "PLAYGATE_FORWARD_AUTH_IP_HEADER",
+            &args.forward_auth_ip_header,
+            "x-real-ip",
+        )?;
+
+        let hls_continuation = match non_empty(&args.hls_continuation).unwrap_or("ip") {
+            "ip" => HlsContinuation::Ip,
+            "strict" => HlsContinuation::Strict,
+            other => {
+                return Err(invalid(
+                    "PLAYGATE_HLS_CONTINUATION",
+                    format!("'{other}' is not ip or strict"),
+                ))
+            }
+        };
+        let viewer_cookie_secret = match non_empty(&args.viewer_cookie_secret) {
+            Some(secret) if secret.len() < MIN_VIEWER_COOKIE_SECRET => {
+                return Err(invalid(
+                    "PLAYGATE_VIEWER_COOKIE_SECRET",
+                    format!("shorter than {MIN_VIEWER_COOKIE_SECRET} characters"),
+                ))
+            }
+            secret => secret.map(str::to_string),
         };
 
         let ministra_url = match non_empty(&args.ministra_url) {
@@ -285,6 +399,10 @@ impl Settings {
             on_db_error,
             trusted_proxies,
             hook_networks,
+            forward_auth_uri_header,
+            forward_auth_ip_header,
+            hls_continuation,
+            viewer_cookie_secret,
             ome_secret: non_empty(&args.ome_secret).map(str::to_string),
             ministra_url,
             bootstrap_admin,
@@ -356,6 +474,13 @@ impl fmt::Debug for Settings {
             .field("on_db_error", &self.on_db_error)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("hook_networks", &self.hook_networks)
+            .field("forward_auth_uri_header", &self.forward_auth_uri_header)
+            .field("forward_auth_ip_header", &self.forward_auth_ip_header)
+            .field("hls_continuation", &self.hls_continuation)
+            .field(
+                "viewer_cookie_secret",
+                &self.viewer_cookie_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field(
                 "ome_secret",
                 &self.ome_secret.as_ref().map(|_| "[redacted]"),
@@ -413,10 +538,46 @@ mod tests {
         assert_eq!(settings.limit_policy, LimitPolicy::RejectNew);
         assert_eq!(settings.on_db_error, OnDbError::Deny);
         assert_eq!(settings.history_days, 90);
-        assert!(settings
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap())));
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let trusted = |text: &str| {
+            settings
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(&ip(text)))
+        };
+        assert!(trusted("127.0.0.1") && trusted("::1"));
+        assert!(!trusted("10.1.2.3") && !trusted("192.168.1.1"));
+        for caller in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "172.20.0.1",
+            "192.168.1.1",
+            "fd00::1",
+        ] {
+            assert!(settings.hook_networks.allows(Some(ip(caller))), "{caller}");
+        }
+        assert!(!settings.hook_networks.allows(Some(ip("203.0.113.1"))));
+        assert!(!settings.hook_networks.allows(None));
+        assert_eq!(settings.forward_auth_uri_header, "x-original-uri");
+        assert_eq!(settings.forward_auth_ip_header, "x-real-ip");
+        assert_eq!(settings.hls_continuation, HlsContinuation::Ip);
+        assert!(settings.viewer_cookie_secret.is_none());
+    }
+
+    #[test]
+    fn forward_auth_headers_and_hook_networks() {
+        let settings = Settings::from_args(&SettingsArgs {
+            forward_auth_uri_header: Some("X-Forwarded-Uri".into()),
+            forward_auth_ip_header: Some(" X-Forwarded-For ".into()),
+            hook_networks: Some("*".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(settings.forward_auth_uri_header, "x-forwarded-uri");
+        assert_eq!(settings.forward_auth_ip_header, "x-forwarded-for");
+        assert_eq!(settings.hook_networks, HookNetworks::Anyone);
+        assert!(settings.hook_networks.allows(None));
     }
 
     #[test]
@@ -459,6 +620,41 @@ mod tests {
             ),
             (
                 SettingsArgs {
+                    hook_networks: Some("10.0.0.0/8, *".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_HOOK_NETWORKS",
+            ),
+            (
+                SettingsArgs {
+                    forward_auth_uri_header: Some("X Original URI".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_FORWARD_AUTH_URI_HEADER",
+            ),
+            (
+                SettingsArgs {
+                    forward_auth_ip_header: Some("X-Real-IP:".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_FORWARD_AUTH_IP_HEADER",
+            ),
+            (
+                SettingsArgs {
+                    hls_continuation: Some("cookie".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_HLS_CONTINUATION",
+            ),
+            (
+                SettingsArgs {
+                    viewer_cookie_secret: Some("short".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_VIEWER_COOKIE_SECRET",
+            ),
+            (
+                SettingsArgs {
                     bootstrap_admin: Some("nopassword".into()),
                     ..Default::default()
                 },
@@ -492,10 +688,11 @@ mod tests {
             database_url: Some("postgres://app:s3cr3t@db:5432/playgate".into()),
             bootstrap_admin: Some("root:hunter2".into()),
             ome_secret: Some("omesecret".into()),
+            viewer_cookie_secret: Some("viewer-cookie-secret-0123456789abcdef".into()),
             ..Default::default()
         };
         let text = format!("{:?}", Settings::from_args(&args).unwrap());
-        for secret in ["s3cr3t", "hunter2", "omesecret"] {
+        for secret in ["s3cr3t", "hunter2", "omesecret", "viewer-cookie-secret"] {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/playgate"));

@@ -366,6 +366,9 @@ def schema_checks(default_values: dict, full_values: dict) -> None:
             ({"config": {"limitPolicy": "oldest"}}, "limitPolicy"),
             ({"config": {"onDbError": True}}, "onDbError"),
             ({"config": {"hookNetworks": "10.0.0.0/8"}}, "hookNetworks"),
+            ({"config": {"forwardAuthIpHeader": "X-Real-IP:"}}, "forwardAuthIpHeader"),
+            ({"config": {"hlsContinuation": "cookie"}}, "hlsContinuation"),
+            ({"viewerCookie": {"secret": "too-short"}}, "secret"),
             ({"config": {"sessionDuraton": 60}}, "sessionDuraton"),
             ({"database": {"url": "mysql://x"}}, "url"),
             ({"autoscaling": {"enabled": "yes"}}, "enabled"),
@@ -589,6 +592,12 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
     C.ok("NOTES.txt tells how to reach the service and the streamer hook URL",
          f"{svc_url}/hook/flussonic" in notes and "port-forward" in notes and f"{svc_url}/hook/astra" in notes, notes[:400])
     C.ok("NOTES.txt warns that hooks are open without hookNetworks or a NetworkPolicy", "WARNING" in notes)
+    # The binary trusts only loopback's client-address header: the chart names
+    # the pod networks an ingress controller calls forward-auth from.
+    defaults_cm = next(d for d in find(docs, "ConfigMap") if d["metadata"]["name"] == full)
+    C.ok("defaults trust the private (pod) networks as proxies for forward-auth",
+         "10.0.0.0/8" in defaults_cm["data"].get("PLAYGATE_TRUSTED_PROXIES", ""),
+         json.dumps(defaults_cm["data"]))
 
     # ---------------------------------------------------------------- full
     C.section("helm template: every option on (ci/full-values.yaml)")
@@ -609,6 +618,8 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
         "PLAYGATE_SESSION_DURATION": "30", "PLAYGATE_SESSION_GRACE": "15", "PLAYGATE_LIMIT_POLICY": "kick_oldest",
         "PLAYGATE_ON_DB_ERROR": "allow", "PLAYGATE_TRUSTED_PROXIES": "10.0.0.0/8,fd00::/8",
         "PLAYGATE_HOOK_NETWORKS": "10.42.0.0/16,203.0.113.0/24",
+        "PLAYGATE_FORWARD_AUTH_URI_HEADER": "X-Forwarded-Uri", "PLAYGATE_FORWARD_AUTH_IP_HEADER": "X-Forwarded-For",
+        "PLAYGATE_HLS_CONTINUATION": "strict",
         "PLAYGATE_MINISTRA_URL": "http://portal.example.com/stalker_portal", "PLAYGATE_HISTORY_DAYS": "30",
         "PLAYGATE_METRICS_MAX_STREAMS": "500", "PLAYGATE_DB_POOL_SIZE": "8", "PLAYGATE_SWEEP_INTERVAL": "5",
         "PLAYGATE_STATS_INTERVAL": "7", "PLAYGATE_DB_TIMEOUT_MS": "1500", "PLAYGATE_OUTAGE_GRACE": "120", "PLAYGATE_AUTH_FAILURE_LIMIT": "10", "PLAYGATE_AUTH_FAILURE_WINDOW": "30",
@@ -619,6 +630,7 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
     secret_ref_check("existingSecret", fdocs, fcontainer, "DATABASE_URL", "playgate-db", "url")
     secret_ref_check("existingSecret", fdocs, fcontainer, "PLAYGATE_BOOTSTRAP_ADMIN", "playgate-admin", "login-password")
     secret_ref_check("chart Secret", fdocs, fcontainer, "PLAYGATE_OME_SECRET", full, "PLAYGATE_OME_SECRET")
+    secret_ref_check("existingSecret", fdocs, fcontainer, "PLAYGATE_VIEWER_COOKIE_SECRET", "playgate-cookie", "key")
     fjob = one(fdocs, "Job")
     secret_ref_check("existingSecret", fdocs, fjob["spec"]["template"]["spec"]["containers"][0], "DATABASE_URL", "playgate-db", "url")
     C.ok("with database.existingSecret there is no hook Secret and no DATABASE_URL in the chart Secret",
@@ -795,6 +807,7 @@ def live_checks(binary: Path, docker: dict, chart: dict) -> None:
         "PLAYGATE_LISTEN": f"127.0.0.1:{port}",  # a free port instead of 0.0.0.0:8080
         "PLAYGATE_BOOTSTRAP_ADMIN": "check-admin:check-password",
         "PLAYGATE_OME_SECRET": "check-ome-secret",
+        "PLAYGATE_VIEWER_COOKIE_SECRET": "check-viewer-cookie-secret-of-32-characters",
     })
     process = None
     try:

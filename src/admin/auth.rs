@@ -113,11 +113,16 @@ fn presented(request: &HttpRequest) -> Result<Presented, ApiError> {
 }
 
 /// The client of an admin request, for damping guesses: the peer, or the
-/// address a trusted proxy forwarded (as for forward-auth).
+/// address a trusted proxy forwarded in the same header as for forward-auth.
 pub fn client_ip(request: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
-    crate::http::request::client_ip(request, &state.settings.trusted_proxies)
-        .ok()
-        .or_else(|| request.peer_addr().map(|addr| addr.ip()))
+    let settings = &state.settings;
+    crate::http::request::client_ip(
+        request,
+        &settings.trusted_proxies,
+        &settings.forward_auth_ip_header,
+    )
+    .ok()
+    .or_else(|| request.peer_addr().map(|addr| addr.ip()))
 }
 
 /// `Content-Type: application/json`, parameters (charset) allowed.

@@ -11,15 +11,16 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::evaluate;
-use super::live::{self, LiveSessions, Viewer};
-use super::{Credential, Decision, Event, PlayRequest, Reason};
+use super::live::{self, Found, LiveSessions, Viewer};
+use super::viewer_cookie::CookieKey;
+use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
-use crate::domain::{canonical_ip, LimitPolicy, OnDbError};
+use crate::domain::{canonical_ip, HlsContinuation, LimitPolicy, OnDbError};
 use crate::metrics::Metrics;
 use crate::password::PasswordVerifier;
 use crate::policy_view::{PolicySnapshot, PolicyView};
 use crate::rate_limit::FailureLimiter;
-use crate::store::sessions::{self, Admission, AdmitOutcome, Heartbeat, Refusal};
+use crate::store::sessions::{self, ActiveViewer, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::StoreError;
 use crate::upstream::ministra::{MinistraClient, Verdict};
 
@@ -32,6 +33,14 @@ const HEARTBEAT_BATCH: usize = 2000;
 /// A session is answered from memory only while its row has this long to
 /// live: room for a few batches to extend it, even slow ones.
 const LIVE_MARGIN: Duration = Duration::from_secs(2);
+
+/// How a request without credentials found the session it continues (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FoundBy {
+    Cookie,
+    PlaybackId,
+    ClientIp,
+}
 
 /// Who a session is admitted for, and for how long the answer holds.
 struct Grantee<'a> {
@@ -54,6 +63,8 @@ pub struct Engine {
     failures: Arc<FailureLimiter>,
     live: LiveSessions,
     ministra: Option<MinistraClient>,
+    cookie_key: CookieKey,
+    hls_continuation: HlsContinuation,
 }
 
 impl Engine {
@@ -64,6 +75,7 @@ impl Engine {
         metrics: Arc<Metrics>,
         passwords: Arc<PasswordVerifier>,
         failures: Arc<FailureLimiter>,
+        cookie_key: CookieKey,
     ) -> Engine {
         Engine {
             pool,
@@ -78,6 +90,8 @@ impl Engine {
             failures,
             live: LiveSessions::new(LIVE_MARGIN, settings.outage_grace),
             ministra: settings.ministra_url.as_deref().map(MinistraClient::new),
+            cookie_key,
+            hls_continuation: settings.hls_continuation,
         }
     }
 
@@ -93,19 +107,32 @@ impl Engine {
         decision
     }
 
-    /// For a request without credentials (forward-auth: HLS/DASH segments and
-    /// child playlists, whose relative URLs drop the token): continues the
-    /// active session of the same stream, client IP and user agent when there
-    /// is one, re-checking the session's user (steps 1, 4, 5); otherwise
-    /// decides the request as it is (IP rules, IP-bound users, else
-    /// `no_credentials`). Only a request with credentials starts a session
-    /// for a token or password user.
+    /// Forward-auth (SPEC §3 "HLS and DASH viewers"). A request without
+    /// credentials (HLS/DASH segments and child playlists, whose relative
+    /// URLs drop the token) continues its player's active session, found by
+    /// the viewer cookie, else the playback session id, else (unless
+    /// `PLAYGATE_HLS_CONTINUATION=strict`) stream, client IP and user agent
+    /// among sessions bound to no player; the session's user is re-checked
+    /// (steps 1, 4, 5). Otherwise the request is decided as it is (IP rules,
+    /// IP-bound users, else `no_credentials`): only a request with
+    /// credentials starts a session for a token or password user. An allowed
+    /// playlist request of a user's session carries the viewer cookie, but
+    /// not one continued by address: a neighbour riding on a session of a
+    /// cookie-less player must not bind it to himself and shut that player out.
     pub async fn decide_or_continue(&self, request: PlayRequest) -> Decision {
         let started = Instant::now();
-        let decision = match self.continue_session(&request).await {
-            Some(decision) => decision,
-            None => self.decide_unrecorded(&request).await,
+        let (mut decision, found_by) = match self.continue_session(&request).await {
+            Some((decision, by)) => (decision, Some(by)),
+            None => (self.decide_unrecorded(&request).await, None),
         };
+        let credentialed = found_by.is_none() && !request.credential.is_none();
+        if decision.allow && credentialed {
+            self.bind_playback_id(&request, &decision).await;
+        }
+        let by_player = matches!(found_by, Some(FoundBy::Cookie | FoundBy::PlaybackId));
+        if decision.allow && (credentialed || by_player) {
+            decision.viewer_cookie = self.viewer_cookie(&request, &decision);
+        }
         self.record(&request, &decision, started);
         decision
     }
@@ -144,6 +171,7 @@ impl Engine {
             duration: self.session_duration.as_secs(),
             max_sessions: None,
             active_sessions: None,
+            viewer_cookie: None,
         }
     }
 
@@ -266,61 +294,37 @@ impl Engine {
     }
 
     /// The continuation part of `decide_or_continue`; None when the request
-    /// has credentials, or no active session of a known user matches.
-    async fn continue_session(&self, request: &PlayRequest) -> Option<Decision> {
+    /// has credentials, or no active session of a known user is found.
+    async fn continue_session(&self, request: &PlayRequest) -> Option<(Decision, FoundBy)> {
         if !request.credential.is_none() || !matches!(request.event, Event::Start | Event::Refresh)
         {
             return None;
         }
-        let viewer = viewer_of(request);
-        let (key, login) = match self.live.latest_of(&viewer) {
-            Some(known) => known,
-            None => {
-                let found = self
-                    .bounded(async {
-                        let client = self.pool.get().await?;
-                        sessions::find_active_viewer(
-                            &client,
-                            viewer.dialect,
-                            &viewer.stream,
-                            viewer.client_ip,
-                            &viewer.user_agent,
-                        )
-                        .await
-                    })
-                    .await;
-                match found {
-                    Ok(Some(found)) => (found.key, found.login),
-                    Ok(None) => return None,
-                    Err(e) => {
-                        log::warn!("session lookup failed: {e}");
-                        return None;
-                    }
-                }
-            }
-        };
+        let (found, by) = self.find_player_session(request).await?;
         // Anonymous (allow-listed) viewers are decided by their IP as they are.
-        let login = login?;
+        let login = found.login.clone()?;
         // The credentials were checked when the session started; re-check
         // what can change since, as a refresh does.
+        let client_ip = canonical_ip(request.client_ip);
         let (user, verdict) = evaluate::recheck_session_user(
             &self.policy.snapshot(),
             &login,
-            viewer.client_ip,
+            client_ip,
             &request.stream,
             Utc::now(),
         )?;
         if let Err(reason) = verdict {
-            return Some(Decision {
+            let decision = Decision {
                 user: Some(login),
                 max_sessions: user.max_sessions,
                 ..self.answer(false, reason)
-            });
+            };
+            return Some((decision, by));
         }
-        Some(
-            self.admit_session(
+        let decision = self
+            .admit_session(
                 request,
-                &key,
+                &found.key,
                 Grantee {
                     login: Some(&login),
                     max_sessions: user.max_sessions,
@@ -328,8 +332,161 @@ impl Engine {
                     duration: self.session_duration,
                 },
             )
-            .await,
-        )
+            .await;
+        if let (true, Some(session_id)) = (decision.allow, decision.session_id) {
+            self.live
+                .bound(&found.key, found.playback_id.as_deref(), found.cookie_seen);
+            match by {
+                // The player keeps cookies: from now on only its cookie (or
+                // playback id) continues the session, on every replica.
+                FoundBy::Cookie if !found.cookie_seen => {
+                    self.bind(session_id, &found.key, None, true).await
+                }
+                FoundBy::ClientIp => self.live.continuable_by_ip(&found.key),
+                _ => {}
+            }
+        }
+        Some((decision, by))
+    }
+
+    /// The active session this player's request belongs to, and how it was
+    /// found: from memory, else from the database.
+    async fn find_player_session(&self, request: &PlayRequest) -> Option<(Found, FoundBy)> {
+        let dialect = request.dialect;
+        for value in &request.hls.cookies {
+            let Some(session_id) = self.cookie_key.verify(value) else {
+                continue;
+            };
+            let found = match self.live.by_session(session_id) {
+                Some(found) => Some(found),
+                None => {
+                    self.look_up(|client| async move {
+                        sessions::find_active_by_id(&client, dialect, session_id).await
+                    })
+                    .await
+                }
+            };
+            // A cookie names a session of one stream only.
+            if let Some(found) = found.filter(|found| found.stream == request.stream) {
+                return Some((found, FoundBy::Cookie));
+            }
+        }
+        if let Some(playback_id) = request.hls.playback_id.as_deref() {
+            let stream = request.stream.as_str();
+            let found = match self.live.by_playback(dialect, stream, playback_id) {
+                Some(found) => Some(found),
+                None => {
+                    self.look_up(|client| async move {
+                        sessions::find_active_by_playback_id(&client, dialect, stream, playback_id)
+                            .await
+                    })
+                    .await
+                }
+            };
+            if let Some(found) = found {
+                return Some((found, FoundBy::PlaybackId));
+            }
+        }
+        if self.hls_continuation == HlsContinuation::Strict {
+            return None;
+        }
+        let viewer = viewer_of(request);
+        let found = match self.live.latest_of(&viewer) {
+            Some(found) => Some(found),
+            None => {
+                let viewer = &viewer;
+                self.look_up(|client| async move {
+                    sessions::find_active_viewer(
+                        &client,
+                        viewer.dialect,
+                        &viewer.stream,
+                        viewer.client_ip,
+                        &viewer.user_agent,
+                    )
+                    .await
+                })
+                .await
+            }
+        };
+        found.map(|found| (found, FoundBy::ClientIp))
+    }
+
+    /// A session lookup in the database; a failure is logged and finds nothing.
+    async fn look_up<F, Fut>(&self, query: F) -> Option<Found>
+    where
+        F: FnOnce(crate::store::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<ActiveViewer>, StoreError>>,
+    {
+        let found = self
+            .bounded(async {
+                let client = self.pool.get().await?;
+                query(client).await
+            })
+            .await;
+        match found {
+            Ok(found) => found.map(|row| Found {
+                key: row.key,
+                login: row.login,
+                stream: row.stream,
+                playback_id: row.playback_id,
+                cookie_seen: row.cookie_seen,
+            }),
+            Err(e) => {
+                log::warn!("session lookup failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// A credentialed request's playback session id becomes its session's
+    /// (once, or again when the player restarted with a new one).
+    async fn bind_playback_id(&self, request: &PlayRequest, decision: &Decision) {
+        let (Some(playback_id), Some(session_id)) =
+            (request.hls.playback_id.as_deref(), decision.session_id)
+        else {
+            return;
+        };
+        let key = request.session_key();
+        let known = self.live.binding_of(&key);
+        if known.is_some_and(|(known, _)| known.as_deref() == Some(playback_id)) {
+            return;
+        }
+        self.bind(session_id, &key, Some(playback_id), false).await;
+    }
+
+    /// Writes a binding (sql/V11 announces it to every replica) and
+    /// remembers it; a failure leaves the session continuable as before.
+    async fn bind(
+        &self,
+        session_id: Uuid,
+        key: &str,
+        playback_id: Option<&str>,
+        cookie_seen: bool,
+    ) {
+        let written = self
+            .bounded(async {
+                let client = self.pool.get().await?;
+                sessions::bind_viewer(&client, session_id, playback_id, cookie_seen).await
+            })
+            .await;
+        match written {
+            Ok(_) => self.live.bound(key, playback_id, cookie_seen),
+            Err(e) => log::warn!("binding session {session_id} to its player failed: {e}"),
+        }
+    }
+
+    /// The viewer cookie for the answer to an allowed playlist request of a
+    /// user's session: it names the session for the player's next requests,
+    /// for as long as the session holds.
+    fn viewer_cookie(&self, request: &PlayRequest, decision: &Decision) -> Option<ViewerCookie> {
+        let scope = request.hls.playlist.as_ref()?;
+        let session_id = decision.session_id?;
+        decision.user.as_ref()?;
+        Some(ViewerCookie {
+            value: self.cookie_key.sign(session_id),
+            scope: scope.clone(),
+            max_age: decision.duration + self.session_grace.as_secs(),
+        })
     }
 
     /// SPEC §6: a token playgate does not know, checked with the portal. IP

@@ -56,6 +56,16 @@ pub struct Beat {
     pub bytes: Option<i64>,
 }
 
+/// A session found by what its player presents, or by who is watching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub key: String,
+    pub login: Option<String>,
+    pub stream: String,
+    pub playback_id: Option<String>,
+    pub cookie_seen: bool,
+}
+
 /// A refresh answered from memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hit {
@@ -75,13 +85,45 @@ struct Entry {
     written_at: Instant,
     active_sessions: i64,
     pending: Option<(Instant, Option<i64>)>,
+    /// The row's binding to its player, as far as this replica knows.
+    playback_id: Option<String>,
+    cookie_seen: bool,
+    /// The database found this session by stream, client IP and user agent,
+    /// so it was not bound then. Only such entries continue a viewer by
+    /// IP here: a binding made elsewhere is announced (the session is
+    /// forgotten, sql/V11), one this replica never saw made is not known.
+    ip_continuable: bool,
 }
+
+impl Entry {
+    fn found(&self, key: &str) -> Found {
+        Found {
+            key: key.to_string(),
+            login: self.login.clone(),
+            stream: self.viewer.stream.clone(),
+            playback_id: self.playback_id.clone(),
+            cookie_seen: self.cookie_seen,
+        }
+    }
+}
+
+/// (dialect, stream, playback session id).
+type PlaybackKey = (&'static str, String, String);
 
 #[derive(Default)]
 struct Inner {
     by_key: HashMap<String, Entry>,
     key_by_id: HashMap<Uuid, String>,
     latest_by_viewer: HashMap<Viewer, String>,
+    key_by_playback: HashMap<PlaybackKey, String>,
+}
+
+fn playback_key(viewer: &Viewer, playback_id: &str) -> PlaybackKey {
+    (
+        viewer.dialect,
+        viewer.stream.clone(),
+        playback_id.to_string(),
+    )
 }
 
 impl Inner {
@@ -90,6 +132,10 @@ impl Inner {
         self.key_by_id.remove(&entry.session_id);
         if self.latest_by_viewer.get(&entry.viewer).map(String::as_str) == Some(key) {
             self.latest_by_viewer.remove(&entry.viewer);
+        }
+        if let Some(id) = &entry.playback_id {
+            self.key_by_playback
+                .remove(&playback_key(&entry.viewer, id));
         }
         Some(entry)
     }
@@ -158,6 +204,9 @@ impl LiveSessions {
             written_at: admitted.asked_at,
             active_sessions: admitted.active_sessions,
             pending: None,
+            playback_id: None,
+            cookie_seen: false,
+            ip_continuable: false,
         });
         entry.written_at = entry.written_at.max(admitted.asked_at);
         entry.login = admitted.login;
@@ -204,13 +253,75 @@ impl LiveSessions {
             .map(|entry| entry.session_id)
     }
 
-    /// The key and login of the most recently answered session of this viewer.
-    pub fn latest_of(&self, viewer: &Viewer) -> Option<(String, Option<String>)> {
+    /// The most recently answered session of this viewer that the database
+    /// found continuable by client IP and that is bound to no player.
+    pub fn latest_of(&self, viewer: &Viewer) -> Option<Found> {
         let inner = self.lock();
         let key = inner.latest_by_viewer.get(viewer)?;
         let entry = inner.by_key.get(key)?;
-        (entry.db_expires > Instant::now() + self.margin)
-            .then(|| (key.clone(), entry.login.clone()))
+        let continuable = entry.ip_continuable && entry.playback_id.is_none() && !entry.cookie_seen;
+        (continuable && self.is_safe(entry)).then(|| entry.found(key))
+    }
+
+    /// The session with this id (a viewer cookie names it).
+    pub fn by_session(&self, session_id: Uuid) -> Option<Found> {
+        let inner = self.lock();
+        let key = inner.key_by_id.get(&session_id)?;
+        let entry = inner.by_key.get(key)?;
+        self.is_safe(entry).then(|| entry.found(key))
+    }
+
+    /// The session of this stream whose player sent this playback session id.
+    pub fn by_playback(&self, dialect: &'static str, stream: &str, id: &str) -> Option<Found> {
+        let inner = self.lock();
+        let key = inner
+            .key_by_playback
+            .get(&(dialect, stream.to_string(), id.to_string()))?;
+        let entry = inner.by_key.get(key)?;
+        self.is_safe(entry).then(|| entry.found(key))
+    }
+
+    /// The row is known to stay active long enough to answer from memory.
+    fn is_safe(&self, entry: &Entry) -> bool {
+        entry.db_expires > Instant::now() + self.margin
+    }
+
+    /// The database found this session by client IP (it was bound to no player).
+    pub fn continuable_by_ip(&self, key: &str) {
+        if let Some(entry) = self.lock().by_key.get_mut(key) {
+            entry.ip_continuable = true;
+        }
+    }
+
+    /// What the row's binding is known to be (read from or written to the
+    /// database): a playback session id, the cookie seen.
+    pub fn bound(&self, key: &str, playback_id: Option<&str>, cookie_seen: bool) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.by_key.get_mut(key) else {
+            return;
+        };
+        entry.cookie_seen |= cookie_seen;
+        let Some(id) = playback_id else {
+            return;
+        };
+        if entry.playback_id.as_deref() == Some(id) {
+            return;
+        }
+        let old = entry.playback_id.replace(id.to_string());
+        let viewer = entry.viewer.clone();
+        if let Some(old) = old {
+            inner.key_by_playback.remove(&playback_key(&viewer, &old));
+        }
+        inner
+            .key_by_playback
+            .insert(playback_key(&viewer, id), key.to_string());
+    }
+
+    /// The binding this replica knows of a session: (playback id, cookie seen).
+    pub fn binding_of(&self, key: &str) -> Option<(Option<String>, bool)> {
+        let inner = self.lock();
+        let entry = inner.by_key.get(key)?;
+        Some((entry.playback_id.clone(), entry.cookie_seen))
     }
 
     /// A stop on this replica.
@@ -503,7 +614,7 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_session_of_a_viewer_is_found() {
+    fn the_latest_session_of_a_viewer_is_found_once_the_database_found_it() {
         let live = live();
         live.admitted(
             "old",
@@ -513,13 +624,44 @@ mod tests {
             "new",
             admitted(Uuid::new_v4(), Some("alice"), Instant::now(), HOLD),
         );
+        // Admitted here, but not yet found by IP in the database: it may be
+        // bound elsewhere.
+        assert_eq!(live.latest_of(&viewer("news")), None);
+        live.continuable_by_ip("new");
+        let found = live.latest_of(&viewer("news")).unwrap();
         assert_eq!(
-            live.latest_of(&viewer("news")),
-            Some(("new".to_string(), Some("alice".to_string())))
+            (found.key.as_str(), found.login.as_deref()),
+            ("new", Some("alice"))
         );
+        // Bound to its player: never continued by IP again.
+        live.bound("new", None, true);
+        assert_eq!(live.latest_of(&viewer("news")), None);
         live.forget_key("new");
         assert_eq!(live.latest_of(&viewer("news")), None);
         assert_eq!(live.latest_of(&viewer("sport")), None);
+    }
+
+    #[test]
+    fn sessions_are_found_by_id_and_playback_id() {
+        let live = live();
+        let id = Uuid::new_v4();
+        live.admitted("k", admitted(id, Some("alice"), Instant::now(), HOLD));
+        assert_eq!(live.by_session(id).unwrap().key, "k");
+        assert!(live.by_session(Uuid::new_v4()).is_none());
+        assert!(live.by_playback("forward-auth", "news", "p1").is_none());
+        live.bound("k", Some("p1"), false);
+        assert_eq!(
+            live.by_playback("forward-auth", "news", "p1").unwrap().key,
+            "k"
+        );
+        assert!(live.by_playback("forward-auth", "sport", "p1").is_none());
+        // A restarted player's new id replaces the old one.
+        live.bound("k", Some("p2"), false);
+        assert!(live.by_playback("forward-auth", "news", "p1").is_none());
+        assert_eq!(live.binding_of("k"), Some((Some("p2".to_string()), false)));
+        live.forget_session(id);
+        assert!(live.by_playback("forward-auth", "news", "p2").is_none());
+        assert!(live.by_session(id).is_none());
     }
 
     #[test]

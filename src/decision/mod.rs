@@ -9,6 +9,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod live;
 pub mod upkeep;
+pub mod viewer_cookie;
 
 use std::net::IpAddr;
 
@@ -130,6 +131,58 @@ pub struct PlayRequest {
     pub referer: String,
     pub streamer: String,
     pub bytes: Option<i64>,
+    /// What an HLS/DASH player sent besides credentials (forward-auth).
+    pub hls: HlsViewer,
+}
+
+/// How a forward-auth request without credentials finds the session of its
+/// player (SPEC §3), and whether its answer may set the viewer cookie.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HlsViewer {
+    /// The `playgate_viewer` cookies the request carried (unverified).
+    pub cookies: Vec<String>,
+    /// `X-Playback-Session-Id` (AVPlayer, Shaka).
+    pub playback_id: Option<String>,
+    /// Set for a playlist request: where the cookie applies, if one is set.
+    pub playlist: Option<CookieScope>,
+}
+
+/// The cookie values are bearer credentials of a session: never logged.
+impl std::fmt::Debug for HlsViewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlsViewer")
+            .field("cookies", &self.cookies.len())
+            .field("playback_id", &self.playback_id)
+            .field("playlist", &self.playlist)
+            .finish()
+    }
+}
+
+/// The `Path` and `Secure` of a viewer cookie: the stream's folder as the
+/// player requested it, and whether it came over https.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieScope {
+    pub path: String,
+    pub secure: bool,
+}
+
+/// A viewer cookie to set with an allow (forward-auth).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ViewerCookie {
+    pub value: String,
+    pub scope: CookieScope,
+    /// Seconds: the session's hold (duration + grace).
+    pub max_age: u64,
+}
+
+impl std::fmt::Debug for ViewerCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewerCookie")
+            .field("value", &"[redacted]")
+            .field("scope", &self.scope)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
 }
 
 /// Longest streamer session id kept as is; longer ones are hashed.
@@ -149,6 +202,7 @@ impl PlayRequest {
             referer: String::new(),
             streamer: String::new(),
             bytes: None,
+            hls: HlsViewer::default(),
         }
     }
 
@@ -198,6 +252,9 @@ pub struct Decision {
     pub duration: u64,
     pub max_sessions: Option<i32>,
     pub active_sessions: Option<i64>,
+    /// Forward-auth only: the `playgate_viewer` cookie its allow sets.
+    #[serde(skip)]
+    pub viewer_cookie: Option<ViewerCookie>,
 }
 
 #[cfg(test)]

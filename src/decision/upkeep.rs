@@ -64,8 +64,9 @@ pub async fn write_heartbeats(engine: Arc<Engine>, mut stop: StopSignal) {
     }
 }
 
-/// Sessions ended through another replica (or by the sweeper) are forgotten
-/// here as soon as PostgreSQL announces it.
+/// Sessions ended through another replica (or by the sweeper), or bound to
+/// their player (sql/V11), are forgotten here as soon as PostgreSQL announces
+/// it: their next request is decided by the database.
 pub async fn follow_session_ends(engine: Arc<Engine>, database_url: String, mut stop: StopSignal) {
     loop {
         match Listener::connect(&database_url, &[SESSION_ENDED_CHANNEL]).await {

@@ -14,3 +14,15 @@ pub enum OnDbError {
     Deny,
     Allow,
 }
+
+/// How a forward-auth request without credentials may find its session
+/// besides the viewer cookie and the playback session id (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HlsContinuation {
+    /// `ip`: also by stream, client IP and user agent, for players that keep
+    /// no cookie and send no playback session id (never for a session bound
+    /// to its player by either).
+    Ip,
+    /// `strict`: by the cookie or the playback session id only.
+    Strict,
+}

@@ -22,7 +22,7 @@ impl Dialect for Astra {
 
     fn parse(req: &HttpRequest, _body: &[u8], _context: &Context) -> Result<Call, String> {
         let stream =
-            astra_channel(req).ok_or("missing X-Channel-ID (or an X-Real-Path under /play/)")?;
+            astra_channel(req)?.ok_or("missing X-Channel-ID (or an X-Real-Path under /play/)")?;
         let client_ip = parse_ip("X-Real-IP", header(req, "x-real-ip"))?;
         let fields = pairs(req.query_string().as_bytes());
         let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
@@ -130,5 +130,28 @@ mod tests {
             .insert_header(("X-Real-Path", "/other/a001/index.m3u8"))
             .to_http_request();
         assert!(parse(&no_channel).is_err());
+    }
+
+    #[test]
+    fn a_path_spelled_to_reach_another_channel_is_refused() {
+        for path in [
+            "/play/a001/../premium/index.m3u8",
+            "/play/%2e%2e/x",
+            "//play/a001/",
+        ] {
+            let req = TestRequest::get()
+                .insert_header(("X-Real-IP", "192.0.2.10"))
+                .insert_header(("X-Real-Path", path))
+                .to_http_request();
+            assert!(parse(&req).is_err(), "{path}");
+        }
+        let req = TestRequest::get()
+            .insert_header(("X-Real-IP", "192.0.2.10"))
+            .insert_header(("X-Real-Path", "/play/a%30%301/index.m3u8"))
+            .to_http_request();
+        let Call::Decide(request) = parse(&req).unwrap() else {
+            panic!()
+        };
+        assert_eq!(request.stream, "a001");
     }
 }

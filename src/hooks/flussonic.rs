@@ -26,10 +26,10 @@ impl Dialect for Flussonic {
 
     fn parse(req: &HttpRequest, _body: &[u8], _context: &Context) -> Result<Call, String> {
         let fields = pairs(req.query_string().as_bytes());
-        let stream = field(&fields, "name")
-            .map(str::to_string)
-            .or_else(|| astra_channel(req))
-            .ok_or("name: missing")?;
+        let stream = match field(&fields, "name") {
+            Some(name) => name.to_string(),
+            None => astra_channel(req)?.ok_or("name: missing")?,
+        };
         let client_ip = match field(&fields, "ip") {
             Some(ip) => parse_ip("ip", Some(ip))?,
             None => parse_ip("ip", header(req, "x-real-ip"))?,

@@ -243,7 +243,6 @@ fn forward_auth_never_panics() {
     let headers = [
         "x-original-uri",
         "x-forwarded-uri",
-        "x-playgate-stream",
         "x-real-ip",
         "x-forwarded-for",
         "authorization",

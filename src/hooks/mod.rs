@@ -64,12 +64,30 @@ pub fn routes(config: &mut web::ServiceConfig) {
 pub struct ApiDoc;
 
 /// What a dialect may read of the configuration.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Context<'a> {
-    /// Proxies whose client-address headers are believed (forward-auth).
+    /// Proxies whose client-address header is believed (forward-auth).
     pub trusted_proxies: &'a [IpNet],
+    /// `PLAYGATE_FORWARD_AUTH_URI_HEADER`, lower-case: the only header that
+    /// names the original URI.
+    pub uri_header: &'a str,
+    /// `PLAYGATE_FORWARD_AUTH_IP_HEADER`, lower-case: the only header that
+    /// names the client, and only from a trusted proxy.
+    pub ip_header: &'a str,
     /// `PLAYGATE_OME_SECRET`: OvenMediaEngine signs its webhooks with it.
     pub ome_secret: Option<&'a str>,
+}
+
+/// The defaults of the settings (tests of the dialects).
+impl Default for Context<'_> {
+    fn default() -> Self {
+        Context {
+            trusted_proxies: &[],
+            uri_header: "x-original-uri",
+            ip_header: "x-real-ip",
+            ome_secret: None,
+        }
+    }
 }
 
 /// One streamer's wire format.
@@ -133,6 +151,8 @@ pub async fn handle<D: Dialect>(
     let settings = &state.settings;
     let context = Context {
         trusted_proxies: &settings.trusted_proxies,
+        uri_header: &settings.forward_auth_uri_header,
+        ip_header: &settings.forward_auth_ip_header,
         ome_secret: settings.ome_secret.as_deref(),
     };
     if let Err(reason) = D::guard(&req, &body, &context) {
@@ -154,27 +174,24 @@ pub async fn handle<D: Dialect>(
     D::render(event, &decision)
 }
 
-/// `PLAYGATE_HOOK_NETWORKS`: when set, only callers inside these networks may
-/// use `/hook/*`; others get 403 and a log line.
+/// `PLAYGATE_HOOK_NETWORKS`: only callers inside these networks (unless it
+/// is `*`) may use `/hook/*`; others get 403 and a log line.
 async fn hook_networks(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Some(state) = request.app_data::<web::Data<AppState>>() {
-        let networks = &state.settings.hook_networks;
-        if !networks.is_empty() {
-            let peer = peer_ip(request.request());
-            if !peer.is_some_and(|ip| networks.iter().any(|network| network.contains(&ip))) {
-                log::warn!(
-                    "refused {} from {}: caller outside PLAYGATE_HOOK_NETWORKS",
-                    request.path(),
-                    peer.map(|ip| ip.to_string())
-                        .unwrap_or_else(|| "unknown".into())
-                );
-                let response = HttpResponse::Forbidden()
-                    .json(json!({"error": "caller not allowed by PLAYGATE_HOOK_NETWORKS"}));
-                return Ok(request.into_response(response).map_into_right_body());
-            }
+        let peer = peer_ip(request.request());
+        if !state.settings.hook_networks.allows(peer) {
+            log::warn!(
+                "refused {} from {}: caller outside PLAYGATE_HOOK_NETWORKS",
+                request.path(),
+                peer.map(|ip| ip.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            );
+            let response = HttpResponse::Forbidden()
+                .json(json!({"error": "caller not allowed by PLAYGATE_HOOK_NETWORKS"}));
+            return Ok(request.into_response(response).map_into_right_body());
         }
     }
     next.call(request)
@@ -229,18 +246,57 @@ pub fn streamer(req: &HttpRequest) -> String {
 }
 
 /// Astra's channel: `X-Channel-ID`, else the first segment after `/play/` in
-/// `X-Real-Path` (`/play/a001/index.m3u8` → `a001`). Also what Ministra's
-/// temporary-link script gets when Astra calls it (flussonic dialect).
-pub fn astra_channel(req: &HttpRequest) -> Option<String> {
+/// `X-Real-Path` (`/play/a001/index.m3u8` → `a001`), a path checked like
+/// forward-auth's (`request_path`). Also what Ministra's temporary-link
+/// script gets when Astra calls it (flussonic dialect). None when neither
+/// names a channel.
+pub fn astra_channel(req: &HttpRequest) -> Result<Option<String>, String> {
     if let Some(id) = header(req, "x-channel-id") {
-        return Some(id.to_string());
+        return Ok(Some(id.to_string()));
     }
-    let path = header(req, "x-real-path")?;
-    let path = path.split('?').next().unwrap_or(path);
-    let (_, rest) = path.split_once("/play/")?;
-    rest.split('/')
+    let Some(path) = header(req, "x-real-path") else {
+        return Ok(None);
+    };
+    let path = request_path(path.split('?').next().unwrap_or(path))?;
+    let Some((_, rest)) = path.split_once("/play/") else {
+        return Ok(None);
+    };
+    Ok(rest
+        .split('/')
         .find(|segment| !segment.is_empty())
-        .map(str::to_string)
+        .map(str::to_string))
+}
+
+/// A request path as the proxy or streamer received it, percent-decoded; a
+/// path that could name another file than it spells is refused: `.` or `..`
+/// segments, empty segments (`//`), an encoded `/` (SPEC §3). Servers clean
+/// such paths before they serve them, so the stream read from the spelling
+/// would not be the stream served.
+pub fn request_path(raw: &str) -> Result<String, String> {
+    let refuse = |why: &str| Err(format!("path '{}': {why}", excerpt(raw)));
+    let Some(rest) = raw.strip_prefix('/') else {
+        return refuse("does not start with /");
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let mut decoded = String::with_capacity(raw.len());
+    for (index, segment) in segments.iter().enumerate() {
+        // One trailing slash (a folder) is no empty segment.
+        if segment.is_empty() && !(index + 1 == segments.len() && index > 0) {
+            return refuse("empty segment");
+        }
+        let Ok(text) = percent_encoding::percent_decode_str(segment).decode_utf8() else {
+            return refuse("not UTF-8 once percent-decoded");
+        };
+        if text.contains('/') || text.contains('\\') {
+            return refuse("encoded / or \\ in a segment");
+        }
+        if text == "." || text == ".." {
+            return refuse(". or .. segment");
+        }
+        decoded.push('/');
+        decoded.push_str(&text);
+    }
+    Ok(decoded)
 }
 
 fn clean_text(text: &mut String) {
@@ -311,6 +367,7 @@ pub fn test_decision(allow: bool, reason: crate::decision::Reason) -> Decision {
         duration: 30,
         max_sessions: Some(2),
         active_sessions: Some(1),
+        viewer_cookie: None,
     }
 }
 
@@ -333,6 +390,39 @@ mod tests {
             }
         );
         assert!(credential_from_pairs(&pairs(b"token=&auth=nocolon")).is_none());
+    }
+
+    #[test]
+    fn request_paths() {
+        for (raw, path) in [
+            ("/live/news/index.m3u8", "/live/news/index.m3u8"),
+            ("/live/n%65ws/index.m3u8", "/live/news/index.m3u8"),
+            ("/live/news/", "/live/news/"),
+            ("/live/caf%C3%A9/1.ts", "/live/café/1.ts"),
+            ("/live/a..b/x.ts", "/live/a..b/x.ts"),
+        ] {
+            assert_eq!(request_path(raw).unwrap(), path, "{raw}");
+        }
+        for raw in [
+            "/live/sport/../premium/index.m3u8",
+            "/live/sport/%2e%2e/premium/index.m3u8",
+            "/live/sport/%2E./premium/index.m3u8",
+            "/live/./premium/index.m3u8",
+            "/live/%2e/premium/index.m3u8",
+            "/..",
+            "//live/premium/index.m3u8",
+            "/live//premium/index.m3u8",
+            "/",
+            "/live%2Fpremium/index.m3u8",
+            "/live%2fpremium/index.m3u8",
+            "/live%5Cpremium/index.m3u8",
+            "/live/%ff/index.m3u8",
+            "live/news/index.m3u8",
+            "",
+        ] {
+            let error = request_path(raw).unwrap_err();
+            assert!(!error.contains('\n'), "{error}");
+        }
     }
 
     #[test]

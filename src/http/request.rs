@@ -26,6 +26,21 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
+/// A header that must be sent once: a second copy means someone added to
+/// what the proxy set (a client's own copy kept beside it), so which one
+/// counts would be a guess.
+pub fn only_header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, String> {
+    let mut values = req.headers().get_all(name);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(format!("{name}: sent more than once"));
+    }
+    Ok(first
+        .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty()))
+}
+
 /// An IP address field (`192.0.2.1`, `192.0.2.1:5000`, `[2001:db8::1]:80`);
 /// `name` is what the error message calls it.
 pub fn parse_ip(name: &str, text: Option<&str>) -> Result<IpAddr, String> {
@@ -47,24 +62,32 @@ pub fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
 }
 
 /// The client: the peer itself, unless the peer is a trusted proxy, whose
-/// `X-Real-IP` (else `X-Forwarded-For`, read from the right, skipping trusted
-/// hops) is believed.
-pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Result<IpAddr, String> {
+/// `ip_header` (a lower-case name) is believed. That header is read as one
+/// address, except `x-forwarded-for`, which is read from the right, skipping
+/// trusted hops: proxies append to it, so only its right end is theirs.
+/// Every other header the client sent is ignored, whoever relayed it.
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNet], ip_header: &str) -> Result<IpAddr, String> {
     let peer = peer_ip(req).ok_or("no peer address")?;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|network| network.contains(&ip));
     if !is_trusted(peer) {
         return Ok(peer);
     }
-    if let Some(real_ip) = header(req, "x-real-ip") {
-        return parse_ip("X-Real-IP", Some(real_ip)).map(canonical_ip);
+    if ip_header != "x-forwarded-for" {
+        return match only_header(req, ip_header)? {
+            Some(value) => parse_ip(ip_header, Some(value)).map(canonical_ip),
+            None => Ok(peer),
+        };
     }
-    let Some(forwarded) = header(req, "x-forwarded-for") else {
-        return Ok(peer);
-    };
-    let hops = forwarded
-        .split(',')
-        .map(|hop| parse_ip("X-Forwarded-For", Some(hop)).map(canonical_ip))
+    // Several X-Forwarded-For lines are one list, in order (RFC 9110 §5.3).
+    let hops = req
+        .headers()
+        .get_all(ip_header)
+        .flat_map(|value| value.to_str().unwrap_or("?").split(','))
+        .map(|hop| parse_ip(ip_header, Some(hop)).map(canonical_ip))
         .collect::<Result<Vec<_>, _>>()?;
+    if hops.is_empty() {
+        return Ok(peer);
+    }
     Ok(hops
         .iter()
         .rev()
@@ -115,6 +138,70 @@ mod tests {
                 .to_http_request();
             assert!(basic_credentials(&req).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_the_configured_header_of_a_trusted_peer_names_the_client() {
+        let trusted: Vec<IpNet> = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let from = |peer: &str, headers: &[(&str, &str)], ip_header: &str| {
+            let mut req = TestRequest::default().peer_addr(format!("{peer}:1000").parse().unwrap());
+            for header in headers {
+                req = req.insert_header(*header);
+            }
+            client_ip(&req.to_http_request(), &trusted, ip_header).map(|ip| ip.to_string())
+        };
+        let both = [
+            ("X-Real-IP", "198.51.100.1"),
+            ("X-Forwarded-For", "198.51.100.2"),
+        ];
+        assert_eq!(
+            from("127.0.0.1", &both, "x-real-ip").unwrap(),
+            "198.51.100.1"
+        );
+        assert_eq!(
+            from("127.0.0.1", &both, "x-forwarded-for").unwrap(),
+            "198.51.100.2"
+        );
+        // Another header than the configured one is the client's: ignored.
+        let xff = [("X-Forwarded-For", "198.51.100.2")];
+        assert_eq!(from("127.0.0.1", &xff, "x-real-ip").unwrap(), "127.0.0.1");
+        // An untrusted peer is the client, whatever it sends.
+        assert_eq!(
+            from("203.0.113.9", &both, "x-real-ip").unwrap(),
+            "203.0.113.9"
+        );
+        // X-Forwarded-For: the right-most hop that is not a trusted proxy.
+        let chain = [("X-Forwarded-For", "192.0.2.66, 198.51.100.9, 10.0.0.7")];
+        assert_eq!(
+            from("10.0.0.2", &chain, "x-forwarded-for").unwrap(),
+            "198.51.100.9"
+        );
+        assert!(from("127.0.0.1", &[("X-Real-IP", "nope")], "x-real-ip").is_err());
+        // A second copy beside the proxy's: which one counts would be a guess.
+        let twice = [("X-Real-IP", "198.51.100.7"), ("X-Real-IP", "127.0.0.1")];
+        let req = twice
+            .iter()
+            .fold(TestRequest::default(), |req, header| {
+                req.append_header(*header)
+            })
+            .peer_addr("127.0.0.1:1000".parse().unwrap())
+            .to_http_request();
+        assert!(client_ip(&req, &trusted, "x-real-ip").is_err());
+        // X-Forwarded-For lines are one list: the right end is the proxy's.
+        let req = TestRequest::default()
+            .append_header(("X-Forwarded-For", "192.0.2.66"))
+            .append_header(("X-Forwarded-For", "198.51.100.9, 10.0.0.7"))
+            .peer_addr("10.0.0.2:1000".parse().unwrap())
+            .to_http_request();
+        assert_eq!(
+            client_ip(&req, &trusted, "x-forwarded-for")
+                .unwrap()
+                .to_string(),
+            "198.51.100.9"
+        );
     }
 
     #[test]

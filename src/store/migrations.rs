@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "token_scope_and_web_session_ends",
         sql: include_str!("../../sql/V10__token_scope_and_web_session_ends.sql"),
     },
+    Migration {
+        version: 11,
+        name: "viewer_cookie_key",
+        sql: include_str!("../../sql/V11__viewer_cookie_key.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

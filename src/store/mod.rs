@@ -12,6 +12,7 @@ pub mod tokens;
 pub mod ui_sessions;
 pub mod user_import;
 pub mod users;
+pub mod viewer_cookie;
 
 use std::time::Duration;
 

@@ -186,11 +186,27 @@ pub async fn heartbeat(client: &Client, beats: &[Heartbeat]) -> Result<Vec<Exten
 pub struct ActiveViewer {
     pub key: String,
     pub login: Option<String>,
+    pub stream: String,
+    /// The player's `X-Playback-Session-Id`, when its playlist request sent one.
+    pub playback_id: Option<String>,
+    /// The viewer cookie came back with a request of this session.
+    pub cookie_seen: bool,
+}
+
+fn active_viewer(row: &tokio_postgres::Row) -> ActiveViewer {
+    ActiveViewer {
+        key: row.get(0),
+        login: row.get(1),
+        stream: row.get(2),
+        playback_id: row.get(3),
+        cookie_seen: row.get(4),
+    }
 }
 
 /// The most recently seen active session of this dialect for the same stream,
 /// client IP and user agent (a forward-auth HLS/DASH viewer fetching segments
-/// without its token).
+/// without its token), among the sessions not bound to their player by a
+/// playback session id or the viewer cookie (SPEC §3).
 pub async fn find_active_viewer(
     client: &Client,
     dialect: &str,
@@ -200,19 +216,80 @@ pub async fn find_active_viewer(
 ) -> Result<Option<ActiveViewer>, StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT key, login FROM sessions
+            "SELECT key, login, stream, playback_id, cookie_seen FROM sessions
               WHERE stream = $1 AND ended_at IS NULL AND expires_at > now()
                 AND dialect = $2 AND client_ip = $3 AND user_agent = $4
+                AND playback_id IS NULL AND NOT cookie_seen
               ORDER BY last_seen_at DESC LIMIT 1",
         )
         .await?;
     let row = client
         .query_opt(&statement, &[&stream, &dialect, &client_ip, &user_agent])
         .await?;
-    Ok(row.map(|row| ActiveViewer {
-        key: row.get(0),
-        login: row.get(1),
-    }))
+    Ok(row.as_ref().map(active_viewer))
+}
+
+/// The active session of this dialect with this id (a viewer cookie names it).
+pub async fn find_active_by_id(
+    client: &Client,
+    dialect: &str,
+    id: Uuid,
+) -> Result<Option<ActiveViewer>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT key, login, stream, playback_id, cookie_seen FROM sessions
+              WHERE id = $1 AND dialect = $2 AND ended_at IS NULL AND expires_at > now()",
+        )
+        .await?;
+    let row = client.query_opt(&statement, &[&id, &dialect]).await?;
+    Ok(row.as_ref().map(active_viewer))
+}
+
+/// The active session of this dialect and stream whose player sent this
+/// `X-Playback-Session-Id` with its playlist.
+pub async fn find_active_by_playback_id(
+    client: &Client,
+    dialect: &str,
+    stream: &str,
+    playback_id: &str,
+) -> Result<Option<ActiveViewer>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT key, login, stream, playback_id, cookie_seen FROM sessions
+              WHERE stream = $1 AND playback_id = $2 AND ended_at IS NULL
+                AND expires_at > now() AND dialect = $3
+              ORDER BY last_seen_at DESC LIMIT 1",
+        )
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&stream, &playback_id, &dialect])
+        .await?;
+    Ok(row.as_ref().map(active_viewer))
+}
+
+/// Binds an active session to its player: the playback session id its
+/// playlist request sent (a newer one replaces it: the player restarted),
+/// and/or that the viewer cookie came back. A change is announced to every
+/// replica (sql/V11); true when something changed.
+pub async fn bind_viewer(
+    client: &Client,
+    id: Uuid,
+    playback_id: Option<&str>,
+    cookie_seen: bool,
+) -> Result<bool, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE sessions
+                SET playback_id = COALESCE($2, playback_id), cookie_seen = cookie_seen OR $3
+              WHERE id = $1 AND ended_at IS NULL
+                AND (($2::text IS NOT NULL AND playback_id IS DISTINCT FROM $2)
+                     OR ($3 AND NOT cookie_seen))",
+        )
+        .await?;
+    let changed = client
+        .execute(&statement, &[&id, &playback_id, &cookie_seen])
+        .await?;
+    Ok(changed == 1)
 }
 
 /// A session ended by a stop.

@@ -6,10 +6,11 @@
 //! Needs `nginx`, `libnginx-mod-rtmp` and `ffmpeg` (scripts/install-test-deps).
 //! Without them a test prints that it was skipped; with `CI=true` it fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::e2e_support::*;
 use crate::helpers::*;
 
 const CONFIG_TEMPLATE: &str = include_str!("../nginx/e2e.conf");
@@ -23,14 +24,6 @@ struct Tools {
     rtmp_module: PathBuf,
     ffmpeg: PathBuf,
     ffprobe: PathBuf,
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 fn rtmp_module() -> Option<PathBuf> {
@@ -53,78 +46,14 @@ fn rtmp_module() -> Option<PathBuf> {
 
 /// The tools, or None after saying the test is skipped (a failure under CI=true).
 fn tools(test: &str) -> Option<Tools> {
-    let found = (|| {
-        Ok::<_, &str>(Tools {
+    tools_or_skip(test, || {
+        Ok(Tools {
             nginx: which("nginx").ok_or("nginx")?,
             rtmp_module: rtmp_module().ok_or("libnginx-mod-rtmp")?,
             ffmpeg: which("ffmpeg").ok_or("ffmpeg")?,
             ffprobe: which("ffprobe").ok_or("ffprobe")?,
         })
-    })();
-    match found {
-        Ok(tools) => Some(tools),
-        Err(missing) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {missing} is not installed (run scripts/install-test-deps)")
-        }
-        Err(missing) => {
-            eprintln!("skipped {test}: {missing} is not installed (scripts/install-test-deps)");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process that is killed (and reaped) when dropped.
-struct Running {
-    name: &'static str,
-    child: Child,
-}
-
-impl Running {
-    fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Running {
-        let out = std::fs::File::create(log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Running { name, child }
-    }
-
-    fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits for the exit, at most `limit` (then kills it and panics).
-    async fn finish(mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("{} did not finish within {limit:?}", self.name);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    })
 }
 
 /// A private nginx (own prefix, config and loopback ports in a temp dir).
@@ -275,26 +204,7 @@ impl Nginx {
 
     /// ffmpeg reads `seconds` of the URL and discards it: true when it played.
     async fn watch(&self, tools: &Tools, url: &str, seconds: u32, log: &str) -> bool {
-        Running::spawn(
-            "ffmpeg player",
-            Command::new(&tools.ffmpeg).args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-rw_timeout",
-                "5000000",
-                "-i",
-                url,
-                "-t",
-                &seconds.to_string(),
-                "-f",
-                "null",
-                "-",
-            ]),
-            &self.dir.join(log),
-        )
-        .finish(Duration::from_secs(u64::from(seconds) + 30))
-        .await
+        ffmpeg_plays(&tools.ffmpeg, url, seconds, &self.dir.join(log)).await
     }
 }
 
@@ -469,6 +379,291 @@ async fn nginx_hls_behind_auth_request_is_one_session_per_viewer() {
     );
     assert!(decisions(&metrics, "forward-auth", "deny", "no_credentials") >= 1.0);
     assert!(decisions(&metrics, "forward-auth", "deny", "unknown_token") >= 1.0);
+}
+
+/// Files the proxies serve in the forgery tests: a free, a premium and a
+/// sport playlist, each with a marker to look for in what the viewer gets.
+pub fn write_playlists(hls: &std::path::Path) {
+    for (folder, marker) in [
+        ("free", "FREE-PLAYLIST"),
+        ("premium", "PREMIUM-PLAYLIST"),
+        ("sport/one", "SPORT-PLAYLIST"),
+    ] {
+        let dir = hls.join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("index.m3u8"),
+            format!("#EXTM3U\n# {marker}\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n0.ts\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("0.ts"), marker).unwrap();
+    }
+}
+
+/// Users and rules of the forgery tests: `alice` may watch live/free only,
+/// `fan` live/sport/*, and `ips` is bound to 198.51.100.0/24 (IP
+/// authorization, no credentials).
+pub async fn forgery_policy(app: &TestApp) {
+    app.package("free", &["live/free"]).await;
+    app.package("sport", &["live/sport/*"]).await;
+    app.create(user("alice").token("alice-token").packages(&["free"]))
+        .await;
+    app.create(user("fan").token("fan-token").packages(&["sport"]))
+        .await;
+    app.create(user("ips").ips(&["198.51.100.0/24"])).await;
+}
+
+/// Through the proxy on `port`: every forged header and path spelling of the
+/// audit (issue 15), none of which may change the stream, the client address
+/// or the user. `proxy` names the proxy in failure messages.
+pub async fn forgeries_change_nothing(app: &TestApp, port: u16, proxy: &str) {
+    let forged_client = [
+        ("X-Real-IP", "198.51.100.7"),
+        ("X-Forwarded-For", "198.51.100.7"),
+    ];
+    let forged_uri = [
+        ("X-Original-URI", "/live/free/index.m3u8?token=alice-token"),
+        ("X-Forwarded-Uri", "/live/free/index.m3u8?token=alice-token"),
+        ("X-Playgate-Stream", "live/free"),
+    ];
+    let premium_refused = |answer: &RawAnswer, what: &str| {
+        assert!(
+            (400..500).contains(&answer.status) && !answer.body.contains("PREMIUM"),
+            "{proxy}: {what}: {} {}",
+            answer.status,
+            answer.body
+        );
+    };
+
+    // A free viewer forging the stream or the URI still asks for premium.
+    let all: Vec<(&str, &str)> = forged_uri.iter().chain(&forged_client).copied().collect();
+    let answer = raw_get(port, "/live/premium/index.m3u8?token=alice-token", &all).await;
+    premium_refused(&answer, "stream and URI headers forged");
+    assert_eq!(answer.status, 403, "{proxy}: {}", answer.body);
+    // The same forgeries on a stream alice may watch: played, as herself,
+    // from the address the proxy saw.
+    let answer = raw_get(port, "/live/free/index.m3u8?token=alice-token", &all).await;
+    assert_eq!(answer.status, 200, "{proxy}: {}", answer.body);
+    assert!(
+        answer.body.contains("FREE-PLAYLIST"),
+        "{proxy}: {}",
+        answer.body
+    );
+
+    // Anonymous playback as the IP-bound user: the client is 127.0.0.1.
+    // (Another user agent than alice's, so that no session of hers is
+    // continued: that is the HLS continuation's matter.)
+    let forged_neighbour: Vec<(&str, &str)> = forged_client
+        .iter()
+        .copied()
+        .chain([("User-Agent", "neighbour/1.0")])
+        .collect();
+    for (target, what) in [
+        ("/live/premium/index.m3u8", "X-Real-IP of an IP-bound user"),
+        (
+            "/live/free/index.m3u8",
+            "X-Real-IP of an IP-bound user, free",
+        ),
+    ] {
+        let answer = raw_get(port, target, &forged_neighbour).await;
+        assert_eq!(answer.status, 401, "{proxy}: {what}: {}", answer.body);
+        assert!(
+            !answer.header_values("WWW-Authenticate").is_empty(),
+            "{proxy}: the challenge reaches the viewer: {}",
+            answer.head
+        );
+        assert!(!answer.body.contains("PLAYLIST"), "{proxy}: {what}");
+    }
+
+    // A live/sport/* viewer spelling premium with dot segments, empty
+    // segments or an encoded slash.
+    let answer = raw_get(port, "/live/sport/one/index.m3u8?token=fan-token", &[]).await;
+    assert_eq!(answer.status, 200, "{proxy}: the sport viewer plays sport");
+    for target in [
+        "/live/sport/../premium/index.m3u8?token=fan-token",
+        "/live/sport/%2e%2e/premium/index.m3u8?token=fan-token",
+        "/live/sport/%2E%2E/premium/index.m3u8?token=fan-token",
+        "/live/sport/./../premium/index.m3u8?token=fan-token",
+        "//live/premium/index.m3u8?token=fan-token",
+        "/live//premium/index.m3u8?token=fan-token",
+        "/live%2Fpremium/index.m3u8?token=fan-token",
+        "/live/sport%2F..%2Fpremium/index.m3u8?token=fan-token",
+    ] {
+        let answer = raw_get(port, target, &forged_client).await;
+        premium_refused(&answer, target);
+    }
+
+    // Every session is at the address the proxy saw, on a stream its user may watch.
+    let rows = app
+        .db()
+        .await
+        .query(
+            "SELECT login, stream, host(client_ip) FROM sessions WHERE dialect = 'forward-auth'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let sessions: Vec<(Option<String>, String, String)> = rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let mut expected = vec![
+        (
+            Some("alice".to_string()),
+            "live/free".to_string(),
+            "127.0.0.1".to_string(),
+        ),
+        (
+            Some("fan".to_string()),
+            "live/sport/one".to_string(),
+            "127.0.0.1".to_string(),
+        ),
+    ];
+    let mut sorted = sessions.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "{proxy}: sessions");
+
+    // A deny rule on the proxy's client address holds whatever address it forges.
+    app.ip_rule("127.0.0.1", playgate::domain::RuleAction::Deny)
+        .await;
+    let answer = raw_get(
+        port,
+        "/live/free/index.m3u8?token=alice-token",
+        &[
+            ("X-Real-IP", "203.0.113.9"),
+            ("X-Forwarded-For", "203.0.113.9"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{proxy}: deny rule: {}", answer.body);
+    assert!(!answer.body.contains("PLAYLIST"));
+    assert_eq!(
+        app.decision_count("forward-auth", "deny", "ip_denied")
+            .await,
+        1.0,
+        "{proxy}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_forward_auth_believes_only_what_nginx_sets() {
+    let Some(tools) = tools("nginx_forward_auth_believes_only_what_nginx_sets") else {
+        return;
+    };
+    let app = spawn_app().await;
+    forgery_policy(&app).await;
+    let nginx = Nginx::start(&tools, &app.address).await;
+    write_playlists(&nginx.dir.join("hls"));
+    forgeries_change_nothing(&app, nginx.http_port, "nginx").await;
+}
+
+/// SPEC §3 "HLS and DASH viewers", through the proxy on `port`, whose
+/// `playlist` (`/live/<name>/index.m3u8`, files in `hls_folder`) ffmpeg plays
+/// with alice's token: the viewer cookie reaches the player and comes back
+/// with its segments, which binds the session to it, so that a neighbour
+/// behind the same address with the same player but without the cookie gets
+/// 401 (item 11 of issue 15).
+pub async fn the_viewer_cookie_keeps_the_neighbour_out(
+    app: &TestApp,
+    ffmpeg: &std::path::Path,
+    port: u16,
+    playlist: &str,
+    hls_folder: &std::path::Path,
+    log_dir: &std::path::Path,
+    proxy: &str,
+) {
+    let url = format!("http://127.0.0.1:{port}{playlist}?token=alice-token");
+    assert!(
+        ffmpeg_plays(ffmpeg, &url, 2, &log_dir.join("cookie-player.log")).await,
+        "{proxy}: ffmpeg plays HLS with the token:\n{}",
+        std::fs::read_to_string(log_dir.join("cookie-player.log")).unwrap_or_default()
+    );
+    let rows = app
+        .db()
+        .await
+        .query(
+            "SELECT user_agent, cookie_seen, last_seen_at > started_at FROM sessions
+              WHERE login = 'alice' AND dialect = 'forward-auth'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{proxy}: one viewer, one session");
+    let player_agent: String = rows[0].get(0);
+    assert!(
+        rows[0].get::<_, bool>(1),
+        "{proxy}: the cookie came back with the player's segments"
+    );
+    assert!(
+        rows[0].get::<_, bool>(2),
+        "{proxy}: segments refreshed the session"
+    );
+
+    // What the player got with the playlist.
+    let folder = &playlist[..playlist.rfind('/').unwrap() + 1];
+    let with_token = format!("{playlist}?token=alice-token");
+    let answer = raw_get(port, &with_token, &[("User-Agent", &player_agent)]).await;
+    assert_eq!(answer.status, 200, "{proxy}");
+    let set_cookie = answer.header_values("Set-Cookie");
+    assert_eq!(set_cookie.len(), 1, "{proxy}: {}", answer.head);
+    assert!(
+        set_cookie[0].starts_with("playgate_viewer=v1.")
+            && set_cookie[0].contains(&format!("; Path={folder};"))
+            && set_cookie[0].contains("; HttpOnly"),
+        "{proxy}: {}",
+        set_cookie[0]
+    );
+    let cookie = set_cookie[0].split(';').next().unwrap().to_string();
+
+    // A segment of the playlist on disk (the newest: a live one may rotate).
+    let listed = std::fs::read_to_string(hls_folder.join("index.m3u8")).unwrap();
+    let segment = listed
+        .lines()
+        .rev()
+        .find(|line| line.ends_with(".ts"))
+        .expect("the playlist lists segments");
+    let segment = format!("{folder}{segment}");
+    let neighbour = raw_get(port, &segment, &[("User-Agent", &player_agent)]).await;
+    assert_eq!(
+        neighbour.status, 401,
+        "{proxy}: a neighbour with the same player and address, no cookie: {}",
+        neighbour.head
+    );
+    let viewer = raw_get(
+        port,
+        &segment,
+        &[("User-Agent", &player_agent), ("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(viewer.status, 200, "{proxy}: the viewer with its cookie");
+    assert!(
+        viewer.header_values("Set-Cookie").is_empty(),
+        "{proxy}: a segment sets no cookie: {}",
+        viewer.head
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_the_viewer_cookie_and_keeps_the_neighbour_out() {
+    let Some(tools) = tools("nginx_passes_the_viewer_cookie_and_keeps_the_neighbour_out") else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.create(user("alice").token("alice-token")).await;
+    let nginx = Nginx::start(&tools, &app.address).await;
+    let mut publisher = nginx.publish(&tools);
+    nginx.wait_for_hls(&mut publisher).await;
+    the_viewer_cookie_keeps_the_neighbour_out(
+        &app,
+        &tools.ffmpeg,
+        nginx.http_port,
+        "/live/stream/index.m3u8",
+        &nginx.dir.join("hls/stream"),
+        &nginx.dir,
+        "nginx",
+    )
+    .await;
 }
 
 /// The docs' nginx snippets (docs/streamers/nginx-rtmp.md and

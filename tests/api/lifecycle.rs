@@ -139,6 +139,9 @@ fn invalid_configuration_names_the_variable() {
         ("PLAYGATE_LIMIT_POLICY", "random"),
         ("PLAYGATE_LISTEN", "not-an-address"),
         ("PLAYGATE_HOOK_NETWORKS", "10.0.0.0/40"),
+        ("PLAYGATE_HOOK_NETWORKS", "*,10.0.0.0/8"),
+        ("PLAYGATE_FORWARD_AUTH_URI_HEADER", "X Original URI"),
+        ("PLAYGATE_FORWARD_AUTH_IP_HEADER", "X-Real-IP:"),
     ];
     for (variable, value) in cases {
         let output = playgate_binary()
@@ -247,6 +250,33 @@ async fn start_binary(envs: &[(&str, &str)], log: Stdio) -> (std::process::Child
 }
 
 #[tokio::test]
+async fn hooks_open_to_anyone_are_warned_about_at_start() {
+    let db = TestDb::new();
+    let log_path = std::env::temp_dir().join(format!(
+        "playgate-log-{}.txt",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let (mut child, _) = start_binary(
+        &[("DATABASE_URL", &db.url), ("PLAYGATE_HOOK_NETWORKS", "*")],
+        Stdio::from(log_file),
+    )
+    .await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        log.lines()
+            .any(|line| line.contains("WARN") && line.contains("PLAYGATE_HOOK_NETWORKS=*")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
 async fn secrets_never_reach_the_log() {
     let db = TestDb::new();
     let log_path = std::env::temp_dir().join(format!(
@@ -259,6 +289,10 @@ async fn secrets_never_reach_the_log() {
         &[
             ("DATABASE_URL", &database_url),
             ("PLAYGATE_BOOTSTRAP_ADMIN", "root:boot-secret-pw"),
+            (
+                "PLAYGATE_VIEWER_COOKIE_SECRET",
+                "viewer-cookie-secret-0123456789abcdef",
+            ),
             ("RUST_LOG", "debug"),
         ],
         Stdio::from(log_file),
@@ -300,6 +334,32 @@ async fn secrets_never_reach_the_log() {
         reasons,
         ["ok", "unknown_token", "ok", "bad_credentials", "400"]
     );
+    // A viewer cookie set, then presented (valid and forged).
+    let forward_auth = format!("http://{listen}/hook/forward-auth");
+    let playlist = http
+        .get(&forward_auth)
+        .header(
+            "X-Original-URI",
+            "/live/news/index.m3u8?token=clear-token-secret",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(playlist.status(), 200);
+    let cookie = playlist.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let value = cookie.trim_start_matches("playgate_viewer=").to_string();
+    for presented in [cookie.clone(), format!("{cookie}forged")] {
+        http.get(&forward_auth)
+            .header("X-Original-URI", "/live/news/1.ts")
+            .header("Cookie", presented)
+            .send()
+            .await
+            .unwrap();
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -318,6 +378,8 @@ async fn secrets_never_reach_the_log() {
         "guessed-token-secret",
         "wrong-secret-pw",
         "malformed-secret",
+        "viewer-cookie-secret",
+        &value,
     ] {
         assert!(!log.contains(secret), "{secret} appears in the log");
     }

@@ -189,12 +189,13 @@ async fn admin_api_guessing_is_damped_per_client() {
     let mut root = user("root").password("root-pw");
     root.user.kind = playgate::domain::UserKind::Admin;
     app.create(root).await;
-    // The test's peer is loopback, a trusted proxy: X-Forwarded-For names the client.
+    // The test's peer is loopback, a trusted proxy: the configured client
+    // header (X-Real-IP by default, as for forward-auth) names the client.
     let users_from = |client: &str, password: &str| {
         app.http
             .get(format!("{}/api/v1/users", app.address))
             .basic_auth("root", Some(password))
-            .header("X-Forwarded-For", client)
+            .header("X-Real-IP", client)
             .send()
     };
     for guess in ["a", "b", "c"] {
@@ -220,4 +221,27 @@ async fn admin_api_guessing_is_damped_per_client() {
             .as_u16(),
         200
     );
+}
+
+#[tokio::test]
+async fn admin_api_damping_reads_only_the_configured_client_header() {
+    let app = spawn_app_with(|settings| settings.auth_failure_limit = 3).await;
+    let mut root = user("root").password("root-pw");
+    root.user.kind = playgate::domain::UserKind::Admin;
+    app.create(root).await;
+    // A guesser rotating X-Forwarded-For (not the configured header) is
+    // still the one peer, and is damped as such.
+    for (n, guess) in ["a", "b", "c", "root-pw"].iter().enumerate() {
+        let status = app
+            .http
+            .get(format!("{}/api/v1/users", app.address))
+            .basic_auth("root", Some(guess))
+            .header("X-Forwarded-For", format!("198.51.100.{n}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(status, if n < 3 { 401 } else { 429 }, "guess {n}");
+    }
 }

@@ -95,12 +95,12 @@ Secret and key holding DATABASE_URL for the pods.
 True when the chart's own Secret has at least one key.
 */}}
 {{- define "playgate.hasSecret" -}}
-{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.bootstrapAdmin.login (not .Values.bootstrapAdmin.existingSecret)) (and .Values.ome.secret (not .Values.ome.existingSecret)) }}true{{ end }}
+{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.bootstrapAdmin.login (not .Values.bootstrapAdmin.existingSecret)) (and .Values.ome.secret (not .Values.ome.existingSecret)) (and .Values.viewerCookie.secret (not .Values.viewerCookie.existingSecret)) }}true{{ end }}
 {{- end }}
 
 {{/*
 Environment variables that come from Secrets (DATABASE_URL, bootstrap admin,
-OvenMediaEngine secret). `databaseSecret` overrides the Secret of
+OvenMediaEngine secret, viewer cookie secret). `databaseSecret` overrides the Secret of
 DATABASE_URL (the migration Job reads a hook Secret that exists before the
 release's own resources).
 */}}
@@ -129,6 +129,15 @@ release's own resources).
     secretKeyRef:
       name: {{ .existingSecret | default $full }}
       key: {{ if .existingSecret }}{{ .existingSecretKey }}{{ else }}PLAYGATE_OME_SECRET{{ end }}
+{{- end }}
+{{- end }}
+{{- with $ctx.Values.viewerCookie }}
+{{- if or .existingSecret .secret }}
+- name: PLAYGATE_VIEWER_COOKIE_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret | default $full }}
+      key: {{ if .existingSecret }}{{ .existingSecretKey }}{{ else }}PLAYGATE_VIEWER_COOKIE_SECRET{{ end }}
 {{- end }}
 {{- end }}
 {{- end }}
