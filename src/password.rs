@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -60,14 +60,14 @@ impl PasswordVerifier {
     }
 
     pub fn contains(&self, key: &[u8; 32]) -> bool {
-        let entries = self.entries.lock().expect("credential cache lock");
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(key)
             .is_some_and(|at| at.elapsed() < VERIFIED_TTL)
     }
 
     pub fn insert(&self, key: [u8; 32]) {
-        let mut entries = self.entries.lock().expect("credential cache lock");
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= VERIFIED_MAX_ENTRIES {
             entries.retain(|_, at| at.elapsed() < VERIFIED_TTL);
             if entries.len() >= VERIFIED_MAX_ENTRIES {
@@ -103,7 +103,7 @@ impl PasswordVerifier {
         let cell = Arc::clone(
             self.in_flight
                 .lock()
-                .expect("credential cache lock")
+                .unwrap_or_else(PoisonError::into_inner)
                 .entry(key)
                 .or_default(),
         );
@@ -121,7 +121,10 @@ impl PasswordVerifier {
             })
             .await;
         {
-            let mut in_flight = self.in_flight.lock().expect("credential cache lock");
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if in_flight
                 .get(&key)
                 .is_some_and(|current| Arc::ptr_eq(current, &cell))

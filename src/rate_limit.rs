@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Beyond this many tracked IPs, expired entries are pruned; a flood of
@@ -35,7 +35,7 @@ impl FailureLimiter {
         if self.max_failures == 0 {
             return false;
         }
-        let failures = self.failures.lock().expect("rate limiter lock");
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         failures.get(&ip).is_some_and(|(count, since)| {
             *count >= self.max_failures && since.elapsed() < self.window
         })
@@ -45,7 +45,7 @@ impl FailureLimiter {
         if self.max_failures == 0 {
             return;
         }
-        let mut failures = self.failures.lock().expect("rate limiter lock");
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         if failures.len() >= MAX_TRACKED && !failures.contains_key(&ip) {
             let window = self.window;
             failures.retain(|_, (_, since)| since.elapsed() < window);

@@ -7,7 +7,7 @@
 //! token's SHA-256) for that long: refreshes never ask the portal again.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::domain::hash_token;
@@ -16,6 +16,9 @@ use crate::domain::hash_token;
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// Used when the portal's 200 carries no usable X-AuthDuration.
 const DEFAULT_GRANT: Duration = Duration::from_secs(36_000);
+/// The longest grant believed: the portal's answer is untrusted input, and a
+/// day is longer than any temporary link lives.
+pub const MAX_GRANT: Duration = Duration::from_secs(86_400);
 const MAX_CACHED: usize = 100_000;
 
 /// What the portal said about a token.
@@ -35,6 +38,21 @@ pub struct Grant {
     pub max_sessions: Option<i32>,
     /// How long the portal's answer holds (X-AuthDuration).
     pub duration: Duration,
+}
+
+/// `X-AuthDuration` as a grant's duration: whole seconds, at most
+/// `MAX_GRANT`; absent, zero or unparsable → `DEFAULT_GRANT`.
+pub fn grant_duration(header: Option<&str>) -> Duration {
+    match header.map(str::parse::<u64>) {
+        Some(Ok(seconds)) if seconds > 0 => Duration::from_secs(seconds).min(MAX_GRANT),
+        // Digits beyond u64: longer than any limit.
+        Some(Err(_))
+            if header.is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            MAX_GRANT
+        }
+        _ => DEFAULT_GRANT,
+    }
 }
 
 pub struct MinistraClient {
@@ -64,7 +82,7 @@ impl MinistraClient {
 
     /// A grant remembered from an earlier 200, if it still holds.
     fn cached(&self, key: &[u8; 32]) -> Option<Grant> {
-        let grants = self.grants.lock().expect("ministra cache lock");
+        let grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
         grants
             .get(key)
             .filter(|(_, until)| *until > Instant::now())
@@ -72,7 +90,7 @@ impl MinistraClient {
     }
 
     fn remember(&self, key: [u8; 32], grant: &Grant) {
-        let mut grants = self.grants.lock().expect("ministra cache lock");
+        let mut grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
         if grants.len() >= MAX_CACHED {
             let now = Instant::now();
             grants.retain(|_, (_, until)| *until > now);
@@ -80,7 +98,12 @@ impl MinistraClient {
                 grants.clear();
             }
         }
-        grants.insert(key, (grant.clone(), Instant::now() + grant.duration));
+        // The duration is clamped when read; checked all the same, since a
+        // panic here would poison nothing now but still fail the request.
+        let Some(until) = Instant::now().checked_add(grant.duration) else {
+            return;
+        };
+        grants.insert(key, (grant.clone(), until));
     }
 
     pub async fn check(&self, token: &str) -> Verdict {
@@ -126,11 +149,7 @@ impl MinistraClient {
                     max_sessions: header("X-Max-Sessions")
                         .and_then(|v| v.parse().ok())
                         .filter(|n: &i32| *n >= 0),
-                    duration: header("X-AuthDuration")
-                        .and_then(|v| v.parse().ok())
-                        .filter(|seconds: &u64| *seconds > 0)
-                        .map(Duration::from_secs)
-                        .unwrap_or(DEFAULT_GRANT),
+                    duration: grant_duration(header("X-AuthDuration")),
                 };
                 self.remember(key, &grant);
                 Verdict::Allowed(grant)
@@ -141,5 +160,46 @@ impl MinistraClient {
                 Verdict::Unavailable
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_durations_are_clamped() {
+        for (header, seconds) in [
+            (None, DEFAULT_GRANT.as_secs()),
+            (Some("120"), 120),
+            (Some("0"), DEFAULT_GRANT.as_secs()),
+            (Some("-5"), DEFAULT_GRANT.as_secs()),
+            (Some("soon"), DEFAULT_GRANT.as_secs()),
+            (Some("86401"), 86_400),
+            (Some("18446744073709551615"), 86_400),
+            (Some("99999999999999999999999"), 86_400),
+        ] {
+            assert_eq!(grant_duration(header).as_secs(), seconds, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn a_poisoned_cache_still_answers() {
+        let client = MinistraClient::new("http://127.0.0.1:9/portal");
+        let grant = Grant {
+            login: "ministra:1".into(),
+            max_sessions: None,
+            duration: Duration::from_secs(60),
+        };
+        client.remember([1; 32], &grant);
+        // A panic while the lock is held poisons it.
+        let poisoned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = client.grants.lock().unwrap();
+            panic!("while holding the lock");
+        }));
+        assert!(poisoned.is_err() && client.grants.is_poisoned());
+        assert_eq!(client.cached(&[1; 32]), Some(grant.clone()));
+        client.remember([2; 32], &grant);
+        assert_eq!(client.cached(&[2; 32]), Some(grant));
     }
 }
