@@ -507,5 +507,9 @@ mod tests {
         assert_eq!(nets[0].to_string(), "10.1.0.0/16");
         assert_eq!(nets[1].to_string(), "2001:db8::1/128");
         assert_eq!(nets[2].to_string(), "192.0.2.7/32");
+        // IPv4-mapped forms are the IPv4 networks they cover.
+        let mapped = parse_networks("X", "::ffff:10.0.0.0/104, ::ffff:192.0.2.7").unwrap();
+        assert_eq!(mapped[0].to_string(), "10.0.0.0/8");
+        assert_eq!(mapped[1].to_string(), "192.0.2.7/32");
     }
 }

@@ -19,6 +19,7 @@ mod hook_srs;
 mod import_astra;
 mod lifecycle;
 mod live_sessions;
+mod mapped_networks;
 mod metrics;
 mod ministra;
 mod policy_propagation;
