@@ -242,6 +242,15 @@ impl Engine {
                     ..self.answer(false, reason)
                 }
             }
+            // The database answered, and refused this statement (a row it
+            // cannot store, a schema out of step): admitting anyway would let
+            // the viewer play with no session recorded and no limit kept, for
+            // as long as the cause lasts. Deny, whatever PLAYGATE_ON_DB_ERROR
+            // says: that setting is about the database being unreachable.
+            Err(e) if !e.is_unavailable() => {
+                log::error!("session admission failed: {e}");
+                self.answer(false, Reason::DbUnavailable)
+            }
             Err(e) => {
                 log::warn!("session admission failed: {e}");
                 match (self.live.outage_answer(key), self.on_db_error) {

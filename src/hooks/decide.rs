@@ -105,7 +105,10 @@ mod tests {
             "a\\u0000".repeat(5000)
         );
         let request = parse(body.as_bytes()).unwrap();
-        assert!(!request.user_agent.contains('\0') && request.user_agent.len() <= 512);
+        assert!(
+            !request.user_agent.contains('\0')
+                && request.user_agent.len() <= crate::hooks::MAX_TEXT_BYTES
+        );
         assert!(parse(br#"{"stream": "a\u0007b", "ip": "192.0.2.1"}"#).is_err());
     }
 

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admit_function",
         sql: include_str!("../../sql/V8__admit_function.sql"),
     },
+    Migration {
+        version: 9,
+        name: "open_viewer_index_hashed",
+        sql: include_str!("../../sql/V9__open_viewer_index_hashed.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -5,6 +5,7 @@ mod admin_import;
 mod admin_openapi;
 mod admin_resources;
 mod admin_users;
+mod admission_failures;
 mod decide;
 mod e2e_nginx;
 mod error_logging;
