@@ -65,6 +65,7 @@ impl Application {
         let passwords = Arc::new(PasswordVerifier::default());
         let failures = Arc::new(FailureLimiter::new(
             settings.auth_failure_limit,
+            settings.auth_failure_caller_limit,
             settings.auth_failure_window,
         ));
         let engine = Arc::new(Engine::new(

@@ -83,6 +83,9 @@ pub struct SettingsArgs {
     /// Seconds over which failed credentials are counted.
     #[arg(long, env = "PLAYGATE_AUTH_FAILURE_WINDOW", global = true)]
     pub auth_failure_window: Option<String>,
+    /// Failed credentials one /hook/decide caller may send, whatever `ip` it names; 0 = off.
+    #[arg(long, env = "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT", global = true)]
+    pub auth_failure_caller_limit: Option<String>,
     /// Milliseconds a hook waits for PostgreSQL before answering as if it were down.
     #[arg(long, env = "PLAYGATE_DB_TIMEOUT_MS", global = true)]
     pub db_timeout_ms: Option<String>,
@@ -114,6 +117,7 @@ pub struct Settings {
     pub stats_interval: Duration,
     pub auth_failure_limit: u32,
     pub auth_failure_window: Duration,
+    pub auth_failure_caller_limit: u32,
     pub db_timeout: Duration,
     pub outage_grace: Duration,
     pub migrate_on_start: bool,
@@ -325,6 +329,13 @@ impl Settings {
                 1,
                 86_400,
             )?),
+            auth_failure_caller_limit: parse_number(
+                "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT",
+                &args.auth_failure_caller_limit,
+                100,
+                0,
+                1_000_000,
+            )?,
             db_timeout: Duration::from_millis(parse_number(
                 "PLAYGATE_DB_TIMEOUT_MS",
                 &args.db_timeout_ms,
@@ -372,6 +383,7 @@ impl fmt::Debug for Settings {
             .field("stats_interval", &self.stats_interval)
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("auth_failure_window", &self.auth_failure_window)
+            .field("auth_failure_caller_limit", &self.auth_failure_caller_limit)
             .field("db_timeout", &self.db_timeout)
             .field("outage_grace", &self.outage_grace)
             .field("migrate_on_start", &self.migrate_on_start)

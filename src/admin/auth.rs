@@ -18,6 +18,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::domain::UserKind;
 use crate::http::request::decode_basic;
 use crate::http::{ApiError, AppState};
+use crate::rate_limit::Guesser;
 use crate::store::{tokens, ui_sessions};
 
 /// The web interface's session cookie.
@@ -130,7 +131,7 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
     // the forwarded address of a trusted proxy is the client).
     let client_ip = client_ip(&request, &state);
     let failures = &state.failures;
-    if client_ip.is_some_and(|ip| failures.is_limited(ip)) {
+    if client_ip.is_some_and(|ip| failures.is_limited(&Guesser::client(ip))) {
         return Err(ApiError::new(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,
             "rate_limited: too many failed credentials from this address, try again later",
@@ -140,7 +141,7 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
     if let (Err(error), Some(ip)) = (&result, client_ip) {
         if error.status == actix_web::http::StatusCode::UNAUTHORIZED && presented(&request).is_ok()
         {
-            failures.record_failure(ip);
+            failures.record_failure(&Guesser::client(ip));
         }
     }
     result

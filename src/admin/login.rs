@@ -22,6 +22,7 @@ use crate::domain::UserKind;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
+use crate::rate_limit::Guesser;
 use crate::store::ui_sessions;
 
 /// How long a sign-in lasts.
@@ -74,7 +75,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let limiter = &state.failures;
     let ip = client_ip(&request, &state);
-    if ip.is_some_and(|ip| limiter.is_limited(ip)) {
+    if ip.is_some_and(|ip| limiter.is_limited(&Guesser::client(ip))) {
         return Ok(refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed sign-ins; try again later",
@@ -83,7 +84,7 @@ pub async fn login(
     let Some(Caller { login, kind }) = verify_password(&state, &input.login, &input.password).await
     else {
         if let Some(ip) = ip {
-            limiter.record_failure(ip);
+            limiter.record_failure(&Guesser::client(ip));
         }
         return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
     };

@@ -18,7 +18,7 @@ use crate::domain::{canonical_ip, LimitPolicy, OnDbError};
 use crate::metrics::Metrics;
 use crate::password::PasswordVerifier;
 use crate::policy_view::{PolicySnapshot, PolicyView};
-use crate::rate_limit::FailureLimiter;
+use crate::rate_limit::{FailureLimiter, Guesser};
 use crate::store::sessions::{self, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::StoreError;
 use crate::upstream::ministra::{MinistraClient, Verdict};
@@ -154,7 +154,7 @@ impl Engine {
         let snapshot = self.policy.snapshot();
         let guessing =
             !request.credential.is_none() && snapshot.ip_rule(request.client_ip).is_none();
-        if guessing && self.failures.is_limited(request.client_ip) {
+        if guessing && self.failures.is_limited(&guesser(request)) {
             return self.answer(false, Reason::RateLimited);
         }
         let password_verified = self.verify_password_if_needed(request, &snapshot).await;
@@ -166,7 +166,7 @@ impl Engine {
             }
             Err(reason) => {
                 if matches!(reason, Reason::UnknownToken | Reason::BadCredentials) {
-                    self.failures.record_failure(request.client_ip);
+                    self.failures.record_failure(&guesser(request));
                 }
                 return self.answer(false, reason);
             }
@@ -355,7 +355,7 @@ impl Engine {
                 self.admit_session(request, key, grantee).await
             }
             Verdict::Denied => {
-                self.failures.record_failure(request.client_ip);
+                self.failures.record_failure(&guesser(request));
                 self.answer(false, Reason::UnknownToken)
             }
             Verdict::Unavailable => self.answer(false, Reason::UpstreamUnavailable),
@@ -527,6 +527,15 @@ impl Engine {
             return Some(false);
         };
         Some(self.passwords.verify(login, password, &hash).await)
+    }
+}
+
+/// Who is guessing, for the failure limiter: the client, as its caller
+/// claims it where the caller is known (`/hook/decide`).
+fn guesser(request: &PlayRequest) -> Guesser {
+    match request.caller {
+        Some(caller) => Guesser::via(caller, request.client_ip),
+        None => Guesser::client(request.client_ip),
     }
 }
 

@@ -130,6 +130,11 @@ pub struct PlayRequest {
     pub referer: String,
     pub streamer: String,
     pub bytes: Option<i64>,
+    /// The address of the caller, where `client_ip` is only its claim
+    /// (`/hook/decide`, which players and middleware call from anywhere):
+    /// guesses are counted per caller, and the session key is the caller's
+    /// own. None for streamer dialects, whose caller is the streamer.
+    pub caller: Option<IpAddr>,
 }
 
 /// Longest streamer session id kept as is; longer ones are hashed.
@@ -149,6 +154,7 @@ impl PlayRequest {
             referer: String::new(),
             streamer: String::new(),
             bytes: None,
+            caller: None,
         }
     }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{excerpt, handle, Call, Context, Dialect};
 use crate::decision::{Credential, Decision, Event, PlayRequest};
+use crate::http::request::peer_ip;
 use crate::http::AppState;
 
 pub struct Decide;
@@ -36,7 +37,7 @@ pub struct DecideRequest {
 impl Dialect for Decide {
     const NAME: &'static str = "decide";
 
-    fn parse(_req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
+    fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
         let body: DecideRequest =
             serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
         let ip: IpAddr = body
@@ -67,6 +68,9 @@ impl Dialect for Decide {
         request.referer = body.referer.unwrap_or_default();
         request.streamer = body.streamer.unwrap_or_default();
         request.bytes = body.bytes;
+        // Anyone allowed to call this hook names any `ip`: guesses are
+        // damped, and sessions named, by the caller's own address too.
+        request.caller = peer_ip(req);
         Ok(Call::Decide(request))
     }
 

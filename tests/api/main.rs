@@ -6,6 +6,7 @@ mod admin_openapi;
 mod admin_resources;
 mod admin_users;
 mod admission_failures;
+mod damping;
 mod decide;
 mod e2e_nginx;
 mod error_logging;
