@@ -83,6 +83,9 @@ pub struct SettingsArgs {
     /// Seconds over which failed credentials are counted.
     #[arg(long, env = "PLAYGATE_AUTH_FAILURE_WINDOW", global = true)]
     pub auth_failure_window: Option<String>,
+    /// bcrypt verifications run at once (default: one per core); beyond, `rate_limited`.
+    #[arg(long, env = "PLAYGATE_BCRYPT_CONCURRENCY", global = true)]
+    pub bcrypt_concurrency: Option<String>,
     /// Failed credentials one /hook/decide caller may send, whatever `ip` it names; 0 = off.
     #[arg(long, env = "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT", global = true)]
     pub auth_failure_caller_limit: Option<String>,
@@ -118,6 +121,7 @@ pub struct Settings {
     pub auth_failure_limit: u32,
     pub auth_failure_window: Duration,
     pub auth_failure_caller_limit: u32,
+    pub bcrypt_concurrency: usize,
     pub db_timeout: Duration,
     pub outage_grace: Duration,
     pub migrate_on_start: bool,
@@ -336,6 +340,13 @@ impl Settings {
                 0,
                 1_000_000,
             )?,
+            bcrypt_concurrency: parse_number(
+                "PLAYGATE_BCRYPT_CONCURRENCY",
+                &args.bcrypt_concurrency,
+                std::thread::available_parallelism().map_or(1, usize::from),
+                1,
+                1024,
+            )?,
             db_timeout: Duration::from_millis(parse_number(
                 "PLAYGATE_DB_TIMEOUT_MS",
                 &args.db_timeout_ms,
@@ -384,6 +395,7 @@ impl fmt::Debug for Settings {
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("auth_failure_window", &self.auth_failure_window)
             .field("auth_failure_caller_limit", &self.auth_failure_caller_limit)
+            .field("bcrypt_concurrency", &self.bcrypt_concurrency)
             .field("db_timeout", &self.db_timeout)
             .field("outage_grace", &self.outage_grace)
             .field("migrate_on_start", &self.migrate_on_start)
@@ -425,6 +437,8 @@ mod tests {
         assert_eq!(settings.limit_policy, LimitPolicy::RejectNew);
         assert_eq!(settings.on_db_error, OnDbError::Deny);
         assert_eq!(settings.history_days, 90);
+        assert_eq!(settings.auth_failure_caller_limit, 100);
+        assert!(settings.bcrypt_concurrency >= 1);
         assert!(settings
             .trusted_proxies
             .iter()
@@ -489,6 +503,20 @@ mod tests {
                     ..Default::default()
                 },
                 "PLAYGATE_ON_DB_ERROR",
+            ),
+            (
+                SettingsArgs {
+                    bcrypt_concurrency: Some("0".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_BCRYPT_CONCURRENCY",
+            ),
+            (
+                SettingsArgs {
+                    auth_failure_caller_limit: Some("-1".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT",
             ),
         ];
         for (args, variable) in cases {

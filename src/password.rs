@@ -4,10 +4,16 @@
 //! login:password pairs (a player re-asking every few seconds, or an admin
 //! script, does not pay bcrypt each time), and a dummy hash so that an
 //! unknown login costs what a wrong password costs.
+//!
+//! Verifications run at most `concurrency` at a time (a semaphore, default
+//! one per core): beyond that a check answers `Check::Busy` at once, without
+//! running bcrypt, and the caller refuses the request (`rate_limited`), so
+//! guessing at logins cannot take every core away from the rest of the
+//! service. Hashing (admin writes, imports) is not capped: it is an admin's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -35,10 +41,23 @@ pub async fn hash(password: &str) -> Result<String, HashError> {
 pub const VERIFIED_TTL: Duration = Duration::from_secs(300);
 const VERIFIED_MAX_ENTRIES: usize = 100_000;
 
+/// What a password check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Valid,
+    Invalid,
+    /// `concurrency` verifications were under way: nothing was checked.
+    Busy,
+}
+
+/// One bcrypt verification per core at a time, unless configured.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Verified (login, password, stored hash) triples, keyed by their SHA-256:
 /// a changed password or hash makes a different key, so it invalidates itself.
 /// Neither the password nor the hash is kept, only the digest.
-#[derive(Default)]
 pub struct PasswordVerifier {
     entries: Mutex<HashMap<[u8; 32], Instant>>,
     /// Verifications under way: requests for the same triple arriving
@@ -47,9 +66,37 @@ pub struct PasswordVerifier {
     in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
     /// How many bcrypt verifications ran.
     bcrypt_runs: AtomicU64,
+    /// One permit per bcrypt verification allowed to run at once.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
+impl Default for PasswordVerifier {
+    fn default() -> PasswordVerifier {
+        PasswordVerifier::new(default_concurrency())
+    }
+}
+
+/// The verification under way for a triple could not start.
+#[derive(Clone, Copy, Debug)]
+struct NoSlot;
+
 impl PasswordVerifier {
+    /// At most `concurrency` (at least 1) bcrypt verifications at once.
+    pub fn new(concurrency: usize) -> PasswordVerifier {
+        PasswordVerifier {
+            entries: Mutex::default(),
+            in_flight: Mutex::default(),
+            bcrypt_runs: AtomicU64::new(0),
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// How many bcrypt verifications ran since start (of real hashes and of
+    /// the dummy alike).
+    pub fn bcrypt_runs(&self) -> u64 {
+        self.bcrypt_runs.load(Ordering::Relaxed)
+    }
+
     pub fn key(login: &str, password: &str, hash: &str) -> [u8; 32] {
         let mut hasher = Sha256::new();
         for part in [login, password, hash] {
@@ -78,27 +125,31 @@ impl PasswordVerifier {
     }
 
     /// For a login that does not exist: one bcrypt of a dummy hash, so
-    /// that an unknown login cannot be told from a wrong password by time.
-    pub async fn verify_unknown(&self, login: &str, password: &str) {
-        static DUMMY: OnceLock<String> = OnceLock::new();
-        let dummy = match DUMMY.get() {
-            Some(dummy) => dummy.as_str(),
-            None => {
-                let made = hash(&crate::domain::token::random_secret())
+    /// that an unknown login cannot be told from a wrong password by time
+    /// (nor by a `Busy` only known logins would get). `Invalid` or `Busy`.
+    pub async fn verify_unknown(&self, login: &str, password: &str) -> Check {
+        // Made once (the first callers wait for it rather than each hashing).
+        static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        let dummy = DUMMY
+            .get_or_init(|| async {
+                hash(&crate::domain::token::random_secret())
                     .await
-                    .unwrap_or_default();
-                DUMMY.get_or_init(|| made).as_str()
-            }
-        };
-        self.verify(login, password, dummy).await;
+                    .unwrap_or_default()
+            })
+            .await;
+        match self.verify(login, password, dummy).await {
+            Check::Busy => Check::Busy,
+            Check::Valid | Check::Invalid => Check::Invalid,
+        }
     }
 
     /// bcrypt off the async executor, once per verified triple, however
-    /// many requests ask for it at the same time.
-    pub async fn verify(&self, login: &str, password: &str, hash: &str) -> bool {
+    /// many requests ask for it at the same time, and `Busy` without
+    /// running it when `concurrency` verifications are under way.
+    pub async fn verify(&self, login: &str, password: &str, hash: &str) -> Check {
         let key = PasswordVerifier::key(login, password, hash);
         if self.contains(&key) {
-            return true;
+            return Check::Valid;
         }
         let cell = Arc::clone(
             self.in_flight
@@ -107,19 +158,27 @@ impl PasswordVerifier {
                 .entry(key)
                 .or_default(),
         );
-        let valid = *cell
-            .get_or_init(|| {
+        let checked = cell
+            .get_or_try_init(|| {
                 let (password, hash) = (password.to_string(), hash.to_string());
-                self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+                let slot = Arc::clone(&self.slots).try_acquire_owned();
+                if slot.is_ok() {
+                    self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+                }
                 async move {
-                    tokio::task::spawn_blocking(move || {
+                    let slot = slot.map_err(|_| NoSlot)?;
+                    Ok(tokio::task::spawn_blocking(move || {
+                        // Held until bcrypt is done, even if the request
+                        // that asked went away meanwhile.
+                        let _slot = slot;
                         bcrypt::verify(password, &hash).unwrap_or(false)
                     })
                     .await
-                    .unwrap_or(false)
+                    .unwrap_or(false))
                 }
             })
-            .await;
+            .await
+            .copied();
         {
             let mut in_flight = self
                 .in_flight
@@ -132,10 +191,14 @@ impl PasswordVerifier {
                 in_flight.remove(&key);
             }
         }
-        if valid {
-            self.insert(key);
+        match checked {
+            Ok(true) => {
+                self.insert(key);
+                Check::Valid
+            }
+            Ok(false) => Check::Invalid,
+            Err(NoSlot) => Check::Busy,
         }
-        valid
     }
 }
 
@@ -145,11 +208,11 @@ mod tests {
 
     #[tokio::test]
     async fn remembers_only_verified_triples() {
-        let cache = PasswordVerifier::default();
+        let cache = PasswordVerifier::new(2);
         let hash = bcrypt::hash("pw", 4).unwrap();
-        assert!(!cache.verify("alice", "wrong", &hash).await);
+        assert_eq!(cache.verify("alice", "wrong", &hash).await, Check::Invalid);
         assert!(!cache.contains(&PasswordVerifier::key("alice", "wrong", &hash)));
-        assert!(cache.verify("alice", "pw", &hash).await);
+        assert_eq!(cache.verify("alice", "pw", &hash).await, Check::Valid);
         assert!(cache.contains(&PasswordVerifier::key("alice", "pw", &hash)));
         // Another stored hash (password changed) is another key.
         let other = bcrypt::hash("pw", 4).unwrap();
@@ -158,7 +221,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_requests_for_one_pair_share_one_bcrypt() {
-        let cache = Arc::new(PasswordVerifier::default());
+        let cache = Arc::new(PasswordVerifier::new(4));
         // Cost 10: long enough (tens of ms) for the requests to overlap.
         let hash = bcrypt::hash("pw", 10).unwrap();
         let tasks: Vec<_> = (0..32)
@@ -169,14 +232,52 @@ mod tests {
             })
             .collect();
         for task in tasks {
-            let (n, valid) = task.await.unwrap();
-            assert_eq!(valid, n % 2 == 0);
+            let (n, check) = task.await.unwrap();
+            let expected = if n % 2 == 0 {
+                Check::Valid
+            } else {
+                Check::Invalid
+            };
+            assert_eq!(check, expected);
         }
         // One for the right pair, one for the wrong one (not remembered, but
         // shared while under way).
-        assert_eq!(cache.bcrypt_runs.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.bcrypt_runs(), 2);
         assert!(cache.in_flight.lock().unwrap().is_empty());
-        assert!(cache.verify("alice", "pw", &hash).await);
-        assert_eq!(cache.bcrypt_runs.load(Ordering::Relaxed), 2);
+        assert_eq!(cache.verify("alice", "pw", &hash).await, Check::Valid);
+        assert_eq!(cache.bcrypt_runs(), 2);
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_nothing_runs() {
+        let cache = PasswordVerifier::new(1);
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        // The dummy hash exists before the cap is taken.
+        assert_eq!(cache.verify_unknown("nobody", "pw").await, Check::Invalid);
+        assert_eq!(cache.bcrypt_runs(), 1);
+        let taken = Arc::clone(&cache.slots).try_acquire_owned().unwrap();
+        assert_eq!(cache.verify("alice", "pw", &hash).await, Check::Busy);
+        assert_eq!(cache.verify("alice", "wrong", &hash).await, Check::Busy);
+        assert_eq!(cache.verify_unknown("nobody", "pw").await, Check::Busy);
+        assert_eq!(cache.bcrypt_runs(), 1, "no bcrypt ran over the cap");
+        assert!(cache.in_flight.lock().unwrap().is_empty());
+        drop(taken);
+        assert_eq!(cache.verify("alice", "pw", &hash).await, Check::Valid);
+        assert_eq!(cache.bcrypt_runs(), 2);
+        // A remembered pair needs no slot.
+        let _taken = Arc::clone(&cache.slots).try_acquire_owned().unwrap();
+        assert_eq!(cache.verify("alice", "pw", &hash).await, Check::Valid);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_login_runs_bcrypt_each_time() {
+        let cache = PasswordVerifier::new(1);
+        for n in 1..=3 {
+            assert_eq!(
+                cache.verify_unknown("nobody", "guess").await,
+                Check::Invalid
+            );
+            assert_eq!(cache.bcrypt_runs(), n);
+        }
     }
 }

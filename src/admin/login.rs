@@ -17,7 +17,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::{client_ip, csrf_token, session_cookie, verify_password, Caller, SESSION_COOKIE};
+use super::auth::{
+    client_ip, csrf_token, session_cookie, verify_password, Caller, PasswordCheck, SESSION_COOKIE,
+};
 use crate::domain::UserKind;
 use crate::http::ApiError;
 use crate::http::AppState;
@@ -81,12 +83,21 @@ pub async fn login(
             "too many failed sign-ins; try again later",
         ));
     }
-    let Some(Caller { login, kind }) = verify_password(&state, &input.login, &input.password).await
-    else {
-        if let Some(ip) = ip {
-            limiter.record_failure(&Guesser::client(ip));
+    let Caller { login, kind } = match verify_password(&state, &input.login, &input.password).await
+    {
+        PasswordCheck::Caller(caller) => caller,
+        PasswordCheck::Wrong => {
+            if let Some(ip) = ip {
+                limiter.record_failure(&Guesser::client(ip));
+            }
+            return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
         }
-        return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
+        PasswordCheck::Busy => {
+            return Ok(refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many sign-ins under way; try again shortly",
+            ))
+        }
     };
     if kind == UserKind::User {
         return Ok(refusal(

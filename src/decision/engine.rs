@@ -16,7 +16,7 @@ use super::{Credential, Decision, Event, PlayRequest, Reason};
 use crate::config::Settings;
 use crate::domain::{canonical_ip, LimitPolicy, OnDbError};
 use crate::metrics::Metrics;
-use crate::password::PasswordVerifier;
+use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyView};
 use crate::rate_limit::{FailureLimiter, Guesser};
 use crate::store::sessions::{self, Admission, AdmitOutcome, Heartbeat, Refusal};
@@ -157,7 +157,13 @@ impl Engine {
         if guessing && self.failures.is_limited(&guesser(request)) {
             return self.answer(false, Reason::RateLimited);
         }
-        let password_verified = self.verify_password_if_needed(request, &snapshot).await;
+        let password_verified = match self.verify_password_if_needed(request, &snapshot).await {
+            // Every core is busy with bcrypt: refuse rather than queue.
+            Some(Check::Busy) => return self.answer(false, Reason::RateLimited),
+            Some(Check::Valid) => Some(true),
+            Some(Check::Invalid) => Some(false),
+            None => None,
+        };
         let admitted = match evaluate::evaluate(request, &snapshot, Utc::now(), password_verified) {
             Ok(admitted) => admitted,
             Err(Reason::UnknownToken) if self.ministra.is_some() => {
@@ -506,12 +512,13 @@ impl Engine {
     }
 
     /// bcrypt, only when the request carries login:password and no IP rule
-    /// settles it first; off the executor, and once per verified triple.
+    /// settles it first; off the executor, once per verified triple, and
+    /// `Busy` rather than one more when the cap is reached.
     async fn verify_password_if_needed(
         &self,
         request: &PlayRequest,
         snapshot: &PolicySnapshot,
-    ) -> Option<bool> {
+    ) -> Option<Check> {
         let Credential::Password { login, password } = &request.credential else {
             return None;
         };
@@ -523,8 +530,7 @@ impl Engine {
             .and_then(|user| user.password_hash.clone())
         else {
             // As slow as a wrong password, so logins cannot be probed by timing.
-            self.passwords.verify_unknown(login, password).await;
-            return Some(false);
+            return Some(self.passwords.verify_unknown(login, password).await);
         };
         Some(self.passwords.verify(login, password, &hash).await)
     }

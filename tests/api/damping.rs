@@ -116,3 +116,87 @@ async fn ipv6_guesses_count_by_64_and_mapped_addresses_as_ipv4() {
     let plain = app.decide(token_from("198.51.100.7", "right")).await;
     assert_eq!(reason(&plain), "rate_limited", "{plain}");
 }
+
+fn password_from(ip: &str, login: &str, password: &str) -> Value {
+    with(
+        play("news", ip),
+        json!({"login": login, "password": password}),
+    )
+}
+
+/// An unknown login costs one bcrypt (of a dummy hash), as a wrong
+/// password does, so logins cannot be told apart by time; counted, not timed.
+#[tokio::test]
+async fn an_unknown_login_runs_bcrypt_like_a_wrong_password() {
+    let app = spawn_app().await;
+    app.create(user("alice").password("pw").token("t")).await;
+    let runs = || app.state.passwords.bcrypt_runs();
+    let mut expected = runs();
+    for (login, password, outcome, bcrypt) in [
+        ("nobody", "guess-1", "bad_credentials", 1),
+        ("nobody", "guess-1", "bad_credentials", 1),
+        ("someone-else", "guess-2", "bad_credentials", 1),
+        ("alice", "wrong", "bad_credentials", 1),
+        ("alice", "pw", "ok", 1),
+        // A verified pair is remembered.
+        ("alice", "pw", "ok", 0),
+    ] {
+        let decision = app
+            .decide(password_from("192.0.2.1", login, password))
+            .await;
+        assert_eq!(reason(&decision), outcome, "{login}");
+        expected += bcrypt;
+        assert_eq!(runs(), expected, "{login}:{password}");
+    }
+    // A token runs none.
+    assert_eq!(
+        reason(&app.decide(token_from("192.0.2.1", "t")).await),
+        "ok"
+    );
+    assert_eq!(runs(), expected);
+}
+
+/// Guessing at existing logins cannot take every core: over
+/// PLAYGATE_BCRYPT_CONCURRENCY verifications at once, a hook answers
+/// `rate_limited` without running bcrypt.
+#[tokio::test]
+async fn concurrent_bcrypt_runs_are_capped() {
+    let app = spawn_app_with(|settings| settings.bcrypt_concurrency = 1).await;
+    let mut alice = user("alice");
+    // Cost 11 (~0.1 s): long enough for the requests to overlap.
+    alice.user.password_hash = Some(bcrypt::hash("pw", 11).unwrap());
+    app.create(alice).await;
+    let before = app.state.passwords.bcrypt_runs();
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let (http, url) = (app.http.clone(), format!("{}/hook/decide", app.address));
+            let body = password_from("192.0.2.1", "alice", &format!("guess-{n}"));
+            tokio::spawn(async move {
+                let answer: Value = http
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                answer["reason"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let mut reasons = Vec::new();
+    for task in tasks {
+        reasons.push(task.await.unwrap());
+    }
+    let wrong = reasons.iter().filter(|r| *r == "bad_credentials").count();
+    let limited = reasons.iter().filter(|r| *r == "rate_limited").count();
+    assert_eq!(wrong + limited, 8, "{reasons:?}");
+    assert!(limited >= 1, "no request was turned away: {reasons:?}");
+    assert!(wrong >= 1, "{reasons:?}");
+    // Each refused request ran no bcrypt.
+    assert_eq!(app.state.passwords.bcrypt_runs() - before, wrong as u64);
+    // The slot is free again afterwards.
+    let right = app.decide(password_from("192.0.2.1", "alice", "pw")).await;
+    assert_eq!(reason(&right), "ok", "{right}");
+}
