@@ -5,31 +5,9 @@
 //! Tests run on loopback: a second caller is a client bound to another
 //! loopback address (127.0.0.2), which Linux routes like 127.0.0.1.
 
-use std::net::IpAddr;
-
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-
-/// An HTTP client whose requests come from `peer`.
-pub fn client_from(peer: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(peer.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
-
-/// POST /hook/decide through `client`, expecting a decision.
-pub async fn decide_through(app: &TestApp, client: &reqwest::Client, body: Value) -> Value {
-    let response = client
-        .post(format!("{}/hook/decide", app.address))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status().as_u16(), 200);
-    response.json().await.unwrap()
-}
 
 fn token_from(ip: &str, token: &str) -> Value {
     with(play("news", ip), json!({"token": token}))
@@ -57,7 +35,9 @@ async fn rotating_the_claimed_ip_is_damped_by_the_caller() {
     }
     // Another caller is not affected.
     let other = client_from("127.0.0.2");
-    let decision = decide_through(&app, &other, token_from("10.0.0.6", "right")).await;
+    let decision = app
+        .decide_via(&other, token_from("10.0.0.6", "right"))
+        .await;
     assert_eq!(reason(&decision), "ok", "{decision}");
     let samples = parse_metrics(&app.metrics_text().await);
     assert_eq!(decisions(&samples, "decide", "deny", "rate_limited"), 2.0);
@@ -71,11 +51,11 @@ async fn failures_in_a_victims_name_do_not_lock_the_victim_out_elsewhere() {
     let attacker = client_from("127.0.0.2");
     let victim = "192.0.2.1";
     for guess in ["a", "b", "c"] {
-        let decision = decide_through(&app, &attacker, token_from(victim, guess)).await;
+        let decision = app.decide_via(&attacker, token_from(victim, guess)).await;
         assert_eq!(reason(&decision), "unknown_token");
     }
     // The attacker's requests in the victim's name are damped…
-    let decision = decide_through(&app, &attacker, token_from(victim, "right")).await;
+    let decision = app.decide_via(&attacker, token_from(victim, "right")).await;
     assert_eq!(reason(&decision), "rate_limited");
     // …the victim's own, through its middleware (127.0.0.1), are not.
     let decision = app.decide(token_from(victim, "right")).await;

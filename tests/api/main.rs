@@ -30,6 +30,7 @@ mod reliability;
 mod sessions;
 mod soak;
 mod stats_api;
+mod stop_ownership;
 mod ui_browser;
 mod ui_login;
 mod ui_timeline;
