@@ -14,7 +14,7 @@ use ipnet::IpNet;
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/playgate";
 
 use crate::domain::{parse_network, Login};
-pub use crate::domain::{LimitPolicy, OnDbError};
+pub use crate::domain::{redact_database_url, redact_url, LimitPolicy, OnDbError};
 
 /// The raw settings, as flags of `serve` or environment variables.
 #[derive(Args, Clone, Debug, Default)]
@@ -52,7 +52,12 @@ pub struct SettingsArgs {
     )]
     pub ome_secret: Option<String>,
     /// Ministra/Stalker portal URL for tokens playgate does not know.
-    #[arg(long, env = "PLAYGATE_MINISTRA_URL", global = true)]
+    #[arg(
+        long,
+        env = "PLAYGATE_MINISTRA_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub ministra_url: Option<String>,
     /// `login:password` of an admin created when no admin exists.
     #[arg(
@@ -370,7 +375,7 @@ impl Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &redact_url(&self.database_url))
+            .field("database_url", &redact_database_url(&self.database_url))
             .field("listen", &self.listen)
             .field("session_duration", &self.session_duration)
             .field("session_grace", &self.session_grace)
@@ -382,7 +387,10 @@ impl fmt::Debug for Settings {
                 "ome_secret",
                 &self.ome_secret.as_ref().map(|_| "[redacted]"),
             )
-            .field("ministra_url", &self.ministra_url)
+            .field(
+                "ministra_url",
+                &self.ministra_url.as_deref().map(redact_url),
+            )
             .field(
                 "bootstrap_admin",
                 &self.bootstrap_admin.as_ref().map(|(login, _)| login),
@@ -400,26 +408,6 @@ impl fmt::Debug for Settings {
             .field("outage_grace", &self.outage_grace)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:[redacted]{}",
-            &url[..scheme_end + 3],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
     }
 }
 
@@ -539,6 +527,18 @@ mod tests {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/playgate"));
+
+        let args = SettingsArgs {
+            database_url: Some("host=db user=app password=kv-s3cr3t dbname=playgate".into()),
+            ministra_url: Some("http://portal:m1n1stra@portal.example/stalker_portal".into()),
+            ..Default::default()
+        };
+        let text = format!("{:?}", Settings::from_args(&args).unwrap());
+        for secret in ["kv-s3cr3t", "m1n1stra"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("host=db user=app password=[redacted] dbname=playgate"));
+        assert!(text.contains("http://portal:[redacted]@portal.example/stalker_portal"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{excerpt, handle, Call, Context, Dialect};
+use super::{excerpt, handle, invalid_body, Call, Context, Dialect};
 use crate::decision::{Credential, Decision, Event, PlayRequest};
 use crate::http::request::peer_ip;
 use crate::http::AppState;
@@ -38,8 +38,7 @@ impl Dialect for Decide {
     const NAME: &'static str = "decide";
 
     fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
-        let body: DecideRequest =
-            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        let body: DecideRequest = serde_json::from_slice(body).map_err(invalid_body)?;
         let ip: IpAddr = body
             .ip
             .trim()

@@ -294,6 +294,24 @@ pub fn validated(mut request: PlayRequest) -> Result<PlayRequest, String> {
     Ok(request)
 }
 
+/// A JSON body that does not parse, as a one-line reason. serde quotes the
+/// offending value (`invalid type: string "…", expected …`), and that value
+/// may be a credential sent with the wrong type: the reason, which is
+/// logged, names the type expected and the position only.
+pub fn invalid_body(error: serde_json::Error) -> String {
+    let text = error.to_string();
+    for kind in ["invalid type", "invalid value", "invalid length"] {
+        if let Some(rest) = text.strip_prefix(kind) {
+            let expected = rest
+                .split_once(", expected ")
+                .map(|(_, expected)| expected)
+                .unwrap_or("something else");
+            return format!("invalid request body: {kind}, expected {expected}");
+        }
+    }
+    format!("invalid request body: {text}")
+}
+
 /// Byte counters as streamers send them: a non-negative integer.
 pub fn parse_bytes(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
     match text {
@@ -364,6 +382,37 @@ mod tests {
         req.user_agent = "ua\0x".repeat(400);
         let req = validated(req).unwrap();
         assert!(!req.user_agent.contains('\0') && req.user_agent.len() <= MAX_TEXT_BYTES);
+    }
+
+    #[test]
+    fn body_errors_do_not_quote_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            token: Option<String>,
+            bytes: Option<u8>,
+        }
+        for (body, reason) in [
+            (
+                r#"{"token": 123456789}"#,
+                "invalid request body: invalid type, expected a string at line 1 column ",
+            ),
+            (
+                r#"{"token": ["s3cr3t"]}"#,
+                "invalid request body: invalid type, expected a string at line 1 column ",
+            ),
+            (
+                r#"{"bytes": 987654321}"#,
+                "invalid request body: invalid value, expected u8 at line 1 column ",
+            ),
+        ] {
+            let error = serde_json::from_str::<Body>(body).unwrap_err();
+            let text = invalid_body(error);
+            assert!(text.starts_with(reason), "{text}");
+            assert!(!text.contains("123456789") && !text.contains("987654321"));
+        }
+        let error = serde_json::from_str::<Body>("not json").unwrap_err();
+        assert!(invalid_body(error).starts_with("invalid request body: expected "));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::domain::hash_token;
+use crate::domain::{hash_token, redact_url};
 
 /// SPEC §6: an unreachable or slow portal must never hang a streamer.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -57,6 +57,8 @@ pub fn grant_duration(header: Option<&str>) -> Duration {
 
 pub struct MinistraClient {
     check_url: String,
+    /// `check_url` as logged: a password in the portal URL redacted.
+    shown_url: String,
     http: reqwest::Client,
     grants: Mutex<HashMap<[u8; 32], (Grant, Instant)>>,
 }
@@ -70,11 +72,13 @@ impl MinistraClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client settings are valid");
+        let check_url = format!(
+            "{}/server/api/chk_flussonic_tmp_link.php",
+            portal_url.trim_end_matches('/')
+        );
         MinistraClient {
-            check_url: format!(
-                "{}/server/api/chk_flussonic_tmp_link.php",
-                portal_url.trim_end_matches('/')
-            ),
+            shown_url: redact_url(&check_url),
+            check_url,
             http,
             grants: Mutex::new(HashMap::new()),
         }
@@ -126,7 +130,7 @@ impl MinistraClient {
                 } else {
                     "unreachable"
                 };
-                log::warn!("ministra portal {kind}: {}", self.check_url);
+                log::warn!("ministra portal {kind}: {}", self.shown_url);
                 return Verdict::Unavailable;
             }
         };

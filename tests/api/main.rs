@@ -27,6 +27,7 @@ mod ministra;
 mod policy_propagation;
 mod private_pg;
 mod reliability;
+mod secret_logging;
 mod sessions;
 mod soak;
 mod stats_api;
