@@ -102,8 +102,8 @@ impl MinistraClient {
                 grants.clear();
             }
         }
-        // The duration is clamped when read; checked all the same, since a
-        // panic here would poison nothing now but still fail the request.
+        // The duration is clamped when read (MAX_GRANT); checked all the
+        // same: an overflow here once panicked with the lock held.
         let Some(until) = Instant::now().checked_add(grant.duration) else {
             return;
         };
