@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 /// bcrypt failed (only for a cost out of range or a failed worker thread).
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +56,21 @@ pub fn default_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+type Entries = Mutex<HashMap<[u8; 32], Instant>>;
+type InFlight = Mutex<HashMap<[u8; 32], watch::Receiver<Option<Check>>>>;
+
 /// Verified (login, password, stored hash) triples, keyed by their SHA-256:
 /// a changed password or hash makes a different key, so it invalidates itself.
 /// Neither the password nor the hash is kept, only the digest.
 pub struct PasswordVerifier {
-    entries: Mutex<HashMap<[u8; 32], Instant>>,
+    entries: Arc<Entries>,
     /// Verifications under way: requests for the same triple arriving
     /// meanwhile (a player's retries, many players of one account, a cold
-    /// start) wait for that one bcrypt instead of each paying their own.
-    in_flight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>>,
+    /// start) wait for that one bcrypt instead of each paying their own. A
+    /// verification finishes, and is remembered, even when the request that
+    /// started it went away (actix drops a handler's extractors when another
+    /// one fails first, e.g. on a malformed body).
+    in_flight: Arc<InFlight>,
     /// How many bcrypt verifications ran.
     bcrypt_runs: AtomicU64,
     /// One permit per bcrypt verification allowed to run at once.
@@ -76,16 +83,41 @@ impl Default for PasswordVerifier {
     }
 }
 
-/// The verification under way for a triple could not start.
-#[derive(Clone, Copy, Debug)]
-struct NoSlot;
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A verification under way; no longer when this is dropped (even by a
+/// panic, so that a key is never left waiting for an answer that will not
+/// come).
+struct UnderWay {
+    key: [u8; 32],
+    in_flight: Arc<InFlight>,
+}
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        lock(&self.in_flight).remove(&self.key);
+    }
+}
+
+fn remember(entries: &Entries, key: [u8; 32]) {
+    let mut entries = lock(entries);
+    if entries.len() >= VERIFIED_MAX_ENTRIES {
+        entries.retain(|_, at| at.elapsed() < VERIFIED_TTL);
+        if entries.len() >= VERIFIED_MAX_ENTRIES {
+            entries.clear();
+        }
+    }
+    entries.insert(key, Instant::now());
+}
 
 impl PasswordVerifier {
     /// At most `concurrency` (at least 1) bcrypt verifications at once.
     pub fn new(concurrency: usize) -> PasswordVerifier {
         PasswordVerifier {
-            entries: Mutex::default(),
-            in_flight: Mutex::default(),
+            entries: Arc::default(),
+            in_flight: Arc::default(),
             bcrypt_runs: AtomicU64::new(0),
             slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
         }
@@ -107,21 +139,13 @@ impl PasswordVerifier {
     }
 
     pub fn contains(&self, key: &[u8; 32]) -> bool {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
+        lock(&self.entries)
             .get(key)
             .is_some_and(|at| at.elapsed() < VERIFIED_TTL)
     }
 
     pub fn insert(&self, key: [u8; 32]) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= VERIFIED_MAX_ENTRIES {
-            entries.retain(|_, at| at.elapsed() < VERIFIED_TTL);
-            if entries.len() >= VERIFIED_MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key, Instant::now());
+        remember(&self.entries, key);
     }
 
     /// For a login that does not exist: one bcrypt of a dummy hash, so
@@ -151,54 +175,48 @@ impl PasswordVerifier {
         if self.contains(&key) {
             return Check::Valid;
         }
-        let cell = Arc::clone(
-            self.in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(key)
-                .or_default(),
-        );
-        let checked = cell
-            .get_or_try_init(|| {
-                let (password, hash) = (password.to_string(), hash.to_string());
-                let slot = Arc::clone(&self.slots).try_acquire_owned();
-                if slot.is_ok() {
+        let mut answer = {
+            let mut in_flight = lock(&self.in_flight);
+            match in_flight.get(&key) {
+                Some(answer) => answer.clone(),
+                None => {
+                    // A remembered result may have landed since the look above.
+                    if self.contains(&key) {
+                        return Check::Valid;
+                    }
+                    let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+                        return Check::Busy;
+                    };
                     self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+                    let (tell, answer) = watch::channel(None);
+                    in_flight.insert(key, answer.clone());
+                    let (entries, in_flight) =
+                        (Arc::clone(&self.entries), Arc::clone(&self.in_flight));
+                    let (password, hash) = (password.to_string(), hash.to_string());
+                    // Not awaited here: it runs to its end whoever waits.
+                    drop(tokio::task::spawn_blocking(move || {
+                        let under_way = UnderWay { key, in_flight };
+                        let valid = bcrypt::verify(password, &hash).unwrap_or(false);
+                        // The core is free again before anyone hears of it.
+                        drop(slot);
+                        // Remembered before it stops being under way, so a
+                        // request in between finds one or the other.
+                        if valid {
+                            remember(&entries, key);
+                        }
+                        drop(under_way);
+                        let _ = tell.send(Some(if valid { Check::Valid } else { Check::Invalid }));
+                    }));
+                    answer
                 }
-                async move {
-                    let slot = slot.map_err(|_| NoSlot)?;
-                    Ok(tokio::task::spawn_blocking(move || {
-                        // Held until bcrypt is done, even if the request
-                        // that asked went away meanwhile.
-                        let _slot = slot;
-                        bcrypt::verify(password, &hash).unwrap_or(false)
-                    })
-                    .await
-                    .unwrap_or(false))
-                }
-            })
-            .await
-            .copied();
-        {
-            let mut in_flight = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if in_flight
-                .get(&key)
-                .is_some_and(|current| Arc::ptr_eq(current, &cell))
-            {
-                in_flight.remove(&key);
             }
-        }
-        match checked {
-            Ok(true) => {
-                self.insert(key);
-                Check::Valid
-            }
-            Ok(false) => Check::Invalid,
-            Err(NoSlot) => Check::Busy,
-        }
+        };
+        let check = match answer.wait_for(Option::is_some).await {
+            Ok(check) => check.unwrap_or(Check::Invalid),
+            // The verification died without an answer (a panic in bcrypt).
+            Err(_) => Check::Invalid,
+        };
+        check
     }
 }
 
@@ -267,6 +285,31 @@ mod tests {
         // A remembered pair needs no slot.
         let _taken = Arc::clone(&cache.slots).try_acquire_owned().unwrap();
         assert_eq!(cache.verify("alice", "pw", &hash).await, Check::Valid);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verification_outlives_the_request_that_started_it() {
+        let cache = Arc::new(PasswordVerifier::new(1));
+        let hash = bcrypt::hash("pw", 8).unwrap();
+        let started = {
+            let (cache, hash) = (Arc::clone(&cache), hash.clone());
+            tokio::spawn(async move { cache.verify("alice", "pw", &hash).await })
+        };
+        // Gone once bcrypt runs, as when actix drops an extractor.
+        while cache.bcrypt_runs() == 0 {
+            tokio::task::yield_now().await;
+        }
+        started.abort();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cache.in_flight.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Remembered, and its slot given back.
+        assert!(cache.contains(&PasswordVerifier::key("alice", "pw", &hash)));
+        assert_eq!(cache.verify("alice", "pw", &hash).await, Check::Valid);
+        assert_eq!(cache.verify("alice", "other", &hash).await, Check::Invalid);
+        assert_eq!(cache.bcrypt_runs(), 2);
     }
 
     #[tokio::test]
