@@ -70,9 +70,10 @@ impl Application {
         policy.reload().await?;
 
         let metrics = Arc::new(Metrics::new(settings.metrics_max_streams));
-        let passwords = Arc::new(PasswordVerifier::default());
+        let passwords = Arc::new(PasswordVerifier::new(settings.bcrypt_concurrency));
         let failures = Arc::new(FailureLimiter::new(
             settings.auth_failure_limit,
+            settings.auth_failure_caller_limit,
             settings.auth_failure_window,
         ));
         let cookie_key = viewer_cookie_key(&pool, &settings).await?;

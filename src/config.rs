@@ -16,7 +16,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/playg
 const MIN_VIEWER_COOKIE_SECRET: usize = 32;
 
 use crate::domain::{parse_network, Login};
-pub use crate::domain::{HlsContinuation, LimitPolicy, OnDbError};
+pub use crate::domain::{redact_database_url, redact_url, HlsContinuation, LimitPolicy, OnDbError};
 
 /// The raw settings, as flags of `serve` or environment variables.
 #[derive(Args, Clone, Debug, Default)]
@@ -71,7 +71,12 @@ pub struct SettingsArgs {
     )]
     pub ome_secret: Option<String>,
     /// Ministra/Stalker portal URL for tokens playgate does not know.
-    #[arg(long, env = "PLAYGATE_MINISTRA_URL", global = true)]
+    #[arg(
+        long,
+        env = "PLAYGATE_MINISTRA_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub ministra_url: Option<String>,
     /// `login:password` of an admin created when no admin exists.
     #[arg(
@@ -102,6 +107,12 @@ pub struct SettingsArgs {
     /// Seconds over which failed credentials are counted.
     #[arg(long, env = "PLAYGATE_AUTH_FAILURE_WINDOW", global = true)]
     pub auth_failure_window: Option<String>,
+    /// bcrypt verifications run at once (default: one per core); beyond, `rate_limited`.
+    #[arg(long, env = "PLAYGATE_BCRYPT_CONCURRENCY", global = true)]
+    pub bcrypt_concurrency: Option<String>,
+    /// Failed credentials one /hook/decide caller may send, whatever `ip` it names; 0 = off.
+    #[arg(long, env = "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT", global = true)]
+    pub auth_failure_caller_limit: Option<String>,
     /// Milliseconds a hook waits for PostgreSQL before answering as if it were down.
     #[arg(long, env = "PLAYGATE_DB_TIMEOUT_MS", global = true)]
     pub db_timeout_ms: Option<String>,
@@ -139,6 +150,8 @@ pub struct Settings {
     pub stats_interval: Duration,
     pub auth_failure_limit: u32,
     pub auth_failure_window: Duration,
+    pub auth_failure_caller_limit: u32,
+    pub bcrypt_concurrency: usize,
     pub db_timeout: Duration,
     pub outage_grace: Duration,
     pub migrate_on_start: bool,
@@ -443,6 +456,20 @@ impl Settings {
                 1,
                 86_400,
             )?),
+            auth_failure_caller_limit: parse_number(
+                "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT",
+                &args.auth_failure_caller_limit,
+                100,
+                0,
+                1_000_000,
+            )?,
+            bcrypt_concurrency: parse_number(
+                "PLAYGATE_BCRYPT_CONCURRENCY",
+                &args.bcrypt_concurrency,
+                std::thread::available_parallelism().map_or(1, usize::from),
+                1,
+                1024,
+            )?,
             db_timeout: Duration::from_millis(parse_number(
                 "PLAYGATE_DB_TIMEOUT_MS",
                 &args.db_timeout_ms,
@@ -466,7 +493,7 @@ impl Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &redact_url(&self.database_url))
+            .field("database_url", &redact_database_url(&self.database_url))
             .field("listen", &self.listen)
             .field("session_duration", &self.session_duration)
             .field("session_grace", &self.session_grace)
@@ -485,7 +512,10 @@ impl fmt::Debug for Settings {
                 "ome_secret",
                 &self.ome_secret.as_ref().map(|_| "[redacted]"),
             )
-            .field("ministra_url", &self.ministra_url)
+            .field(
+                "ministra_url",
+                &self.ministra_url.as_deref().map(redact_url),
+            )
             .field(
                 "bootstrap_admin",
                 &self.bootstrap_admin.as_ref().map(|(login, _)| login),
@@ -497,30 +527,12 @@ impl fmt::Debug for Settings {
             .field("stats_interval", &self.stats_interval)
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("auth_failure_window", &self.auth_failure_window)
+            .field("auth_failure_caller_limit", &self.auth_failure_caller_limit)
+            .field("bcrypt_concurrency", &self.bcrypt_concurrency)
             .field("db_timeout", &self.db_timeout)
             .field("outage_grace", &self.outage_grace)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:[redacted]{}",
-            &url[..scheme_end + 3],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
     }
 }
 
@@ -559,6 +571,8 @@ mod tests {
         }
         assert!(!settings.hook_networks.allows(Some(ip("203.0.113.1"))));
         assert!(!settings.hook_networks.allows(None));
+        assert_eq!(settings.auth_failure_caller_limit, 100);
+        assert!(settings.bcrypt_concurrency >= 1);
         assert_eq!(settings.forward_auth_uri_header, "x-original-uri");
         assert_eq!(settings.forward_auth_ip_header, "x-real-ip");
         assert_eq!(settings.hls_continuation, HlsContinuation::Ip);
@@ -674,6 +688,20 @@ mod tests {
                 },
                 "PLAYGATE_ON_DB_ERROR",
             ),
+            (
+                SettingsArgs {
+                    bcrypt_concurrency: Some("0".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_BCRYPT_CONCURRENCY",
+            ),
+            (
+                SettingsArgs {
+                    auth_failure_caller_limit: Some("-1".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT",
+            ),
         ];
         for (args, variable) in cases {
             let error = Settings::from_args(&args).unwrap_err();
@@ -696,6 +724,18 @@ mod tests {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/playgate"));
+
+        let args = SettingsArgs {
+            database_url: Some("host=db user=app password=kv-s3cr3t dbname=playgate".into()),
+            ministra_url: Some("http://portal:m1n1stra@portal.example/stalker_portal".into()),
+            ..Default::default()
+        };
+        let text = format!("{:?}", Settings::from_args(&args).unwrap());
+        for secret in ["kv-s3cr3t", "m1n1stra"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("host=db user=app password=[redacted] dbname=playgate"));
+        assert!(text.contains("http://portal:[redacted]@portal.example/stalker_portal"));
     }
 
     #[test]
@@ -704,5 +744,9 @@ mod tests {
         assert_eq!(nets[0].to_string(), "10.1.0.0/16");
         assert_eq!(nets[1].to_string(), "2001:db8::1/128");
         assert_eq!(nets[2].to_string(), "192.0.2.7/32");
+        // IPv4-mapped forms are the IPv4 networks they cover.
+        let mapped = parse_networks("X", "::ffff:10.0.0.0/104, ::ffff:192.0.2.7").unwrap();
+        assert_eq!(mapped[0].to_string(), "10.0.0.0/8");
+        assert_eq!(mapped[1].to_string(), "192.0.2.7/32");
     }
 }

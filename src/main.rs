@@ -42,7 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging(std::env::var("RUST_LOG").ok().as_deref());
     let cli = Cli::parse();
     let settings = match Settings::from_args(&cli.settings) {
         Ok(settings) => settings,
@@ -57,6 +57,27 @@ fn main() -> ExitCode {
         Command::ImportAstra { file, dry_run } => run_async(import_astra(settings, file, dry_run)),
         Command::Healthcheck => healthcheck(&settings),
     }
+}
+
+/// `RUST_LOG` (default `info`), except that the database driver stays at
+/// `info` unless `RUST_LOG` names it: at `debug`, tokio-postgres logs every
+/// statement with its parameters, which include bcrypt hashes and token
+/// digests. Asking for it by name (`RUST_LOG=debug,tokio_postgres=debug`)
+/// is asking for them.
+fn init_logging(rust_log: Option<&str>) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let names_the_driver = rust_log.is_some_and(|filter| {
+        let directives = filter.split('/').next().unwrap_or_default();
+        directives.split(',').any(|directive| {
+            let module = directive.split('=').next().unwrap_or_default().trim();
+            module == "tokio_postgres" || module.starts_with("tokio_postgres::")
+        })
+    });
+    if !names_the_driver {
+        builder.filter_module("tokio_postgres", log::LevelFilter::Info);
+    }
+    builder.init();
 }
 
 fn run_async(task: impl std::future::Future<Output = ExitCode>) -> ExitCode {

@@ -5,7 +5,7 @@
 //! `other`; users and IPs are never labels.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus::{
@@ -40,7 +40,7 @@ struct StreamLabels {
 
 impl StreamLabels {
     fn label(&self, stream: &str) -> String {
-        let mut known = self.known.lock().expect("stream label lock");
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
         if known.contains(stream) {
             return stream.to_string();
         }

@@ -20,6 +20,8 @@ use serde::de::DeserializeOwned;
 use crate::domain::UserKind;
 use crate::http::request::decode_basic;
 use crate::http::{ApiError, AppState};
+use crate::password::Check;
+use crate::rate_limit::Guesser;
 use crate::store::{tokens, ui_sessions};
 
 /// The web interface's session cookie over plain HTTP.
@@ -152,7 +154,7 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
     // the forwarded address of a trusted proxy is the client).
     let client_ip = client_ip(&request, &state);
     let failures = &state.failures;
-    if client_ip.is_some_and(|ip| failures.is_limited(ip)) {
+    if client_ip.is_some_and(|ip| failures.is_limited(&Guesser::client(ip))) {
         return Err(ApiError::new(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,
             "rate_limited: too many failed credentials from this address, try again later",
@@ -162,7 +164,7 @@ async fn authenticate(request: HttpRequest) -> Result<Caller, ApiError> {
     if let (Err(error), Some(ip)) = (&result, client_ip) {
         if error.status == actix_web::http::StatusCode::UNAUTHORIZED && presented(&request).is_ok()
         {
-            failures.record_failure(ip);
+            failures.record_failure(&Guesser::client(ip));
         }
     }
     result
@@ -177,9 +179,11 @@ async fn identify(
     let wrong = || ApiError::unauthorized("invalid credentials");
     let (login, kind, enabled, expires_at) = match presented(request)? {
         Presented::Basic { login, password } => {
-            return verify_password(state, &login, &password)
-                .await
-                .ok_or_else(wrong);
+            return match verify_password(state, &login, &password).await {
+                PasswordCheck::Caller(caller) => Ok(caller),
+                PasswordCheck::Wrong => Err(wrong()),
+                PasswordCheck::Busy => Err(busy()),
+            };
         }
         Presented::Bearer(token) => {
             let client = state.pool.get().await?;
@@ -196,22 +200,45 @@ async fn identify(
     Ok(Caller { login, kind })
 }
 
+/// What a login and password turned out to be.
+pub enum PasswordCheck {
+    Caller(Caller),
+    Wrong,
+    /// Every bcrypt slot was taken: nothing was checked (429, not a failure).
+    Busy,
+}
+
+/// 429 for a password check that could not run (PasswordCheck::Busy).
+pub fn busy() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited: too many password checks under way, try again shortly",
+    )
+}
+
 /// A login and password checked against the in-memory view: the caller
 /// when they match an enabled, unexpired account (any kind).
-pub async fn verify_password(state: &AppState, login: &str, password: &str) -> Option<Caller> {
+pub async fn verify_password(state: &AppState, login: &str, password: &str) -> PasswordCheck {
     // Users, their kinds and hashes come from the in-memory view.
     let user = state.policy.snapshot().user(login).cloned();
     let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|hash| (u, hash)))
     else {
         // As slow as a wrong password, so logins cannot be probed by timing.
-        state.passwords.verify_unknown(login, password).await;
-        return None;
+        return match state.passwords.verify_unknown(login, password).await {
+            Check::Busy => PasswordCheck::Busy,
+            Check::Valid | Check::Invalid => PasswordCheck::Wrong,
+        };
     };
-    if !state.passwords.verify(login, password, &hash).await {
-        return None;
+    match state.passwords.verify(login, password, &hash).await {
+        Check::Valid => {}
+        Check::Invalid => return PasswordCheck::Wrong,
+        Check::Busy => return PasswordCheck::Busy,
     }
     let live = user.enabled && user.expires_at.is_none_or(|at| at > Utc::now());
-    live.then(|| Caller {
+    if !live {
+        return PasswordCheck::Wrong;
+    }
+    PasswordCheck::Caller(Caller {
         login: user.login.clone(),
         kind: user.kind,
     })

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::{
-    client_ip, csrf_token, session_cookie, verify_password, Caller, JsonBody,
+    client_ip, csrf_token, session_cookie, verify_password, Caller, JsonBody, PasswordCheck,
     SECURE_SESSION_COOKIE, SESSION_COOKIE,
 };
 use crate::domain::UserKind;
@@ -28,6 +28,7 @@ use crate::http::request::{header, peer_ip};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
+use crate::rate_limit::Guesser;
 use crate::store::ui_sessions;
 
 /// How long a sign-in lasts.
@@ -93,18 +94,27 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let limiter = &state.failures;
     let ip = client_ip(&request, &state);
-    if ip.is_some_and(|ip| limiter.is_limited(ip)) {
+    if ip.is_some_and(|ip| limiter.is_limited(&Guesser::client(ip))) {
         return Ok(refusal(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed sign-ins; try again later",
         ));
     }
-    let Some(Caller { login, kind }) = verify_password(&state, &input.login, &input.password).await
-    else {
-        if let Some(ip) = ip {
-            limiter.record_failure(ip);
+    let Caller { login, kind } = match verify_password(&state, &input.login, &input.password).await
+    {
+        PasswordCheck::Caller(caller) => caller,
+        PasswordCheck::Wrong => {
+            if let Some(ip) = ip {
+                limiter.record_failure(&Guesser::client(ip));
+            }
+            return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
         }
-        return Ok(refusal(StatusCode::UNAUTHORIZED, "wrong login or password"));
+        PasswordCheck::Busy => {
+            return Ok(refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many sign-ins under way; try again shortly",
+            ))
+        }
     };
     if kind == UserKind::User {
         return Ok(refusal(

@@ -17,9 +17,9 @@ use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
 use crate::domain::{canonical_ip, HlsContinuation, LimitPolicy, OnDbError};
 use crate::metrics::Metrics;
-use crate::password::PasswordVerifier;
+use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyView};
-use crate::rate_limit::FailureLimiter;
+use crate::rate_limit::{FailureLimiter, Guesser};
 use crate::store::sessions::{self, ActiveViewer, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::StoreError;
 use crate::upstream::ministra::{MinistraClient, Verdict};
@@ -186,10 +186,16 @@ impl Engine {
         let snapshot = self.policy.snapshot();
         let guessing =
             !request.credential.is_none() && snapshot.ip_rule(request.client_ip).is_none();
-        if guessing && self.failures.is_limited(request.client_ip) {
+        if guessing && self.failures.is_limited(&guesser(request)) {
             return self.answer(false, Reason::RateLimited);
         }
-        let password_verified = self.verify_password_if_needed(request, &snapshot).await;
+        let password_verified = match self.verify_password_if_needed(request, &snapshot).await {
+            // Every core is busy with bcrypt: refuse rather than queue.
+            Some(Check::Busy) => return self.answer(false, Reason::RateLimited),
+            Some(Check::Valid) => Some(true),
+            Some(Check::Invalid) => Some(false),
+            None => None,
+        };
         let admitted = match evaluate::evaluate(request, &snapshot, Utc::now(), password_verified) {
             Ok(admitted) => admitted,
             Err(Reason::UnknownToken) if self.ministra.is_some() => {
@@ -198,7 +204,7 @@ impl Engine {
             }
             Err(reason) => {
                 if matches!(reason, Reason::UnknownToken | Reason::BadCredentials) {
-                    self.failures.record_failure(request.client_ip);
+                    self.failures.record_failure(&guesser(request));
                 }
                 return self.answer(false, reason);
             }
@@ -273,6 +279,15 @@ impl Engine {
                     active_sessions: login.map(|_| active_sessions),
                     ..self.answer(false, reason)
                 }
+            }
+            // The database answered, and refused this statement (a row it
+            // cannot store, a schema out of step): admitting anyway would let
+            // the viewer play with no session recorded and no limit kept, for
+            // as long as the cause lasts. Deny, whatever PLAYGATE_ON_DB_ERROR
+            // says: that setting is about the database being unreachable.
+            Err(e) if !e.is_unavailable() => {
+                log::error!("session admission failed: {e}");
+                self.answer(false, Reason::DbUnavailable)
             }
             Err(e) => {
                 log::warn!("session admission failed: {e}");
@@ -507,7 +522,7 @@ impl Engine {
                 self.admit_session(request, key, grantee).await
             }
             Verdict::Denied => {
-                self.failures.record_failure(request.client_ip);
+                self.failures.record_failure(&guesser(request));
                 self.answer(false, Reason::UnknownToken)
             }
             Verdict::Unavailable => self.answer(false, Reason::UpstreamUnavailable),
@@ -673,12 +688,13 @@ impl Engine {
     }
 
     /// bcrypt, only when the request carries login:password and no IP rule
-    /// settles it first; off the executor, and once per verified triple.
+    /// settles it first; off the executor, once per verified triple, and
+    /// `Busy` rather than one more when the cap is reached.
     async fn verify_password_if_needed(
         &self,
         request: &PlayRequest,
         snapshot: &PolicySnapshot,
-    ) -> Option<bool> {
+    ) -> Option<Check> {
         let Credential::Password { login, password } = &request.credential else {
             return None;
         };
@@ -690,10 +706,18 @@ impl Engine {
             .and_then(|user| user.password_hash.clone())
         else {
             // As slow as a wrong password, so logins cannot be probed by timing.
-            self.passwords.verify_unknown(login, password).await;
-            return Some(false);
+            return Some(self.passwords.verify_unknown(login, password).await);
         };
         Some(self.passwords.verify(login, password, &hash).await)
+    }
+}
+
+/// Who is guessing, for the failure limiter: the client, as its caller
+/// claims it where the caller is known (`/hook/decide`).
+fn guesser(request: &PlayRequest) -> Guesser {
+    match request.caller {
+        Some(caller) => Guesser::via(caller, request.client_ip),
+        None => Guesser::client(request.client_ip),
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -173,7 +173,7 @@ impl LiveSessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("live sessions lock")
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Remembers a session PostgreSQL just admitted or refreshed.

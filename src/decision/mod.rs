@@ -131,6 +131,11 @@ pub struct PlayRequest {
     pub referer: String,
     pub streamer: String,
     pub bytes: Option<i64>,
+    /// The address of the caller, where `client_ip` is only its claim
+    /// (`/hook/decide`, which players and middleware call from anywhere):
+    /// guesses are counted per caller, and the session key is the caller's
+    /// own. None for streamer dialects, whose caller is the streamer.
+    pub caller: Option<IpAddr>,
     /// What an HLS/DASH player sent besides credentials (forward-auth).
     pub hls: HlsViewer,
 }
@@ -202,6 +207,7 @@ impl PlayRequest {
             referer: String::new(),
             streamer: String::new(),
             bytes: None,
+            caller: None,
             hls: HlsViewer::default(),
         }
     }
@@ -210,10 +216,22 @@ impl PlayRequest {
     /// streamer), else a hash of (dialect, streamer, user or token, stream,
     /// client IP, user agent), so a reconnecting player reuses its slot. A
     /// token only ever enters the key hashed.
+    ///
+    /// Where the caller is known (`/hook/decide`), its address is part of
+    /// the key too: `streamer` and `session` are whatever the caller writes,
+    /// so without it anyone who learnt (or guessed) a session id could stop,
+    /// or refresh into, another caller's session. A start and its refreshes
+    /// and stop must come from the same address.
     pub fn session_key(&self) -> String {
         if let Some(id) = self.session.as_deref().filter(|id| !id.is_empty()) {
             if id.len() <= MAX_RAW_SESSION_ID {
-                return format!("s:{}:{}:{}", self.dialect, self.streamer, id);
+                return match self.caller {
+                    // An address has no `]`: the caller ends unambiguously.
+                    Some(caller) => {
+                        format!("s:{}@[{caller}]:{}:{}", self.dialect, self.streamer, id)
+                    }
+                    None => format!("s:{}:{}:{}", self.dialect, self.streamer, id),
+                };
             }
         }
         let credential = match &self.credential {
@@ -224,6 +242,7 @@ impl PlayRequest {
         };
         let ip = self.client_ip.to_string();
         let session = self.session.as_deref().unwrap_or("");
+        let caller = self.caller.map(|caller| caller.to_string());
         let mut hasher = Sha256::new();
         for part in [
             self.dialect,
@@ -233,7 +252,11 @@ impl PlayRequest {
             &ip,
             &self.user_agent,
             session,
-        ] {
+        ]
+        .into_iter()
+        // Absent for the streamer dialects: their keys stay what they were.
+        .chain(caller.as_deref())
+        {
             hasher.update(part.as_bytes());
             hasher.update([0]);
         }
@@ -298,6 +321,60 @@ mod tests {
         req.session = Some("42".into());
         req.streamer = "edge-1".into();
         assert_eq!(req.session_key(), "s:decide:edge-1:42");
+    }
+
+    #[test]
+    fn the_caller_is_part_of_the_key() {
+        let mut with_id = request();
+        with_id.session = Some("42".into());
+        with_id.streamer = "edge-1".into();
+        let mut from_a = with_id.clone();
+        from_a.caller = Some("198.51.100.1".parse().unwrap());
+        let mut from_b = with_id.clone();
+        from_b.caller = Some("2001:db8::1".parse().unwrap());
+        assert_eq!(from_a.session_key(), "s:decide@[198.51.100.1]:edge-1:42");
+        assert_eq!(from_b.session_key(), "s:decide@[2001:db8::1]:edge-1:42");
+        assert_eq!(with_id.session_key(), "s:decide:edge-1:42");
+
+        let mut derived_a = request();
+        derived_a.caller = from_a.caller;
+        let mut derived_b = request();
+        derived_b.caller = from_b.caller;
+        let keys = [
+            request().session_key(),
+            derived_a.session_key(),
+            derived_b.session_key(),
+        ];
+        assert!(keys[0] != keys[1] && keys[1] != keys[2] && keys[0] != keys[2]);
+        assert!(keys.iter().all(|key| key.starts_with("h:")));
+    }
+
+    #[test]
+    fn keys_without_a_caller_are_unchanged() {
+        // The streamer dialects' keys of sessions already in the database.
+        let mut req = request();
+        req.dialect = "flussonic";
+        req.streamer = "192.0.2.100".into();
+        assert_eq!(
+            req.session_key(),
+            "h:".to_string()
+                + &{
+                    let mut hasher = Sha256::new();
+                    for part in [
+                        "flussonic",
+                        "192.0.2.100",
+                        "t:secret-token",
+                        "news",
+                        "192.0.2.1",
+                        "VLC",
+                        "",
+                    ] {
+                        hasher.update(part.as_bytes());
+                        hasher.update([0]);
+                    }
+                    hex::encode(hasher.finalize())
+                }
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod modes;
 pub mod network;
 pub mod reason;
 pub mod records;
+pub mod redact;
 pub mod token;
 pub mod validate;
 
@@ -23,5 +24,6 @@ pub use records::{
     IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, TokenScope, UserKind,
     UserRecord,
 };
+pub use redact::{redact_database_url, redact_url};
 pub use token::hash_token;
 pub use validate::ValidationError;

@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{excerpt, handle, Call, Context, Dialect};
+use super::{excerpt, handle, invalid_body, Call, Context, Dialect};
 use crate::decision::{Credential, Decision, Event, PlayRequest};
+use crate::http::request::peer_ip;
 use crate::http::AppState;
 
 pub struct Decide;
@@ -36,9 +37,8 @@ pub struct DecideRequest {
 impl Dialect for Decide {
     const NAME: &'static str = "decide";
 
-    fn parse(_req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
-        let body: DecideRequest =
-            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+    fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
+        let body: DecideRequest = serde_json::from_slice(body).map_err(invalid_body)?;
         let ip: IpAddr = body
             .ip
             .trim()
@@ -67,6 +67,9 @@ impl Dialect for Decide {
         request.referer = body.referer.unwrap_or_default();
         request.streamer = body.streamer.unwrap_or_default();
         request.bytes = body.bytes;
+        // Anyone allowed to call this hook names any `ip`: guesses are
+        // damped, and sessions named, by the caller's own address too.
+        request.caller = peer_ip(req);
         Ok(Call::Decide(request))
     }
 
@@ -105,7 +108,10 @@ mod tests {
             "a\\u0000".repeat(5000)
         );
         let request = parse(body.as_bytes()).unwrap();
-        assert!(!request.user_agent.contains('\0') && request.user_agent.len() <= 512);
+        assert!(
+            !request.user_agent.contains('\0')
+                && request.user_agent.len() <= crate::hooks::MAX_TEXT_BYTES
+        );
         assert!(parse(br#"{"stream": "a\u0007b", "ip": "192.0.2.1"}"#).is_err());
     }
 

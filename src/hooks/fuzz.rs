@@ -183,9 +183,14 @@ fn check_request(dialect: &str, request: &PlayRequest) {
         "{dialect}: control characters in {:?}",
         request.stream
     );
-    for text in [&request.user_agent, &request.protocol, &request.streamer] {
+    for text in [
+        &request.user_agent,
+        &request.protocol,
+        &request.referer,
+        &request.streamer,
+    ] {
         assert!(
-            !text.contains('\0') && text.len() <= 4 * MAX_TEXT_LEN,
+            !text.contains('\0') && text.len() <= MAX_TEXT_BYTES,
             "{dialect}"
         );
     }

@@ -11,7 +11,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{
-    credential_from_pairs, excerpt, handle, pairs, parse_ip, streamer, Call, Context, Dialect,
+    credential_from_pairs, excerpt, handle, invalid_body, pairs, parse_ip, streamer, Call, Context,
+    Dialect,
 };
 use crate::decision::{Credential, Decision, Event, PlayRequest, Reason};
 use crate::http::AppState;
@@ -37,8 +38,7 @@ impl Dialect for MediaMtx {
     const NAME: &'static str = "mediamtx";
 
     fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
-        let auth: MediaMtxAuth =
-            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        let auth: MediaMtxAuth = serde_json::from_slice(body).map_err(invalid_body)?;
         let event = match auth.action.as_str() {
             "read" | "playback" => Event::Start,
             "publish" => Event::Publish,

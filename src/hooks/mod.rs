@@ -212,8 +212,11 @@ fn one_line(text: &str) -> String {
 
 /// Longest stream name accepted.
 pub const MAX_STREAM_LEN: usize = 1024;
-/// Longer free-text fields (user agent, protocol, …) are cut to this.
-const MAX_TEXT_LEN: usize = 512;
+/// Free-text fields (user agent, referer, protocol, streamer) are cut to
+/// this many bytes, on a character boundary: they are stored with the
+/// session, and no field a client chooses may grow a row or an index entry
+/// without bound (a 3 KB user agent once failed every admission).
+pub const MAX_TEXT_BYTES: usize = 256;
 
 /// Query string or form body pairs, decoded (invalid UTF-8 replaced).
 pub fn pairs(text: &[u8]) -> Vec<(String, String)> {
@@ -299,13 +302,18 @@ pub fn request_path(raw: &str) -> Result<String, String> {
     Ok(decoded)
 }
 
+/// Control characters dropped, then cut to `MAX_TEXT_BYTES` bytes on a
+/// character boundary.
 fn clean_text(text: &mut String) {
-    if text.len() > MAX_TEXT_LEN || text.chars().any(char::is_control) {
-        *text = text
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_TEXT_LEN)
-            .collect();
+    if text.chars().any(char::is_control) {
+        text.retain(|c| !c.is_control());
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        let mut end = MAX_TEXT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
@@ -340,6 +348,24 @@ pub fn validated(mut request: PlayRequest) -> Result<PlayRequest, String> {
         clean_text(text);
     }
     Ok(request)
+}
+
+/// A JSON body that does not parse, as a one-line reason. serde quotes the
+/// offending value (`invalid type: string "…", expected …`), and that value
+/// may be a credential sent with the wrong type: the reason, which is
+/// logged, names the type expected and the position only.
+pub fn invalid_body(error: serde_json::Error) -> String {
+    let text = error.to_string();
+    for kind in ["invalid type", "invalid value", "invalid length"] {
+        if let Some(rest) = text.strip_prefix(kind) {
+            let expected = rest
+                .split_once(", expected ")
+                .map(|(_, expected)| expected)
+                .unwrap_or("something else");
+            return format!("invalid request body: {kind}, expected {expected}");
+        }
+    }
+    format!("invalid request body: {text}")
 }
 
 /// Byte counters as streamers send them: a non-negative integer.
@@ -436,6 +462,57 @@ mod tests {
         let mut req = PlayRequest::new("x", "a", ip);
         req.user_agent = "ua\0x".repeat(400);
         let req = validated(req).unwrap();
-        assert!(!req.user_agent.contains('\0') && req.user_agent.len() <= MAX_TEXT_LEN);
+        assert!(!req.user_agent.contains('\0') && req.user_agent.len() <= MAX_TEXT_BYTES);
+    }
+
+    #[test]
+    fn body_errors_do_not_quote_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            token: Option<String>,
+            bytes: Option<u8>,
+        }
+        for (body, reason) in [
+            (
+                r#"{"token": 123456789}"#,
+                "invalid request body: invalid type, expected a string at line 1 column ",
+            ),
+            (
+                r#"{"token": ["s3cr3t"]}"#,
+                "invalid request body: invalid type, expected a string at line 1 column ",
+            ),
+            (
+                r#"{"bytes": 987654321}"#,
+                "invalid request body: invalid value, expected u8 at line 1 column ",
+            ),
+        ] {
+            let error = serde_json::from_str::<Body>(body).unwrap_err();
+            let text = invalid_body(error);
+            assert!(text.starts_with(reason), "{text}");
+            assert!(!text.contains("123456789") && !text.contains("987654321"));
+        }
+        let error = serde_json::from_str::<Body>("not json").unwrap_err();
+        assert!(invalid_body(error).starts_with("invalid request body: expected "));
+    }
+
+    #[test]
+    fn free_text_is_cut_in_bytes_on_a_character_boundary() {
+        let ip = "192.0.2.1".parse().unwrap();
+        let mut req = PlayRequest::new("x", "a", ip);
+        // 4-byte characters: 512 of them were 2 KB under a limit in characters.
+        req.user_agent = "\u{1F600}".repeat(512);
+        req.referer = "é".repeat(300);
+        req.protocol = format!("a{}", "€".repeat(200));
+        req.streamer = "s".repeat(1000);
+        let req = validated(req).unwrap();
+        assert_eq!(req.user_agent, "\u{1F600}".repeat(64));
+        assert_eq!(req.referer, "é".repeat(128));
+        // 1 + 85 × 3 = 256 bytes.
+        assert_eq!(req.protocol, format!("a{}", "€".repeat(85)));
+        assert_eq!(req.streamer.len(), MAX_TEXT_BYTES);
+        let mut short = PlayRequest::new("x", "a", ip);
+        short.user_agent = "VLC/3.0".into();
+        assert_eq!(validated(short).unwrap().user_agent, "VLC/3.0");
     }
 }

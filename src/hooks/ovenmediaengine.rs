@@ -16,8 +16,8 @@ use serde_json::json;
 use sha1::Sha1;
 
 use super::{
-    credential_from_pairs, excerpt, handle, header, pairs, parse_ip, streamer, Call, Context,
-    Dialect,
+    credential_from_pairs, excerpt, handle, header, invalid_body, pairs, parse_ip, streamer, Call,
+    Context, Dialect,
 };
 use crate::decision::{Decision, Event, PlayRequest};
 use crate::http::AppState;
@@ -91,8 +91,7 @@ impl Dialect for OvenMediaEngine {
     }
 
     fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
-        let admission: Admission =
-            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        let admission: Admission = serde_json::from_slice(body).map_err(invalid_body)?;
         let request_part = &admission.request;
         let opening = match request_part.status.as_str() {
             "opening" => true,

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    credential_from_pairs, excerpt, handle, pairs, parse_ip, streamer, Call, Context, Dialect,
+    credential_from_pairs, excerpt, handle, invalid_body, pairs, parse_ip, streamer, Call, Context,
+    Dialect,
 };
 use crate::decision::{Decision, Event, PlayRequest};
 use crate::http::AppState;
@@ -44,8 +45,7 @@ impl Dialect for Srs {
     const NAME: &'static str = "srs";
 
     fn parse(req: &HttpRequest, body: &[u8], _context: &Context) -> Result<Call, String> {
-        let hook: SrsHook =
-            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        let hook: SrsHook = serde_json::from_slice(body).map_err(invalid_body)?;
         let event = match hook.action.as_str() {
             "on_play" => Event::Start,
             "on_stop" | "on_close" => Event::Stop,

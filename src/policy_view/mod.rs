@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
@@ -154,11 +154,14 @@ impl PolicyView {
 
     /// The snapshot in force; cheap (an Arc clone).
     pub fn snapshot(&self) -> Arc<PolicySnapshot> {
-        Arc::clone(&self.current.read().expect("policy view lock"))
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub fn is_loaded(&self) -> bool {
-        self.loaded_at.read().expect("policy view lock").is_some()
+        self.loaded_at
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// Returns once every change committed before the call is in force here.
@@ -206,7 +209,10 @@ impl PolicyView {
             .await
             .map_err(|e| StoreError::Other(format!("policy snapshot build: {e}")))?;
         let (previous, next) = self.install(|current| current.with_full_read(fresh, version));
-        *self.loaded_at.write().expect("policy view lock") = Some(Instant::now());
+        *self
+            .loaded_at
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         log::debug!(
             "policy view: full reload, {} users in {:?} (read {read:?}), {} re-read users kept",
             next.user_count(),
@@ -229,16 +235,19 @@ impl PolicyView {
         &self,
         make: impl FnOnce(&PolicySnapshot) -> PolicySnapshot,
     ) -> (Arc<PolicySnapshot>, Arc<PolicySnapshot>) {
-        let _one_at_a_time = self.installing.lock().expect("policy view lock");
+        let _one_at_a_time = self
+            .installing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let previous = self.snapshot();
         let next = Arc::new(make(&previous));
-        *self.current.write().expect("policy view lock") = Arc::clone(&next);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&next);
         (previous, next)
     }
 
     /// None when no listener would answer.
     fn register_sync(&self) -> Option<(u64, oneshot::Receiver<()>)> {
-        let mut syncs = self.syncs.lock().expect("policy view lock");
+        let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
         if !syncs.listening {
             return None;
         }
@@ -252,7 +261,7 @@ impl PolicyView {
     fn forget_sync(&self, number: u64) {
         self.syncs
             .lock()
-            .expect("policy view lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .waiting
             .remove(&number);
     }
@@ -261,7 +270,7 @@ impl PolicyView {
         let answer = self
             .syncs
             .lock()
-            .expect("policy view lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .waiting
             .remove(&number);
         if let Some(answer) = answer {
@@ -272,7 +281,7 @@ impl PolicyView {
     /// While not listening, waiters are told at once (their senders dropped)
     /// and fall back on a full reload.
     fn set_listening(&self, listening: bool) {
-        let mut syncs = self.syncs.lock().expect("policy view lock");
+        let mut syncs = self.syncs.lock().unwrap_or_else(PoisonError::into_inner);
         syncs.listening = listening;
         if !listening {
             syncs.waiting.clear();

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/V8__admit_function.sql"),
     },
     Migration {
+        version: 9,
+        name: "open_viewer_index_hashed",
+        sql: include_str!("../../sql/V9__open_viewer_index_hashed.sql"),
+    },
+    Migration {
         version: 10,
         name: "token_scope_and_web_session_ends",
         sql: include_str!("../../sql/V10__token_scope_and_web_session_ends.sql"),

@@ -48,11 +48,14 @@ pub enum StoreError {
 
 impl StoreError {
     /// A connection, pool or time-out failure: the database is unreachable
-    /// rather than refusing this statement.
+    /// (or shutting down, overloaded, read-only) rather than refusing this
+    /// statement. Hooks keep active sessions through the first kind and deny
+    /// on the second, whatever `PLAYGATE_ON_DB_ERROR` says.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Pool(_) | StoreError::Timeout => true,
-            StoreError::Db(e) => e.is_closed() || e.as_db_error().is_none(),
+            // No SQL state: the connection or the protocol failed, not a statement.
+            StoreError::Db(e) => e.is_closed() || e.code().is_none_or(unavailable_state),
             StoreError::Other(_) => false,
         }
     }
@@ -73,6 +76,18 @@ impl StoreError {
             _ => None,
         }
     }
+}
+
+/// SQL states that say the server cannot serve now, not that it refuses this
+/// statement: connection exceptions (08), insufficient resources (53: too
+/// many connections, disk full), shutting down or starting (57P01–57P03), a
+/// statement cancelled by `statement_timeout` (57014), a read-only standby
+/// (25006, during a fail-over).
+fn unavailable_state(code: &SqlState) -> bool {
+    let code = code.code();
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "25006")
 }
 
 pub fn pg_config(database_url: &str) -> Result<tokio_postgres::Config, StoreError> {
@@ -145,4 +160,34 @@ pub fn create_pool(database_url: &str, max_size: usize) -> Result<Pool, StoreErr
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Other(format!("database pool: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_states() {
+        for state in [
+            SqlState::CONNECTION_FAILURE,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::DISK_FULL,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::QUERY_CANCELED,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+        ] {
+            assert!(unavailable_state(&state), "{state:?}");
+        }
+        for state in [
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+            SqlState::UNDEFINED_FUNCTION,
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::UNDEFINED_TABLE,
+        ] {
+            assert!(!unavailable_state(&state), "{state:?}");
+        }
+        assert!(StoreError::Timeout.is_unavailable());
+        assert!(!StoreError::Other("x".into()).is_unavailable());
+    }
 }

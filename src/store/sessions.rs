@@ -206,7 +206,9 @@ fn active_viewer(row: &tokio_postgres::Row) -> ActiveViewer {
 /// The most recently seen active session of this dialect for the same stream,
 /// client IP and user agent (a forward-auth HLS/DASH viewer fetching segments
 /// without its token), among the sessions not bound to their player by a
-/// playback session id or the viewer cookie (SPEC §3).
+/// playback session id or the viewer cookie (SPEC §3). The index holds the
+/// user agent's MD5 (sql/V9), so the query names `md5(user_agent)` for it,
+/// and the user agent for the answer.
 pub async fn find_active_viewer(
     client: &Client,
     dialect: &str,
@@ -218,7 +220,7 @@ pub async fn find_active_viewer(
         .prepare_cached(
             "SELECT key, login, stream, playback_id, cookie_seen FROM sessions
               WHERE stream = $1 AND ended_at IS NULL AND expires_at > now()
-                AND dialect = $2 AND client_ip = $3 AND user_agent = $4
+                AND dialect = $2 AND client_ip = $3 AND md5(user_agent) = md5($4) AND user_agent = $4
                 AND playback_id IS NULL AND NOT cookie_seen
               ORDER BY last_seen_at DESC LIMIT 1",
         )

@@ -534,3 +534,29 @@ pub async fn seed_admins(app: &TestApp) {
         app.create(spec).await;
     }
 }
+
+// ---- Callers at other addresses ----
+
+/// An HTTP client whose requests come from `peer`, another loopback address
+/// (127.0.0.2, …): Linux routes all of 127.0.0.0/8 to the loopback, so a
+/// test can be a second caller of the same server.
+pub fn client_from(peer: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(peer.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    /// POST /hook/decide through `client` and expect a decision (200).
+    pub async fn decide_via(&self, client: &reqwest::Client, body: Value) -> Value {
+        let response = client
+            .post(format!("{}/hook/decide", self.address))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.unwrap()
+    }
+}

@@ -170,6 +170,8 @@ async fn sigterm_shuts_down_gracefully_with_exit_0() {
         &[
             ("DATABASE_URL", &db.url),
             ("PLAYGATE_BOOTSTRAP_ADMIN", "root:right-pw"),
+            // All eight run bcrypt rather than some being turned away.
+            ("PLAYGATE_BCRYPT_CONCURRENCY", "8"),
         ],
         Stdio::null(),
     )

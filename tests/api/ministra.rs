@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// The fake portal: `good-*` tokens are granted (user 42, limit 1, 120 s),
-/// `slow` answers after 5 s, `broken` gets a 500, anything else 403.
+/// `huge-*` too but for 2^64 - 1 seconds (user 43), `slow` answers after
+/// 5 s, `broken` gets a 500, anything else 403.
 struct FakePortal {
     url: String,
     asked: Arc<AtomicUsize>,
@@ -45,6 +46,10 @@ async fn check_link(request: HttpRequest, asked: web::Data<AtomicUsize>) -> Http
             .insert_header(("X-Unique", "true"))
             .insert_header(("X-Max-Sessions", "1"))
             .insert_header(("X-UserId", "42"))
+            .finish(),
+        t if t.starts_with("huge-") => HttpResponse::Ok()
+            .insert_header(("X-AuthDuration", "18446744073709551615"))
+            .insert_header(("X-UserId", "43"))
             .finish(),
         "slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -144,6 +149,45 @@ async fn portal_grants_become_sessions_with_the_portals_limit() {
     assert_eq!(flussonic.status, 200);
     assert_eq!(flussonic.header("X-UserId"), Some("ministra:42"));
     assert_eq!(flussonic.header("X-AuthDuration"), Some("120"));
+}
+
+/// The portal's answer is untrusted input: an `X-AuthDuration` of 2^64 - 1
+/// seconds once overflowed `Instant + Duration` while the grants lock was
+/// held, and every later check failed on the poisoned lock.
+#[tokio::test]
+async fn an_absurd_grant_duration_is_clamped_and_later_checks_work() {
+    let portal = fake_portal();
+    let url = portal.url.clone();
+    let app = spawn_app_with(move |s| s.ministra_url = Some(url)).await;
+
+    let huge = app.decide(with_token("huge-1", "h")).await;
+    assert_eq!(reason(&huge), "ok", "{huge}");
+    assert_eq!(huge["user"], "ministra:43");
+    assert_eq!(huge["duration"], 86_400, "clamped to a day");
+    let expires_in: f64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT extract(epoch FROM expires_at - now())::float8 FROM sessions WHERE login = 'ministra:43'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        (86_400.0..=86_400.0 + 60.0).contains(&expires_in),
+        "{expires_in}"
+    );
+
+    // The next checks, remembered and new, still work.
+    let again = app
+        .decide(with(with_token("huge-1", "h"), json!({"event": "refresh"})))
+        .await;
+    assert_eq!(reason(&again), "ok", "{again}");
+    let other = app.decide(with_token("good-1", "g")).await;
+    assert_eq!(reason(&other), "ok", "{other}");
+    assert_eq!(other["duration"], 120);
+    assert_eq!(portal.asked.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

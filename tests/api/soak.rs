@@ -144,7 +144,15 @@ async fn limits_hold_under_random_traffic_on_two_replicas() {
                         open.swap_remove(index);
                     } else {
                         let client = pool.get().await.unwrap();
-                        let key = format!("s:decide::{session}");
+                        // The key decide gives this session id from this caller.
+                        let mut named = playgate::decision::PlayRequest::new(
+                            "decide",
+                            "news",
+                            "192.0.2.1".parse().unwrap(),
+                        );
+                        named.session = Some(session.clone());
+                        named.caller = Some("127.0.0.1".parse().unwrap());
+                        let key = named.session_key();
                         let id: uuid::Uuid = client
                             .query_one(
                                 "SELECT id FROM sessions WHERE key = $1 AND ended_at IS NULL",
