@@ -580,6 +580,18 @@ impl Engine {
             if !started {
                 self.metrics.session_refreshed(false);
             }
+            // A start at the limit under kick_oldest ended the user's oldest
+            // session in the same statement: its next refresh must reach the
+            // database (refused), not this replica's memory, even before the
+            // end is announced.
+            let kicked_some = started
+                && admission.limit_policy == LimitPolicy::KickOldest
+                && admission
+                    .max_sessions
+                    .is_some_and(|max| active_sessions >= i64::from(max));
+            if let (true, Some(login)) = (kicked_some, admission.login) {
+                self.live.forget_login(login);
+            }
             let admitted = live::Admitted {
                 session_id,
                 login: admission.login.map(str::to_string),
