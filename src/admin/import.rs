@@ -16,6 +16,7 @@ use crate::http::AppState;
 use crate::http::ErrorBody;
 use crate::import::user_input::{validate_input, TokenValue, UserInput};
 
+use crate::store::packages as package_store;
 use crate::store::user_import::{self, ImportUser};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -131,6 +132,8 @@ pub async fn import(
     let validated = started.elapsed();
     let packages: Vec<String> = packages.into_iter().collect();
     let outcome = audited(&state, &caller, async |transaction| {
+        // Before the packages are checked: none is deleted meanwhile.
+        package_store::lock_assignments(transaction).await?;
         check_packages(transaction, &packages).await?;
         let outcome = user_import::import(transaction, &users).await?;
         if let Some(login) = &outcome.token_conflict {

@@ -12,6 +12,7 @@ use crate::http::AppState;
 use crate::http::{ApiError, ErrorBody};
 use crate::import::user_input::{validate_input, UserInput};
 use crate::password;
+use crate::store::packages as package_store;
 use crate::store::sessions;
 use crate::store::users::{self, NewUser, UserFilter, UserRow};
 
@@ -109,6 +110,9 @@ pub async fn create(
         packages: v.packages.clone().unwrap_or_default(),
     };
     let (row, generated) = audited(&state, &caller, async |transaction| {
+        if !user.packages.is_empty() {
+            package_store::lock_assignments(transaction).await?;
+        }
         check_packages(transaction, &user.packages).await?;
         let id = users::insert(transaction, &user).await?;
         users::set_packages(transaction, id, &user.packages).await?;
@@ -171,6 +175,11 @@ pub async fn update(
         });
     }
     let (row, generated) = audited(&state, &caller, async |transaction| {
+        // Before the user's row, as everywhere: concurrent writes wait
+        // instead of deadlocking.
+        if v.packages.is_some() {
+            package_store::lock_assignments(transaction).await?;
+        }
         let id = users::lock_id(transaction, &login)
             .await?
             .ok_or_else(|| ApiError::no_such("user", &login))?;

@@ -5,6 +5,7 @@ mod admin_boundaries;
 mod admin_import;
 mod admin_openapi;
 mod admin_resources;
+mod admin_safety;
 mod admin_users;
 mod decide;
 mod e2e_nginx;
