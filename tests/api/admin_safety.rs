@@ -1,5 +1,6 @@
-//! Admin API writes that would open everything (issue 22): deleting a
-//! package that is some user's only one (no package = every stream).
+//! Admin API writes that would open everything or lock everyone out (issue
+//! 22): deleting a package that is some user's only one (no package = every
+//! stream), and taking away the last enabled admin.
 
 use serde_json::{json, Value};
 
@@ -242,4 +243,277 @@ async fn a_package_delete_racing_an_assignment_never_leaves_a_user_with_none() {
         )
         .await;
     }
+}
+
+/// (kind, enabled, expires_at) of a user.
+async fn account(app: &TestApp, login: &str) -> (String, bool, Value) {
+    let user = app
+        .admin("GET", &format!("/api/v1/users/{login}"), None, 200)
+        .await;
+    (
+        user["kind"].as_str().unwrap().to_string(),
+        user["enabled"].as_bool().unwrap(),
+        user["expires_at"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_disabled_demoted_expired_or_deleted() {
+    let app = spawn_admin_app().await;
+    // Admins who cannot use the API do not count.
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "retired", "kind": "admin", "enabled": false})),
+        201,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "lapsed", "kind": "admin", "expires_at": "2001-01-01T00:00:00Z"})),
+        201,
+    )
+    .await;
+    let now = chrono::Utc::now().to_rfc3339();
+    for (change, field) in [
+        (json!({"enabled": false}), "enabled"),
+        (json!({"kind": "observer"}), "kind"),
+        (json!({"kind": "user", "comment": "x"}), "kind"),
+        (json!({"expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
+        (json!({"expires_at": now}), "expires_at"),
+        (json!({"enabled": false, "kind": "user"}), "enabled"),
+    ] {
+        let answer = app
+            .api("PATCH", "/api/v1/users/root", ADMIN, Some(change.clone()))
+            .await;
+        assert_eq!(answer.status, 409, "{change}: {}", answer.body);
+        assert_eq!(answer.body["field"], field, "{change}");
+        assert!(
+            answer.body["error"]
+                .as_str()
+                .unwrap()
+                .contains("last enabled admin"),
+            "{}",
+            answer.body
+        );
+        assert_eq!(
+            account(&app, "root").await,
+            ("admin".to_string(), true, Value::Null),
+            "after {change}"
+        );
+    }
+    let answer = app.api("DELETE", "/api/v1/users/root", ADMIN, None).await;
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert_eq!(answer.body["field"], "login");
+    assert_eq!(
+        account(&app, "root").await,
+        ("admin".to_string(), true, Value::Null)
+    );
+    // Changes that leave it an admin are fine: a later expiry, a comment.
+    app.admin(
+        "PATCH",
+        "/api/v1/users/root",
+        Some(json!({"expires_at": "2999-01-01T00:00:00Z", "comment": "still here"})),
+        200,
+    )
+    .await;
+    app.admin(
+        "PATCH",
+        "/api/v1/users/root",
+        Some(json!({"expires_at": null, "kind": "admin", "enabled": true})),
+        200,
+    )
+    .await;
+
+    // With a second enabled admin, the first may go.
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "ops", "password": "ops-password", "kind": "admin"})),
+        201,
+    )
+    .await;
+    let ops = Auth::Basic("ops", "ops-password");
+    app.admin(
+        "PATCH",
+        "/api/v1/users/root",
+        Some(json!({"kind": "observer"})),
+        200,
+    )
+    .await;
+    // Now ops is the last one, and the same holds for it.
+    let answer = app
+        .api(
+            "PATCH",
+            "/api/v1/users/ops",
+            ops,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.body["field"].as_str()),
+        (409, Some("enabled"))
+    );
+    assert_eq!(
+        app.api("DELETE", "/api/v1/users/ops", ops, None)
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        app.api(
+            "PATCH",
+            "/api/v1/users/root",
+            ops,
+            Some(json!({"kind": "admin"}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        app.api("DELETE", "/api/v1/users/ops", ADMIN, None)
+            .await
+            .status,
+        204
+    );
+}
+
+#[tokio::test]
+async fn two_concurrent_demotions_of_the_last_two_admins_one_succeeds() {
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "ops", "password": "ops-password", "kind": "admin"})),
+        201,
+    )
+    .await;
+    let staff = [("root", ADMIN), ("ops", Auth::Basic("ops", "ops-password"))];
+    let changes = [
+        json!({"kind": "user"}),
+        json!({"enabled": false}),
+        json!({"expires_at": "2001-01-01T00:00:00Z"}),
+        json!({"kind": "observer"}),
+    ];
+    for round in 0..8 {
+        // Each admin takes away its own powers: both are authenticated
+        // before either write, so only the lock decides.
+        let first = &changes[round % changes.len()];
+        let second = &changes[(round + 1) % changes.len()];
+        let (a, b) = tokio::join!(
+            app.api(
+                "PATCH",
+                "/api/v1/users/root",
+                staff[0].1,
+                Some(first.clone())
+            ),
+            app.api(
+                "PATCH",
+                "/api/v1/users/ops",
+                staff[1].1,
+                Some(second.clone())
+            ),
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 409],
+            "round {round}: {} / {}",
+            a.body,
+            b.body
+        );
+        let (gone, survivor) = if a.status == 200 {
+            (staff[0].0, staff[1].1)
+        } else {
+            (staff[1].0, staff[0].1)
+        };
+        let admins = app
+            .api(
+                "GET",
+                "/api/v1/users?kind=admin&enabled=true",
+                survivor,
+                None,
+            )
+            .await;
+        assert_eq!(admins.status, 200, "{}", admins.body);
+        // Back to two admins for the next round.
+        let restored = app
+            .api(
+                "PATCH",
+                &format!("/api/v1/users/{gone}"),
+                survivor,
+                Some(json!({"kind": "admin", "enabled": true, "expires_at": null})),
+            )
+            .await;
+        assert_eq!(restored.status, 200, "{}", restored.body);
+    }
+}
+
+#[tokio::test]
+async fn an_import_that_takes_away_the_last_admin_is_refused_whole() {
+    let app = spawn_admin_app().await;
+    for (item, field) in [
+        (json!({"login": "root", "enabled": false}), "enabled"),
+        (json!({"login": "root", "kind": "user"}), "kind"),
+        (
+            json!({"login": "root", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+    ] {
+        let answer = app
+            .api(
+                "POST",
+                "/api/v1/import",
+                ADMIN,
+                Some(json!([
+                    {"login": "newbie", "token": "newbie-token"},
+                    {"login": "viewer", "comment": "changed"},
+                    item
+                ])),
+            )
+            .await;
+        assert_eq!(answer.status, 409, "{item}: {}", answer.body);
+        assert_eq!(answer.body["field"], field);
+        let message = answer.body["error"].as_str().unwrap();
+        assert!(
+            message.contains("item 2 ('root')") && message.contains("last enabled admin"),
+            "{message}"
+        );
+        // Nothing written.
+        assert_eq!(
+            app.api("GET", "/api/v1/users/newbie", ADMIN, None)
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            app.admin("GET", "/api/v1/users/viewer", None, 200).await["comment"],
+            ""
+        );
+        assert_eq!(
+            account(&app, "root").await,
+            ("admin".to_string(), true, Value::Null)
+        );
+        assert_eq!(
+            reason(&app.decide(play("news", "newbie-token")).await),
+            "unknown_token"
+        );
+    }
+    // The same import that also makes another admin goes through.
+    app.admin(
+        "POST",
+        "/api/v1/import",
+        Some(json!([
+            {"login": "newbie", "kind": "admin", "password": "newbie-password"},
+            {"login": "root", "enabled": false}
+        ])),
+        200,
+    )
+    .await;
+    let newbie = Auth::Basic("newbie", "newbie-password");
+    let root = app.api("GET", "/api/v1/users/root", newbie, None).await;
+    assert_eq!(root.body["enabled"], false, "{}", root.body);
 }
