@@ -9,14 +9,16 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::auth::AdminJson;
-use super::users::check_packages;
+use super::users::{check_packages, demoting_field, last_admin};
 use super::{audited, Audit};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
 use crate::import::user_input::{validate_input, TokenValue, UserInput};
 
+use crate::store::packages as package_store;
 use crate::store::user_import::{self, ImportUser};
+use crate::store::users as user_store;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportAnswer {
@@ -34,6 +36,19 @@ fn at(index: usize, login: &str, error: ApiError) -> ApiError {
         ),
         ..error
     }
+}
+
+/// 409 naming the first item that takes away an admin's powers.
+fn no_admin_left(users: &[ImportUser], admins: &[String]) -> ApiError {
+    users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| admins.contains(&u.login))
+        .find_map(|(index, u)| {
+            demoting_field(u.enabled, u.kind, u.expires_at)
+                .map(|field| at(index, &u.login, last_admin(&u.login, field)))
+        })
+        .unwrap_or_else(|| ApiError::conflict("login", "the import would leave no enabled admin"))
 }
 
 #[utoipa::path(post, path = "/api/v1/import", tag = "import",
@@ -131,8 +146,16 @@ pub async fn import(
     let validated = started.elapsed();
     let packages: Vec<String> = packages.into_iter().collect();
     let outcome = audited(&state, &caller, async |transaction| {
+        // The locks of PATCH /users, in the same order.
+        user_store::lock_admins(transaction).await?;
+        package_store::lock_assignments(transaction).await?;
+        let admins = user_store::live_admins(transaction).await?;
         check_packages(transaction, &packages).await?;
         let outcome = user_import::import(transaction, &users).await?;
+        if user_store::live_admins(transaction).await?.is_empty() {
+            // Nothing is written: the error rolls the whole import back.
+            return Err(no_admin_left(&users, &admins));
+        }
         if let Some(login) = &outcome.token_conflict {
             return Err(ApiError::conflict(
                 "token",

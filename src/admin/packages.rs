@@ -154,9 +154,13 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(row))
 }
 
+/// How many of the users a refused package delete names.
+const NAMED_USERS: i64 = 10;
+
 #[utoipa::path(delete, path = "/api/v1/packages/{name}", tag = "packages", params(("name" = String, Path)),
-    responses((status = 204, description = "deleted; users lose this package"), (status = 401), (status = 403),
-              (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "deleted; its users keep their other packages"), (status = 401), (status = 403),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "the only package of some users (named in `users`, at most 10)", body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn delete(
     caller: AdminUser,
@@ -164,6 +168,14 @@ pub async fn delete(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     audited(&state, &caller, async |transaction| {
+        // A user with no package may watch every stream: deleting someone's
+        // only package would grant them everything. Checked under the lock
+        // every package assignment takes, so none slips in meanwhile.
+        packages::lock_assignments(transaction).await?;
+        let (users, total) = packages::sole_users(transaction, &name, NAMED_USERS).await?;
+        if total > 0 {
+            return Err(sole_package(&name, users, total));
+        }
         if !packages::delete(transaction, &name).await? {
             return Err(ApiError::no_such("package", &name));
         }
@@ -174,4 +186,25 @@ pub async fn delete(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// 409 naming (some of) the users whose only package this is.
+fn sole_package(name: &str, users: Vec<String>, total: i64) -> ApiError {
+    let mut named = users.join(", ");
+    if total > users.len() as i64 {
+        named.push_str(&format!(" and {} more", total - users.len() as i64));
+    }
+    let whom = if total == 1 {
+        "1 user".to_string()
+    } else {
+        format!("{total} users")
+    };
+    ApiError::conflict(
+        "name",
+        format!(
+            "package '{}' is the only package of {whom} ({named}); with no package left they could watch every stream: reassign them first",
+            crate::http::error::clip(name)
+        ),
+    )
+    .about_users(users)
 }

@@ -1,6 +1,7 @@
 //! `/api/v1/users` and `/api/v1/users/{login}`.
 
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -12,6 +13,7 @@ use crate::http::AppState;
 use crate::http::{ApiError, ErrorBody};
 use crate::import::user_input::{validate_input, UserInput};
 use crate::password;
+use crate::store::packages as package_store;
 use crate::store::sessions;
 use crate::store::users::{self, NewUser, UserFilter, UserRow};
 
@@ -38,6 +40,43 @@ pub async fn check_packages<C: deadpool_postgres::GenericClient>(
             format!("no such package: '{}'", crate::http::error::clip(name)),
         )),
     }
+}
+
+/// The field of a change that could take a user's admin powers away, in the
+/// order a refusal names it: disabling, another kind, an expiry (in the past
+/// or not: whether it already counts is for the database's clock to say).
+pub fn demoting_field(
+    enabled: Option<bool>,
+    kind: Option<UserKind>,
+    expires_at: Option<Option<DateTime<Utc>>>,
+) -> Option<&'static str> {
+    if enabled == Some(false) {
+        Some("enabled")
+    } else if kind.is_some_and(|kind| kind != UserKind::Admin) {
+        Some("kind")
+    } else if matches!(expires_at, Some(Some(_))) {
+        Some("expires_at")
+    } else {
+        None
+    }
+}
+
+/// 409: this write would leave no enabled, unexpired admin, and with that
+/// nobody who can use the admin API.
+pub fn last_admin(login: &str, field: &'static str) -> ApiError {
+    let what = match field {
+        "enabled" => "disabled",
+        "kind" => "demoted",
+        "expires_at" => "expired",
+        _ => "deleted",
+    };
+    ApiError::conflict(
+        field,
+        format!(
+            "'{}' is the last enabled admin and cannot be {what}: nobody could use the admin API; make another user an admin first",
+            crate::http::error::clip(login)
+        ),
+    )
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -109,6 +148,9 @@ pub async fn create(
         packages: v.packages.clone().unwrap_or_default(),
     };
     let (row, generated) = audited(&state, &caller, async |transaction| {
+        if !user.packages.is_empty() {
+            package_store::lock_assignments(transaction).await?;
+        }
         check_packages(transaction, &user.packages).await?;
         let id = users::insert(transaction, &user).await?;
         users::set_packages(transaction, id, &user.packages).await?;
@@ -170,7 +212,16 @@ pub async fn update(
             None => None,
         });
     }
+    let demoting = demoting_field(v.changes.enabled, v.changes.kind, v.changes.expires_at);
     let (row, generated) = audited(&state, &caller, async |transaction| {
+        // Locks in one order everywhere (admins, package assignments, the
+        // user's row), so that concurrent writes wait instead of deadlocking.
+        if demoting.is_some() {
+            users::lock_admins(transaction).await?;
+        }
+        if v.packages.is_some() {
+            package_store::lock_assignments(transaction).await?;
+        }
         let id = users::lock_id(transaction, &login)
             .await?
             .ok_or_else(|| ApiError::no_such("user", &login))?;
@@ -179,6 +230,12 @@ pub async fn update(
             users::set_packages(transaction, id, packages).await?;
         }
         users::update(transaction, id, &v.changes).await?;
+        if let Some(field) = demoting {
+            // The caller is an admin, so one existed before this write.
+            if users::live_admins(transaction).await?.is_empty() {
+                return Err(last_admin(&login, field));
+            }
+        }
         let mut generated = None;
         if let Some(token) = v.token.clone() {
             crate::store::tokens::delete_all(transaction, id).await?;
@@ -203,7 +260,8 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/v1/users/{login}", tag = "users",
     params(("login" = String, Path)),
     responses((status = 204, description = "deleted; the user's active sessions are ended (kicked)"),
-              (status = 401), (status = 403), (status = 404, body = ErrorBody)),
+              (status = 401), (status = 403), (status = 404, body = ErrorBody),
+              (status = 409, description = "the last enabled admin", body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn delete(
     caller: AdminUser,
@@ -212,8 +270,12 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let login = login.into_inner();
     audited(&state, &caller, async |transaction| {
+        users::lock_admins(transaction).await?;
         if !users::delete(transaction, &login).await? {
             return Err(ApiError::no_such("user", &login));
+        }
+        if users::live_admins(transaction).await?.is_empty() {
+            return Err(last_admin(&login, "login"));
         }
         Ok((
             (),

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub field: Option<&'static str>,
+    /// The users a conflict is about, for a client to link them.
+    pub users: Vec<String>,
 }
 
 /// The body of every error answer.
@@ -29,6 +31,10 @@ pub struct ErrorBody {
     /// The offending field (422, 409).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
+    /// The users a `409` is about (a package delete that would leave them
+    /// with no package): at most 10 logins; the message gives the count.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
 }
 
 impl ApiError {
@@ -37,6 +43,7 @@ impl ApiError {
             status,
             message: one_line(message.into()),
             field: None,
+            users: Vec::new(),
         }
     }
 
@@ -70,6 +77,11 @@ impl ApiError {
             field: Some(field),
             ..ApiError::new(StatusCode::CONFLICT, message)
         }
+    }
+
+    /// The same error, about these users.
+    pub fn about_users(self, users: Vec<String>) -> ApiError {
+        ApiError { users, ..self }
     }
 
     /// An invalid field: 422 with the field's name.
@@ -122,6 +134,7 @@ impl ResponseError for ApiError {
         response.json(ErrorBody {
             error: self.message.clone(),
             field: self.field,
+            users: self.users.clone(),
         })
     }
 }

@@ -675,6 +675,9 @@ pub async fn apply(
     dry_run: bool,
 ) -> Result<Report, AstraError> {
     let transaction = client.transaction().await.map_err(StoreError::from)?;
+    // The packages the users name are checked under the lock a package
+    // delete takes: none can vanish before the users are linked to it.
+    packages::lock_assignments(&transaction).await?;
     let mut report = Report {
         dry_run,
         streams: plan.streams,

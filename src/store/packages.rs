@@ -121,3 +121,42 @@ pub async fn get_many<C: GenericClient>(
         .await?;
     Ok(rows.iter().map(package_row).collect())
 }
+
+/// Serialises every change of who has which package with the deletion of
+/// packages (a transaction-scoped lock, taken before the names are checked):
+/// a user given a package that is being deleted cannot end up with none,
+/// which would mean every stream.
+pub async fn lock_assignments<C: GenericClient>(client: &C) -> Result<(), StoreError> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext('playgate package assignments'))",
+            &[],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The users for whom this package is the only one (deleting it would leave
+/// them with none, i.e. every stream): the first `limit` logins by login,
+/// and how many there are.
+pub async fn sole_users<C: GenericClient>(
+    client: &C,
+    name: &str,
+    limit: i64,
+) -> Result<(Vec<String>, i64), StoreError> {
+    let rows = client
+        .query(
+            "SELECT u.login, count(*) OVER ()
+               FROM packages p
+               JOIN user_packages up ON up.package_id = p.id
+               JOIN users u ON u.id = up.user_id
+              WHERE p.name = $1
+                AND NOT EXISTS (SELECT 1 FROM user_packages o
+                                 WHERE o.user_id = up.user_id AND o.package_id <> p.id)
+              ORDER BY u.login LIMIT $2",
+            &[&name, &limit],
+        )
+        .await?;
+    let total = rows.first().map_or(0, |row| row.get(1));
+    Ok((rows.iter().map(|row| row.get(0)).collect(), total))
+}

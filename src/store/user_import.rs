@@ -37,7 +37,9 @@ pub struct ImportOutcome {
 
 /// Creates or updates every user by login, set-based (a few statements over
 /// `unnest`ed arrays, whatever the number of users). Runs in the caller's
-/// transaction; logins must be unique in `users` (checked by the caller).
+/// transaction; logins must be unique in `users` (checked by the caller),
+/// who also holds `packages::lock_assignments` from before it checked that
+/// the packages exist (a package deleted meanwhile would be skipped).
 pub async fn import<C: deadpool_postgres::GenericClient>(
     client: &C,
     users: &[ImportUser],

@@ -54,6 +54,40 @@ pub async fn admin_exists(client: &Client) -> Result<bool, StoreError> {
         .get(0))
 }
 
+/// Serialises the writes that could take away the last admin (a change of
+/// `enabled`, `kind` or `expires_at`, a delete, an import): taken first in
+/// the transaction, before any row lock, so that two of them cannot each
+/// see the other's admin still there and both commit.
+pub async fn lock_admins<C: deadpool_postgres::GenericClient>(
+    client: &C,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext('playgate admins'))",
+            &[],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The logins of the admins who can use the admin API: enabled and not
+/// expired (as this transaction sees them).
+pub async fn live_admins<C: deadpool_postgres::GenericClient>(
+    client: &C,
+) -> Result<Vec<String>, StoreError> {
+    Ok(client
+        .query(
+            "SELECT login FROM users
+              WHERE kind = 'admin' AND enabled AND (expires_at IS NULL OR expires_at > now())
+              ORDER BY login",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
 /// Creates (or promotes) the bootstrap admin when no admin exists. Returns
 /// whether anything was written. Replicas starting together serialise on a lock.
 pub async fn ensure_bootstrap_admin(

@@ -65,11 +65,25 @@ async fn packages_crud() {
         )
         .await;
     assert_eq!(clash.status, 409);
+    // fan's only package may not go (admin_safety.rs); with another it may.
+    assert_eq!(
+        app.api("DELETE", "/api/v1/packages/sport", ADMIN, None)
+            .await
+            .status,
+        409
+    );
+    app.admin(
+        "PATCH",
+        "/api/v1/users/fan",
+        Some(json!({"packages": ["sport", "movies"]})),
+        200,
+    )
+    .await;
     app.admin("DELETE", "/api/v1/packages/sport", None, 204)
         .await;
     assert_eq!(
         app.admin("GET", "/api/v1/users/fan", None, 200).await["packages"],
-        json!([])
+        json!(["movies"])
     );
 }
 

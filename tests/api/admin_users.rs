@@ -662,11 +662,19 @@ async fn changes_through_the_api_are_in_force_at_the_next_decision() {
     )
     .await;
     assert_eq!(reason(&app.decide(play("news")).await), "ok");
-    app.admin("DELETE", "/api/v1/packages/kids", None, 204)
-        .await;
+    // No package = every stream, on purpose; then kids may be deleted.
+    app.admin(
+        "PATCH",
+        "/api/v1/users/erin",
+        Some(json!({"packages": []})),
+        200,
+    )
+    .await;
     assert_eq!(
         reason(&app.decide(play("sport")).await),
         "ok",
-        "no packages left = every stream"
+        "no packages = every stream"
     );
+    app.admin("DELETE", "/api/v1/packages/kids", None, 204)
+        .await;
 }

@@ -5,6 +5,7 @@ mod admin_boundaries;
 mod admin_import;
 mod admin_openapi;
 mod admin_resources;
+mod admin_safety;
 mod admin_users;
 mod admission_failures;
 mod damping;

@@ -304,6 +304,64 @@ impl Browser {
         path
     }
 
+    /// Presses and releases a key (WebDriver's code, e.g. `\u{E007}` Enter)
+    /// on whatever has the keyboard focus, as a person would.
+    async fn press(&self, key: &str) {
+        self.command(
+            "POST",
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
+            ),
+        )
+        .await;
+    }
+
+    /// What has the keyboard focus: its tag, `data-testid` and `data-key`.
+    async fn focused(&self) -> Value {
+        self.script(
+            "const e = document.activeElement; return e && {tag: e.tagName.toLowerCase(), \
+             testid: e.dataset ? e.dataset.testid || null : null, key: e.dataset ? e.dataset.key || null : null, \
+             text: e.textContent.trim().slice(0, 40)};",
+            json!([]),
+        )
+        .await
+    }
+
+    /// Waits until `script` (a function body) returns true.
+    async fn wait_until(&self, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.script(script, json!([])).await != json!(true) {
+            if Instant::now() > deadline {
+                self.screenshot("failure").await;
+                panic!("waited for {script}; page: {}", self.text().await);
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// The visible text of the first element matching `css`.
+    async fn text_of(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        self.command("GET", &format!("/element/{id}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Whether a modal dialog is open.
+    async fn dialog_open(&self) -> bool {
+        self.script(
+            "return !!document.querySelector('dialog[open]');",
+            json!([]),
+        )
+        .await
+        .as_bool()
+        .unwrap()
+    }
+
     async fn sign_in(&self, address: &str, login: &str, password: &str) {
         self.goto(&format!("{address}/ui/")).await;
         self.fill("#login", login).await;
@@ -341,11 +399,11 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     browser.goto(&format!("{address}/ui/#/users")).await;
     browser.click("#new-user").await;
     browser.fill("#f-login", "bad login!").await;
+    browser.click("#f-packages input[value=basic]").await;
     browser.click("[data-testid=save]").await;
     browser.find(".error[data-for=login]:not(:empty)").await;
     // …a valid one with the package and a generated token is created.
     browser.fill("#f-login", "alice").await;
-    browser.click("#f-packages option[value=basic]").await;
     browser.click("#f-generate").await;
     browser.click("[data-testid=save]").await;
     let token_element = browser.find("#new-token").await;
@@ -374,6 +432,7 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     assert_eq!(alice["comment"], "edited in the browser");
     assert_eq!(alice["packages"], json!(["basic"]));
     browser.click("[data-testid=toggle]").await;
+    browser.click("[data-testid=confirm-yes]").await;
     browser.wait_text("alice disabled", true).await;
     assert_eq!(
         app.admin("GET", "/api/v1/users/alice", None, 200).await["enabled"],
@@ -501,4 +560,297 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
         }
     }
     browser.screenshot("observer").await;
+}
+
+const ENTER: &str = "\u{E007}";
+
+/// Issue 22: Disable and Delete are confirmed, the confirmation has Cancel
+/// focused (Enter does nothing harmful), the API's refusal to disable the
+/// last admin is shown, and the sessions list's refresh keeps the focus.
+#[tokio::test]
+async fn confirmations_focus_cancel_disable_asks_refresh_keeps_focus() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "alice", "token": "alice-token"})),
+        201,
+    )
+    .await;
+    let enabled = |login: &'static str| {
+        let app = &app;
+        async move {
+            app.admin("GET", &format!("/api/v1/users/{login}"), None, 200)
+                .await["enabled"]
+                .as_bool()
+                .unwrap()
+        }
+    };
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.wait_text("alice", true).await;
+
+    // Delete (the first row is alice): Cancel has the focus, Enter cancels.
+    browser.click("tbody tr:first-child button.danger").await;
+    browser.find("[data-testid=confirm]").await;
+    let focused = browser.focused().await;
+    assert_eq!(focused["testid"], "confirm-no", "{focused}");
+    browser.screenshot("confirm-delete").await;
+    browser.press(ENTER).await;
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    app.admin("GET", "/api/v1/users/alice", None, 200).await;
+
+    // Disable asks first, the same way.
+    browser.click("[data-testid=toggle]").await;
+    assert!(
+        browser
+            .text_of("[data-testid=confirm]")
+            .await
+            .contains("Disable alice?"),
+        "{}",
+        browser.text().await
+    );
+    assert_eq!(browser.focused().await["testid"], "confirm-no");
+    browser.press(ENTER).await;
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    assert!(enabled("alice").await, "Enter in the dialog disabled alice");
+    browser.click("[data-testid=toggle]").await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("alice disabled", true).await;
+    assert!(!enabled("alice").await);
+    // Enable is harmless: no question.
+    browser.wait_text("Enable", true).await;
+    browser.click("[data-testid=toggle]").await;
+    browser.wait_text("alice enabled", true).await;
+    assert!(!browser.dialog_open().await);
+    assert!(enabled("alice").await);
+
+    // Disabling oneself, the only admin: asked, then refused by the API,
+    // whose reason the page shows.
+    browser
+        .click("tbody tr:nth-child(2) [data-testid=toggle]")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-testid=confirm]")
+            .await
+            .contains("your own account root"),
+        "{}",
+        browser.text().await
+    );
+    browser.click("[data-testid=confirm-yes]").await;
+    let refusal = browser.text_of("[data-testid=refusal]").await;
+    assert!(refusal.contains("last enabled admin"), "{refusal}");
+    browser.screenshot("last-admin-refused").await;
+    assert!(enabled("root").await);
+
+    // A session; its Kick button has the focus across auto-refreshes.
+    let decision = app
+        .decide(with(
+            play("news", "198.51.100.9"),
+            json!({"token": "alice-token"}),
+        ))
+        .await;
+    let session = decision["session_id"].as_str().unwrap().to_string();
+    browser.goto(&format!("{address}/ui/#/sessions")).await;
+    browser.wait_text("198.51.100.9", true).await;
+    browser.find("[data-testid=kick]").await;
+    let before = browser.text_of("#sessions-updated").await;
+    browser
+        .script(
+            "document.querySelector('[data-testid=kick]').focus();",
+            json!([]),
+        )
+        .await;
+    assert_eq!(browser.focused().await["testid"], "kick");
+    browser
+        .wait_until(&format!(
+            "return document.getElementById('sessions-updated').textContent !== {};",
+            json!(before)
+        ))
+        .await;
+    let focused = browser.focused().await;
+    assert_eq!(focused["testid"], "kick", "after the refresh: {focused}");
+    assert_eq!(focused["key"], format!("kick {session}"));
+    browser.screenshot("sessions-focus-kept").await;
+    // Enter on it opens the confirmation, where Enter cancels: not kicked.
+    browser.press(ENTER).await;
+    browser.find("[data-testid=confirm]").await;
+    assert_eq!(browser.focused().await["testid"], "confirm-no");
+    browser.press(ENTER).await;
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    assert_eq!(app.session_state(&session).await, (false, None));
+}
+
+/// Issue 22: the user editor's packages are checkboxes with an explicit
+/// "every stream", never reached by unchecking everything; a package delete
+/// the API refuses shows its reason and links the users named.
+#[tokio::test]
+async fn package_picker_needs_a_choice_and_a_refused_delete_names_the_users() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    for (name, streams) in [("basic", json!(["news"])), ("extra", json!(["sport/*"]))] {
+        app.admin(
+            "POST",
+            "/api/v1/packages",
+            Some(json!({"name": name, "streams": streams})),
+            201,
+        )
+        .await;
+    }
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "alice", "packages": ["basic"]})),
+        201,
+    )
+    .await;
+    let packages = |login: &'static str| {
+        let app = &app;
+        async move {
+            app.admin("GET", &format!("/api/v1/users/{login}"), None, 200)
+                .await["packages"]
+                .clone()
+        }
+    };
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.find("#new-user").await;
+
+    // Deleting basic, alice's only package: the confirmation promises no
+    // loss, the refusal shows the API's reason and links alice.
+    browser.goto(&format!("{address}/ui/#/packages")).await;
+    browser.wait_text("sport/*", true).await;
+    browser.click("tbody tr:first-child button.danger").await;
+    let question = browser.text_of("[data-testid=confirm]").await;
+    assert!(
+        question.contains("Delete package basic?") && !question.contains("lose"),
+        "{question}"
+    );
+    browser.click("[data-testid=confirm-yes]").await;
+    let refusal = browser.text_of("[data-testid=refusal]").await;
+    let reason = app
+        .api("DELETE", "/api/v1/packages/basic", ADMIN, None)
+        .await
+        .body["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(refusal.contains(&reason), "{refusal}");
+    app.admin("GET", "/api/v1/packages/basic", None, 200).await;
+    browser.screenshot("package-delete-refused").await;
+
+    // The link opens alice's editor: checkboxes, basic checked.
+    browser.click("[data-testid=edit-user]").await;
+    browser.find("dialog[open] #f-packages").await;
+    let login = browser
+        .script(
+            "return document.getElementById('f-login').value;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(login, "alice");
+    assert!(browser
+        .all("dialog[open] select[multiple]")
+        .await
+        .is_empty());
+    assert_eq!(
+        browser
+            .script(
+                "return Array.from(document.querySelectorAll('#f-packages input[name=packages]'))\
+                 .map(b => [b.value, b.checked]);",
+                json!([])
+            )
+            .await,
+        json!([["basic", true], ["extra", false]])
+    );
+    // Unchecking the last package without choosing every stream: refused, unsaved.
+    browser.click("#f-packages input[value=basic]").await;
+    browser.click("[data-testid=save]").await;
+    let error = browser
+        .text_of(".error[data-for=packages]:not(:empty)")
+        .await;
+    assert!(error.contains("Every stream"), "{error}");
+    assert!(browser.dialog_open().await);
+    browser.screenshot("package-picker-refused").await;
+    assert_eq!(packages("alice").await, json!(["basic"]));
+    // Every stream, chosen explicitly, is saved as no package.
+    browser.click("#f-every-stream").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("alice saved", true).await;
+    assert_eq!(packages("alice").await, json!([]));
+    // Choosing a package again clears "every stream".
+    browser.wait_text("all streams", true).await;
+    browser.click("[data-testid=edit]").await;
+    browser.find("dialog[open] #f-packages").await;
+    assert_eq!(
+        browser
+            .script(
+                "return document.getElementById('f-every-stream').checked;",
+                json!([])
+            )
+            .await,
+        true
+    );
+    browser.click("#f-packages input[value=extra]").await;
+    assert_eq!(
+        browser
+            .script(
+                "return document.getElementById('f-every-stream').checked;",
+                json!([])
+            )
+            .await,
+        false
+    );
+    browser.click("[data-testid=save]").await;
+    // (The toast of the first save may still be up: the closed form says it is saved.)
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    assert_eq!(packages("alice").await, json!(["extra"]));
+
+    // A new user starts with no choice made.
+    browser.click("#new-user").await;
+    browser.fill("#f-login", "bob").await;
+    browser.click("[data-testid=save]").await;
+    browser.find(".error[data-for=packages]:not(:empty)").await;
+    assert_eq!(
+        app.api("GET", "/api/v1/users/bob", ADMIN, None)
+            .await
+            .status,
+        404
+    );
+    browser.click("#f-packages input[value=basic]").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("bob created", true).await;
+    assert_eq!(packages("bob").await, json!(["basic"]));
+    browser.screenshot("package-picker").await;
+
+    // Once nobody depends on it alone, basic goes.
+    app.admin(
+        "PATCH",
+        "/api/v1/users/bob",
+        Some(json!({"packages": ["basic", "extra"]})),
+        200,
+    )
+    .await;
+    browser.goto(&format!("{address}/ui/#/packages")).await;
+    browser.wait_text("sport/*", true).await;
+    browser.click("tbody tr:first-child button.danger").await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("basic deleted", true).await;
+    assert_eq!(packages("bob").await, json!(["extra"]));
 }

@@ -27,6 +27,17 @@ function h(tag, attrs, ...children) {
 function put(el, ...children) {
   el.replaceChildren(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
 }
+// put() for a periodic refresh: the control that had keyboard focus inside
+// `el` is found again by its data-key, so focus does not fall back to the
+// page body every few seconds. When it is gone, `el` (tabindex -1) keeps it.
+function refresh(el, ...children) {
+  const active = document.activeElement;
+  if (!active || !el.contains(active)) { put(el, ...children); return; }
+  const key = active.dataset.key;
+  put(el, ...children);
+  const again = key && Array.from(el.querySelectorAll("[data-key]")).find(x => x.dataset.key === key);
+  (again || el).focus({ preventScroll: true });
+}
 const $ = (sel, root) => (root || document).querySelector(sel);
 const main = () => $("#main");
 const isAdmin = () => state.me && state.me.kind === "admin";
@@ -66,6 +77,7 @@ class ApiError extends Error {
   constructor(status, body) {
     super((body && body.error) || `HTTP ${status}`);
     this.status = status; this.field = body && body.field;
+    this.users = (body && body.users) || [];
   }
 }
 async function api(method, path, body) {
@@ -93,15 +105,29 @@ function query(params) {
 // ---------- dialogs ----------
 function confirmDialog(message, action) {
   return new Promise(resolve => {
+    const cancel = h("button", { type: "button", "data-testid": "confirm-no", onclick: () => { dialog.close(); resolve(false); } }, "Cancel");
     const dialog = h("dialog", { "data-testid": "confirm" },
       h("p", { text: message }),
       h("div", { class: "form-actions" },
         h("button", { type: "button", class: "danger", "data-testid": "confirm-yes", onclick: () => { dialog.close(); resolve(true); } }, action),
-        h("button", { type: "button", onclick: () => { dialog.close(); resolve(false); } }, "Cancel")));
+        cancel));
     dialog.addEventListener("close", () => { dialog.remove(); resolve(false); });
     document.body.append(dialog);
     dialog.showModal();
+    // showModal focuses the first button, the destructive one, where a
+    // stray Enter would act: the safe choice has the focus instead.
+    cancel.focus();
   });
+}
+// A refused write, in a banner that stays until dismissed: the API's reason,
+// and the users it names linked to their editor.
+function showRefusal(slot, e) {
+  const close = h("button", { type: "button", class: "small", onclick: () => put(slot) }, "Dismiss");
+  put(slot, h("div", { class: "banner error refusal", role: "alert", "data-testid": "refusal" },
+    h("p", { text: e.message }),
+    e.users.length ? h("p", {}, "Edit: ", e.users.flatMap((login, i) => [i ? ", " : null,
+      h("a", { href: `#/users?edit=${enc(login)}`, "data-testid": "edit-user" }, login)])) : null,
+    close));
 }
 function formDialog(title, content, onSubmit) {
   const errorBox = h("div", { class: "banner error", hidden: true, role: "alert" });
@@ -223,7 +249,14 @@ pages.users = function () {
     isAdmin() ? h("button", { type: "button", class: "primary", id: "new-user", onclick: () => userForm(null, load) }, "New user") : null);
   let debounce;
   search.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { q = search.value.trim(); offset = 0; load(); }, 250); });
-  put(main(), title, toolbar, list);
+  const notice = h("div", { id: "users-notice" });
+  put(main(), title, toolbar, notice, list);
+  // #/users?edit=<login>: straight into that user's editor (links of a refusal).
+  const edit = new URLSearchParams(location.hash.split("?")[1] || "").get("edit");
+  if (edit && isAdmin()) {
+    history.replaceState(null, "", "#/users");
+    api("GET", `/api/v1/users/${enc(edit)}`).then(u => userForm(u, load)).catch(e => { if (e.status !== 401) showRefusal(notice, e); });
+  }
 
   async function load() {
     try {
@@ -240,7 +273,7 @@ pages.users = function () {
         { title: "Limit", cls: "num hide-narrow", render: u => u.max_sessions === null ? "∞" : String(u.max_sessions) },
         { title: "Packages", cls: "hide-narrow", render: u => u.packages.length ? u.packages.join(", ") : h("span", { class: "muted", text: "all streams" }) },
         { title: "Active", cls: "num", render: u => String(active[u.login] || 0) },
-        { title: "", cls: "actions", render: u => userActions(u, load) }];
+        { title: "", cls: "actions", render: u => userActions(u, load, notice) }];
       put(list, 
         table(columns, page.items, q ? "No user matches this search." : "No users yet."),
         pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
@@ -248,29 +281,66 @@ pages.users = function () {
   }
   load();
 };
-function userActions(u, reload) {
+function userActions(u, reload, notice) {
   const tokens = h("button", { type: "button", class: "small", "data-testid": "tokens", onclick: () => tokensDialog(u.login) }, `Tokens (${u.tokens})`);
   if (!isAdmin()) return tokens;
+  const self = state.me && u.login === state.me.login;
+  const refused = e => { if (e.status === 409) showRefusal(notice, e); else if (e.status !== 401) toast(e.message); };
   return [
     h("button", { type: "button", class: "small", "data-testid": "edit", onclick: () => userForm(u, reload) }, "Edit"),
     h("button", { type: "button", class: "small", "data-testid": "toggle", onclick: async () => {
-      try { await api("PATCH", `/api/v1/users/${enc(u.login)}`, { enabled: !u.enabled }); toast(`${u.login} ${u.enabled ? "disabled" : "enabled"}`); reload(); }
-      catch (e) { toast(e.message); }
+      // Disabling is as drastic as deleting (no playing, no signing in), so it is confirmed the same way.
+      if (u.enabled && !await confirmDialog(self
+        ? `Disable your own account ${u.login}? You are signed out at once, and only another admin can enable it again.`
+        : `Disable ${u.login}? They can no longer play or sign in, and their web sessions end.`, "Disable")) return;
+      try { await api("PATCH", `/api/v1/users/${enc(u.login)}`, { enabled: !u.enabled }); put(notice); toast(`${u.login} ${u.enabled ? "disabled" : "enabled"}`); reload(); }
+      catch (e) { refused(e); }
     } }, u.enabled ? "Disable" : "Enable"),
     tokens,
     h("button", { type: "button", class: "small danger", onclick: async () => {
-      if (!await confirmDialog(`Delete user ${u.login}? Their sessions end and their tokens stop working.`, "Delete")) return;
-      try { await api("DELETE", `/api/v1/users/${enc(u.login)}`); toast(`${u.login} deleted`); reload(); }
-      catch (e) { toast(e.message); }
+      if (!await confirmDialog(self
+        ? `Delete your own account ${u.login}? You are signed out at once.`
+        : `Delete user ${u.login}? Their sessions end and their tokens stop working.`, "Delete")) return;
+      try { await api("DELETE", `/api/v1/users/${enc(u.login)}`); put(notice); toast(`${u.login} deleted`); reload(); }
+      catch (e) { refused(e); }
     } }, "Delete")];
 }
+// The packages of a user: one checkbox per package, and "every stream" as a
+// choice of its own. With no package a user may watch everything, so that
+// is never what unchecking the last box silently means: saving with nothing
+// chosen is refused. `names` null: the list could not be loaded.
+function packagePicker(names, current) {
+  const every = h("input", { type: "checkbox", id: "f-every-stream", checked: !!current && current.length === 0 });
+  const boxes = (names || []).map(name => h("input", { type: "checkbox", name: "packages", value: name, checked: !!current && current.includes(name) }));
+  every.addEventListener("change", () => { if (every.checked) boxes.forEach(b => { b.checked = false; }); });
+  for (const box of boxes) box.addEventListener("change", () => { if (box.checked) every.checked = false; });
+  const el = h("fieldset", { class: "wide packages", id: "f-packages" },
+    h("legend", { text: "Packages (what the user may watch)" }),
+    names === null ? h("p", { class: "muted", text: "The packages could not be loaded; they are left as they are." })
+      : h("div", { class: "choices" }, boxes.length ? boxes.map(b => h("label", { class: "check" }, b, b.value))
+        : h("p", { class: "muted", text: "No packages yet: create them under Packages to limit what users may watch." })),
+    names === null ? null : h("label", { class: "check every" }, every, "Every stream (no package)"),
+    h("div", { class: "error", "data-for": "packages", "aria-live": "polite" }));
+  // The chosen names ([] = every stream), undefined = leave unchanged.
+  function value() {
+    if (names === null) {
+      if (current) return undefined;
+      throw new ApiError(422, { field: "packages", error: "The packages could not be loaded; close this form and try again." });
+    }
+    if (every.checked) return [];
+    const chosen = boxes.filter(b => b.checked).map(b => b.value);
+    if (!chosen.length) throw new ApiError(422, { field: "packages", error: "Choose at least one package, or \u201cEvery stream (no package)\u201d to let this user watch everything." });
+    return chosen;
+  }
+  return { el, value };
+}
 async function userForm(user, reload) {
-  let packages = [];
-  try { packages = (await api("GET", "/api/v1/packages?limit=1000")).items.map(p => p.name); } catch (e) { /* shown as free text */ }
+  let packages = null;
+  try { packages = (await api("GET", "/api/v1/packages?limit=1000")).items.map(p => p.name); } catch (e) { if (e.status === 401) return; }
   const v = user || { login: "", kind: "user", comment: "", ips: [], stb: "", expires_at: null, max_sessions: null, packages: [], enabled: true };
   const kind = h("select", {}, ["user", "observer", "admin"].map(k => h("option", { value: k, selected: v.kind === k }, k)));
-  const pkgSelect = h("select", { multiple: true, size: Math.min(6, Math.max(2, packages.length)) },
-    packages.map(p => h("option", { value: p, selected: v.packages.includes(p) }, p)));
+  // A new user starts with nothing chosen: every stream has to be asked for.
+  const picker = packagePicker(packages, user ? user.packages : null);
   const generate = h("input", { type: "checkbox", id: "f-generate" });
   const enabled = h("input", { type: "checkbox", checked: v.enabled });
   const content = h("div", { class: "grid" },
@@ -281,8 +351,7 @@ async function userForm(user, reload) {
     field("expires_at", "Expires (empty: never)", h("input", { type: "datetime-local", value: v.expires_at ? toLocalInput(new Date(v.expires_at)) : "" })),
     field("stb", "STB", h("input", { value: v.stb })),
     field("ips", "Bound IPs / networks (comma separated)", h("input", { value: v.ips.join(", ") })),
-    packages.length ? field("packages", "Packages (none selected: every stream)", pkgSelect)
-      : field("packages", "Packages (comma separated)", h("input", { value: v.packages.join(", ") })),
+    picker.el,
     field("comment", "Comment", h("input", { value: v.comment, "data-wide": "1" })),
     h("div", {}, h("label", { for: "f-enabled" }, enabled, " Enabled")),
     user ? null : h("div", {}, h("label", { for: "f-generate" }, generate, " Generate a token")));
@@ -294,8 +363,7 @@ async function userForm(user, reload) {
       ips: val("ips") ? val("ips").split(",").map(s => s.trim()).filter(Boolean) : [],
       max_sessions: val("max_sessions") === "" ? null : Number(val("max_sessions")),
       expires_at: fromLocalInput(val("expires_at")),
-      packages: packages.length ? Array.from(pkgSelect.selectedOptions).map(o => o.value)
-        : (val("packages") ? val("packages").split(",").map(s => s.trim()).filter(Boolean) : []),
+      packages: picker.value(),
       enabled: enabled.checked };
     const password = form.elements.password.value;
     if (password) body.password = password;
@@ -366,8 +434,8 @@ async function tokensDialog(login) {
 pages.sessions = function () {
   const user = h("input", { type: "search", id: "session-user", placeholder: "User", "aria-label": "Filter by user" });
   const stream = h("input", { type: "search", id: "session-stream", placeholder: "Stream", "aria-label": "Filter by stream" });
-  const list = h("div", {});
-  const stamp = h("span", { class: "muted" });
+  const list = h("div", { tabindex: "-1" });
+  const stamp = h("span", { class: "muted", id: "sessions-updated" });
   put(main(), h("h1", { text: "Live sessions" }),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, user), h("div", { class: "grow" }, stream), stamp), list);
   let debounce;
@@ -376,14 +444,14 @@ pages.sessions = function () {
     try {
       const page = await api("GET", "/api/v1/sessions" + query({ user: user.value.trim(), stream: stream.value.trim(), limit: 500 }));
       const now = Date.now();
-      put(list, table([
+      refresh(list, table([
         { title: "User", render: s => s.user ? h("strong", { text: s.user }) : h("span", { class: "muted", text: "anonymous" }) },
         { title: "Stream", render: s => s.stream },
         { title: "From", render: s => s.client_ip },
         { title: "Streamer", cls: "hide-narrow", render: s => `${s.streamer || "—"} (${s.dialect})` },
         { title: "Protocol", cls: "hide-narrow", render: s => s.protocol || "—" },
         { title: "For", cls: "num", render: s => h("span", { title: "since " + fmtTime(s.started_at), text: fmtDuration((now - new Date(s.started_at)) / 1000) }) },
-        { title: "", cls: "actions", render: s => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "kick", onclick: async () => {
+        { title: "", cls: "actions", render: s => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
           if (!await confirmDialog(`Kick ${s.user || "this viewer"} off ${s.stream}?`, "Kick")) return;
           try { await api("DELETE", `/api/v1/sessions/${s.id}`); toast("Session kicked"); load(); } catch (e) { toast(e.message); }
         } }, "Kick") : "" }], page.items, "Nobody is watching right now."),
@@ -499,8 +567,9 @@ function drawChart(container, points) {
 // ---------- packages ----------
 pages.packages = function () {
   const list = h("div", {});
+  const notice = h("div", { id: "packages-notice" });
   put(main(), h("h1", { text: "Packages" }),
-    isAdmin() ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-package", onclick: () => packageForm(null, load) }, "New package")) : null, list);
+    isAdmin() ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-package", onclick: () => packageForm(null, load) }, "New package")) : null, notice, list);
   async function load() {
     try {
       const page = await api("GET", "/api/v1/packages?limit=1000");
@@ -512,8 +581,12 @@ pages.packages = function () {
         { title: "", cls: "actions", render: p => isAdmin() ? [
           h("button", { type: "button", class: "small", onclick: () => packageForm(p, load) }, "Edit"),
           h("button", { type: "button", class: "small danger", onclick: async () => {
-            if (!await confirmDialog(`Delete package ${p.name}? Users lose the streams it grants.`, "Delete")) return;
-            try { await api("DELETE", `/api/v1/packages/${enc(p.name)}`); toast(`${p.name} deleted`); load(); } catch (e) { toast(e.message); }
+            // The server refuses to delete the only package of a user (none = every stream) and says whose.
+            if (!await confirmDialog(p.users
+              ? `Delete package ${p.name}? Its ${p.users === 1 ? "user keeps" : p.users + " users keep"} their other packages; where it is someone's only package, the deletion is refused until they are given another.`
+              : `Delete package ${p.name}? No user has it.`, "Delete")) return;
+            try { await api("DELETE", `/api/v1/packages/${enc(p.name)}`); put(notice); toast(`${p.name} deleted`); load(); }
+            catch (e) { if (e.status === 409) showRefusal(notice, e); else if (e.status !== 401) toast(e.message); }
           } }, "Delete")] : "" }], page.items, "No packages yet: every user may watch every stream."));
     } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
