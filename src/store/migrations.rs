@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::sql::params;
 use super::StoreError;
 
 pub struct Migration {
@@ -69,12 +70,12 @@ fn checksum(sql: &str) -> String {
 /// Applies pending migrations; returns the versions applied by this call.
 pub async fn run(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreError> {
     client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .execute_typed("SELECT pg_advisory_lock($1)", params![&MIGRATION_LOCK])
         .await?;
     let result = apply_pending(client).await;
     // Unlock even after a failure; the session ending would release it too.
     let unlock = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .execute_typed("SELECT pg_advisory_unlock($1)", params![&MIGRATION_LOCK])
         .await;
     let applied = result?;
     unlock?;
@@ -93,7 +94,10 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
         )
         .await?;
     let recorded: Vec<(i32, String)> = client
-        .query("SELECT version, checksum FROM playgate_migrations", &[])
+        .query_typed(
+            "SELECT version, checksum FROM playgate_migrations",
+            params![],
+        )
         .await?
         .iter()
         .map(|row| (row.get(0), row.get(1)))
@@ -113,9 +117,9 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
         let transaction = client.transaction().await?;
         transaction.batch_execute(migration.sql).await?;
         transaction
-            .execute(
+            .execute_typed(
                 "INSERT INTO playgate_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                &[&migration.version, &migration.name, &sum],
+                params![&migration.version, &migration.name, &sum],
             )
             .await?;
         transaction.commit().await?;
@@ -132,14 +136,17 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
 /// The newest applied version, or None when nothing was ever applied.
 pub async fn current_version(client: &tokio_postgres::Client) -> Result<Option<i32>, StoreError> {
     let exists: bool = client
-        .query_one("SELECT to_regclass('playgate_migrations') IS NOT NULL", &[])
+        .query_typed_one(
+            "SELECT to_regclass('playgate_migrations') IS NOT NULL",
+            params![],
+        )
         .await?
         .get(0);
     if !exists {
         return Ok(None);
     }
     Ok(client
-        .query_one("SELECT max(version) FROM playgate_migrations", &[])
+        .query_typed_one("SELECT max(version) FROM playgate_migrations", params![])
         .await?
         .get(0))
 }

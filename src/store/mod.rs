@@ -7,19 +7,22 @@ pub mod migrations;
 pub mod packages;
 pub mod policy;
 pub mod sessions;
+pub mod sql;
 pub mod stats;
 pub mod tokens;
 pub mod ui_sessions;
 pub mod user_import;
 pub mod users;
 
+use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, Row};
 
 use crate::domain::ErrorChain;
+use sql::Typed;
 
 pub use deadpool_postgres::Client;
 
@@ -145,3 +148,99 @@ pub fn create_pool(database_url: &str, max_size: usize) -> Result<Pool, StoreErr
         .build()
         .map_err(|e| StoreError::Other(format!("database pool: {e}")))
 }
+
+/// Something statements are sent on: a connection or a transaction.
+/// (deadpool's `GenericClient` predates `query_typed`, and is sealed.)
+pub trait Db: Sync {
+    fn query_typed(
+        &self,
+        statement: &str,
+        params: &[Typed<'_>],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send;
+
+    fn query_typed_one(
+        &self,
+        statement: &str,
+        params: &[Typed<'_>],
+    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send;
+
+    fn query_typed_opt(
+        &self,
+        statement: &str,
+        params: &[Typed<'_>],
+    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send;
+
+    fn execute_typed(
+        &self,
+        statement: &str,
+        params: &[Typed<'_>],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send;
+
+    fn batch_execute(
+        &self,
+        statements: &str,
+    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send;
+}
+
+macro_rules! db {
+    ($type:ty, $inner:ty, |$this:ident| $as_inner:expr) => {
+        impl Db for $type {
+            fn query_typed(
+                &self,
+                statement: &str,
+                params: &[Typed<'_>],
+            ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send {
+                let $this = self;
+                <$inner>::query_typed($as_inner, statement, params)
+            }
+
+            fn query_typed_one(
+                &self,
+                statement: &str,
+                params: &[Typed<'_>],
+            ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send {
+                let $this = self;
+                <$inner>::query_typed_one($as_inner, statement, params)
+            }
+
+            fn query_typed_opt(
+                &self,
+                statement: &str,
+                params: &[Typed<'_>],
+            ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send {
+                let $this = self;
+                <$inner>::query_typed_opt($as_inner, statement, params)
+            }
+
+            fn execute_typed(
+                &self,
+                statement: &str,
+                params: &[Typed<'_>],
+            ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send {
+                let $this = self;
+                <$inner>::execute_typed($as_inner, statement, params)
+            }
+
+            fn batch_execute(
+                &self,
+                statements: &str,
+            ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send {
+                let $this = self;
+                <$inner>::batch_execute($as_inner, statements)
+            }
+        }
+    };
+}
+
+db!(tokio_postgres::Client, tokio_postgres::Client, |c| c);
+db!(
+    tokio_postgres::Transaction<'_>,
+    tokio_postgres::Transaction<'_>,
+    |t| t
+);
+db!(deadpool_postgres::Client, tokio_postgres::Client, |c| c);
+db!(
+    deadpool_postgres::Transaction<'_>,
+    tokio_postgres::Transaction<'_>,
+    |t| t
+);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::sql::params;
 use super::{Client, StoreError};
 use crate::domain::LimitPolicy;
 
@@ -233,7 +234,7 @@ pub async fn stop(
     bytes: Option<i64>,
 ) -> Result<Option<Stopped>, StoreError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "WITH previous AS (
                 SELECT id, last_seen_at, LEAST(now(), expires_at) AS ended FROM sessions
                  WHERE key = $1 AND ended_at IS NULL FOR UPDATE)
@@ -244,7 +245,7 @@ pub async fn stop(
               WHERE s.id = previous.id
           RETURNING s.id, s.login, s.stream,
                     GREATEST(extract(epoch FROM previous.ended - previous.last_seen_at), 0)::float8",
-            &[&key, &bytes],
+            params![&key, &bytes],
         )
         .await?;
     Ok(row.map(|row| Stopped {
@@ -256,17 +257,13 @@ pub async fn stop(
 }
 
 /// An admin ends a session; its key is refused for `block` (one session duration).
-pub async fn kick<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-    block: Duration,
-) -> Result<bool, StoreError> {
+pub async fn kick<C: super::Db>(client: &C, id: Uuid, block: Duration) -> Result<bool, StoreError> {
     let ended = client
-        .execute(
+        .execute_typed(
             "UPDATE sessions
                 SET ended_at = now(), end_reason = 'kicked', blocked_until = now() + make_interval(secs => $2)
               WHERE id = $1 AND ended_at IS NULL",
-            &[&id, &seconds(block)],
+            params![&id, &seconds(block)],
         )
         .await?;
     Ok(ended == 1)
@@ -279,9 +276,9 @@ pub async fn end_all_for_user(
     reason: &str,
 ) -> Result<u64, StoreError> {
     Ok(client
-        .execute(
+        .execute_typed(
             "UPDATE sessions SET ended_at = now(), end_reason = $2 WHERE login = $1 AND ended_at IS NULL",
-            &[&login, &reason],
+            params![&login, &reason],
         )
         .await?)
 }
@@ -309,14 +306,14 @@ pub async fn sweep(
 ) -> Result<SweepResult, StoreError> {
     let transaction = client.transaction().await?;
     let locked: bool = transaction
-        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+        .query_typed_one("SELECT pg_try_advisory_xact_lock($1)", params![&SWEEP_LOCK])
         .await?
         .get(0);
     if !locked {
         return Ok(SweepResult::default());
     }
     let watched = transaction
-        .query(
+        .query_typed(
             "WITH ended AS (
                 UPDATE sessions
                    SET ended_at = LEAST(expires_at, last_seen_at + make_interval(secs => $1)),
@@ -324,15 +321,15 @@ pub async fn sweep(
                  WHERE ended_at IS NULL AND expires_at <= now()
              RETURNING stream, GREATEST(extract(epoch FROM ended_at - last_seen_at), 0)::float8 AS watched)
              SELECT stream, count(*), sum(watched)::float8 FROM ended GROUP BY stream",
-            &[&seconds(session_duration)],
+            params![&seconds(session_duration)],
         )
         .await?;
     let timed_out = watched.iter().map(|row| row.get::<_, i64>(1) as u64).sum();
     let watched_by_stream = watched.iter().map(|row| (row.get(0), row.get(2))).collect();
     let purged = transaction
-        .execute(
+        .execute_typed(
             "DELETE FROM sessions WHERE ended_at < now() - make_interval(days => $1)",
-            &[&(history_days as i32)],
+            params![&(history_days as i32)],
         )
         .await?;
     transaction.commit().await?;
@@ -366,16 +363,13 @@ pub struct SessionRow {
     pub bytes: Option<i64>,
 }
 
-pub async fn get<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-) -> Result<Option<SessionRow>, StoreError> {
+pub async fn get<C: super::Db>(client: &C, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                     started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
                FROM sessions WHERE id = $1",
-            &[&id],
+            params![&id],
         )
         .await?;
     Ok(row.as_ref().map(session_row))
@@ -409,13 +403,13 @@ pub async fn list(
          AND ($3::text IS NULL OR streamer = $3)"
     );
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                         started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
                    FROM sessions WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
             ),
-            &[
+            params![
                 &filter.login,
                 &filter.stream,
                 &filter.streamer,
@@ -425,9 +419,9 @@ pub async fn list(
         )
         .await?;
     let total: i64 = client
-        .query_one(
+        .query_typed_one(
             &format!("SELECT count(*) FROM sessions WHERE {condition}"),
-            &[&filter.login, &filter.stream, &filter.streamer],
+            params![&filter.login, &filter.stream, &filter.streamer],
         )
         .await?
         .get(0);
