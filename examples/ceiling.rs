@@ -54,9 +54,7 @@ async fn main() -> std::io::Result<()> {
         ..Default::default()
     })
     .expect("valid settings");
-    let pool = web::Data::new(
-        playgate::store::create_pool(&settings.database_url, settings.db_pool_size).expect("pool"),
-    );
+    let pool = web::Data::new(settings.database.create_pool().expect("pool"));
     HttpServer::new(move || {
         App::new()
             .app_data(pool.clone())

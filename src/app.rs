@@ -9,7 +9,6 @@ use actix_web::dev::{Server, ServerHandle};
 use std::sync::OnceLock;
 
 use actix_web::{web, App};
-use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use utoipa::OpenApi;
 
@@ -20,7 +19,8 @@ use crate::metrics::{self, Metrics};
 use crate::password::{self, PasswordVerifier};
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
-use crate::store::{self, migrations, users, StoreError};
+use crate::store::{self, migrations, users, Endpoint, StoreError};
+use deadpool_postgres::Pool;
 
 /// Largest request body any route accepts.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -32,6 +32,12 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
 pub enum StartupError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// A database endpoint that cannot be used, named by its setting.
+    #[error("{setting}: {source}")]
+    Database {
+        setting: &'static str,
+        source: StoreError,
+    },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -50,11 +56,16 @@ impl Application {
     /// Prepares the database, loads the policy view, starts the background
     /// tasks and binds the port (port 0 picks a free one).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        store::ensure_database(&settings.database_url).await?;
+        let database = &settings.database;
+        let main = &database.main;
+        store::ensure_database(main)
+            .await
+            .map_err(|e| unusable(main, e))?;
         if settings.migrate_on_start {
-            migrate(&settings.database_url).await?;
+            migrate(main).await.map_err(|e| unusable(main, e))?;
         }
-        let pool = store::create_pool(&settings.database_url, settings.db_pool_size)?;
+        let pool = database.create_pool()?;
+        reachable(&pool, main).await?;
         if let Some((login, password)) = &settings.bootstrap_admin {
             bootstrap_admin(&pool, login, password).await?;
         }
@@ -88,7 +99,7 @@ impl Application {
 
         let (background, stop_signal) = watch::channel(false);
         tokio::spawn(
-            Arc::clone(&policy).keep_fresh(settings.database_url.clone(), stop_signal.clone()),
+            Arc::clone(&policy).keep_fresh(settings.database.main.clone(), stop_signal.clone()),
         );
         tokio::spawn(upkeep::sweep_sessions(
             pool.clone(),
@@ -102,7 +113,7 @@ impl Application {
         ));
         tokio::spawn(upkeep::follow_session_ends(
             Arc::clone(&state.engine),
-            settings.database_url.clone(),
+            settings.database.main.clone(),
             stop_signal.clone(),
         ));
         tokio::spawn(metrics::read_cluster_gauges(
@@ -193,9 +204,25 @@ impl AppHandle {
 }
 
 /// Applies pending migrations on a connection of its own.
-pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
-    let mut client = store::connect(&store::pg_config(database_url)?).await?;
+pub async fn migrate(endpoint: &Endpoint) -> Result<Vec<i32>, StoreError> {
+    let mut client = endpoint.connect().await?;
     migrations::run(&mut client).await
+}
+
+fn unusable(endpoint: &Endpoint, source: StoreError) -> StartupError {
+    StartupError::Database {
+        setting: endpoint.setting,
+        source,
+    }
+}
+
+/// One connection of the pool, so that a wrong address, password or
+/// certificate stops start-up naming its setting.
+async fn reachable(pool: &Pool, endpoint: &Endpoint) -> Result<(), StartupError> {
+    pool.get()
+        .await
+        .map(drop)
+        .map_err(|e| unusable(endpoint, e.into()))
 }
 
 async fn bootstrap_admin(pool: &Pool, login: &str, password: &str) -> Result<(), StoreError> {

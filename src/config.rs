@@ -15,6 +15,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/playg
 
 use crate::domain::{parse_network, Login};
 pub use crate::domain::{LimitPolicy, OnDbError};
+use crate::store::{DatabaseSettings, Endpoint};
 
 /// The raw settings, as flags of `serve` or environment variables.
 #[derive(Args, Clone, Debug, Default)]
@@ -96,7 +97,8 @@ pub struct SettingsArgs {
 
 #[derive(Clone)]
 pub struct Settings {
-    pub database_url: String,
+    /// Every PostgreSQL endpoint, the pool size and how statements are sent.
+    pub database: DatabaseSettings,
     pub listen: SocketAddr,
     pub session_duration: Duration,
     pub session_grace: Duration,
@@ -109,7 +111,6 @@ pub struct Settings {
     pub bootstrap_admin: Option<(String, String)>,
     pub history_days: u32,
     pub metrics_max_streams: usize,
-    pub db_pool_size: usize,
     pub sweep_interval: Duration,
     pub stats_interval: Duration,
     pub auth_failure_limit: u32,
@@ -187,12 +188,7 @@ fn default_trusted_proxies() -> Vec<IpNet> {
 
 impl Settings {
     pub fn from_args(args: &SettingsArgs) -> Result<Settings, ConfigError> {
-        let database_url = non_empty(&args.database_url)
-            .unwrap_or(DEFAULT_DATABASE_URL)
-            .to_string();
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| invalid("DATABASE_URL", format!("not a PostgreSQL URL: {e}")))?;
+        let database = database_settings(args)?;
 
         let listen_text = non_empty(&args.listen).unwrap_or("0.0.0.0:8080");
         let listen = listen_text.parse().map_err(|_| {
@@ -265,7 +261,7 @@ impl Settings {
         };
 
         Ok(Settings {
-            database_url,
+            database,
             listen,
             session_duration: Duration::from_secs(parse_number(
                 "PLAYGATE_SESSION_DURATION",
@@ -296,7 +292,6 @@ impl Settings {
                 1,
                 1_000_000,
             )?,
-            db_pool_size: parse_number("PLAYGATE_DB_POOL_SIZE", &args.db_pool_size, 16, 1, 1000)?,
             sweep_interval: Duration::from_secs(parse_number(
                 "PLAYGATE_SWEEP_INTERVAL",
                 &args.sweep_interval,
@@ -344,11 +339,21 @@ impl Settings {
     }
 }
 
+/// `DATABASE_URL` read, TLS root certificates included (SPEC §13).
+fn database_settings(args: &SettingsArgs) -> Result<DatabaseSettings, ConfigError> {
+    let url = non_empty(&args.database_url).unwrap_or(DEFAULT_DATABASE_URL);
+    Ok(DatabaseSettings {
+        main: Endpoint::parse("DATABASE_URL", url)
+            .map_err(|message| invalid("DATABASE_URL", message))?,
+        pool_size: parse_number("PLAYGATE_DB_POOL_SIZE", &args.db_pool_size, 16, 1, 1000)?,
+    })
+}
+
 /// Hides the database password and every other secret.
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &redact_url(&self.database_url))
+            .field("database", &self.database)
             .field("listen", &self.listen)
             .field("session_duration", &self.session_duration)
             .field("session_grace", &self.session_grace)
@@ -367,7 +372,6 @@ impl fmt::Debug for Settings {
             )
             .field("history_days", &self.history_days)
             .field("metrics_max_streams", &self.metrics_max_streams)
-            .field("db_pool_size", &self.db_pool_size)
             .field("sweep_interval", &self.sweep_interval)
             .field("stats_interval", &self.stats_interval)
             .field("auth_failure_limit", &self.auth_failure_limit)
@@ -379,26 +383,6 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:[redacted]{}",
-            &url[..scheme_end + 3],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,7 +390,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let settings = Settings::from_args(&SettingsArgs::default()).unwrap();
-        assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            format!("{:?}", settings.database.main),
+            DEFAULT_DATABASE_URL
+        );
         assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(settings.session_duration, Duration::from_secs(60));
         assert_eq!(settings.session_grace, Duration::from_secs(30));
@@ -477,6 +464,22 @@ mod tests {
                     ..Default::default()
                 },
                 "PLAYGATE_ON_DB_ERROR",
+            ),
+            (
+                SettingsArgs {
+                    database_url: Some("postgres://db/x?sslmode=verify-everything".into()),
+                    ..Default::default()
+                },
+                "DATABASE_URL",
+            ),
+            (
+                SettingsArgs {
+                    database_url: Some(
+                        "host=db dbname=x sslmode=verify-full sslrootcert=/nonexistent.pem".into(),
+                    ),
+                    ..Default::default()
+                },
+                "DATABASE_URL",
             ),
         ];
         for (args, variable) in cases {

@@ -27,7 +27,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{oneshot, watch};
 
 use crate::store::listen::Listener;
-use crate::store::{self, StoreError};
+use crate::store::{self, Endpoint, StoreError};
 
 pub mod prefix;
 pub mod snapshot;
@@ -282,14 +282,14 @@ impl PolicyView {
     /// Listens for changes until `shutdown` turns true, reconnecting as needed.
     pub async fn keep_fresh(
         self: Arc<Self>,
-        database_url: String,
+        listen: Endpoint,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let result = self.listen_once(&database_url, &mut shutdown).await;
+            let result = self.listen_once(&listen, &mut shutdown).await;
             self.set_listening(false);
             match result {
                 Ok(()) => return,
@@ -305,15 +305,14 @@ impl PolicyView {
     /// One listening connection; returns Ok on shutdown, Err when the connection is lost.
     async fn listen_once(
         &self,
-        database_url: &str,
+        listen: &Endpoint,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
         // Counted on arrival: a read that starts after a notification arrived sees its change.
         let Listener {
             client,
             mut notifications,
-        } = Listener::connect_counting(database_url, &[CHANNEL], Arc::clone(&self.received))
-            .await?;
+        } = Listener::connect_counting(listen, &[CHANNEL], Arc::clone(&self.received)).await?;
         async {
             // Re-reads go through this connection: no waiting for the pool
             // when hooks keep it busy, and it is there as long as we listen.

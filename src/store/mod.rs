@@ -9,17 +9,19 @@ pub mod policy;
 pub mod sessions;
 pub mod sql;
 pub mod stats;
+pub mod tls;
 pub mod tokens;
 pub mod ui_sessions;
 pub mod user_import;
 pub mod users;
 
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::domain::ErrorChain;
 use sql::Typed;
@@ -77,29 +79,145 @@ impl StoreError {
     }
 }
 
-pub fn pg_config(database_url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config: tokio_postgres::Config = database_url
-        .parse()
-        .map_err(|e| StoreError::Other(format!("DATABASE_URL: {e}")))?;
-    config.connect_timeout(CONNECT_TIMEOUT);
-    config.application_name("playgate");
-    config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
-    Ok(config)
+/// One PostgreSQL endpoint as a URL names it: the driver's settings
+/// (several hosts, `target_session_attrs`, …) and how TLS is checked.
+#[derive(Clone)]
+pub struct Endpoint {
+    config: tokio_postgres::Config,
+    tls: tls::Tls,
+    /// The setting the URL came from (`DATABASE_URL`, …), for messages.
+    pub setting: &'static str,
+    /// The URL with its password hidden.
+    shown: String,
+}
+
+impl Endpoint {
+    /// Reads a URL (or libpq key=value string) and, for `verify-*`, its
+    /// root certificates; the error says what is wrong, without the URL.
+    pub fn parse(setting: &'static str, url: &str) -> Result<Endpoint, String> {
+        let keys = tls::take_tls_keys(url)?;
+        let mut config: tokio_postgres::Config = keys
+            .rest
+            .parse()
+            .map_err(|e| format!("not a PostgreSQL URL: {}", ErrorChain(&e)))?;
+        let tls = tls::Tls::new(keys.sslmode.as_deref(), keys.sslrootcert.as_deref())?;
+        config.ssl_mode(tls.mode.driver());
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("playgate");
+        Ok(Endpoint {
+            config,
+            tls,
+            setting,
+            shown: redact_url(url),
+        })
+    }
+
+    /// The same endpoint, named after another setting (a default taken from `DATABASE_URL`).
+    pub fn named(&self, setting: &'static str) -> Endpoint {
+        Endpoint {
+            setting,
+            ..self.clone()
+        }
+    }
+
+    pub fn ssl_mode(&self) -> tls::SslMode {
+        self.tls.mode
+    }
+
+    pub fn dbname(&self) -> Option<&str> {
+        self.config.get_dbname()
+    }
+
+    /// The same server, another database.
+    pub fn with_dbname(&self, dbname: &str) -> Endpoint {
+        let mut endpoint = self.clone();
+        endpoint.config.dbname(dbname);
+        endpoint
+    }
+
+    /// One connection outside any pool, its driver running in the background.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(self.tls.connector.clone()).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                log::debug!("database connection closed: {}", ErrorChain(&e));
+            }
+        });
+        Ok(client)
+    }
+
+    pub(crate) async fn connect_raw(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<
+                tokio_postgres::Socket,
+                <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+                    tokio_postgres::Socket,
+                >>::Stream,
+            >,
+        ),
+        tokio_postgres::Error,
+    > {
+        self.config.connect(self.tls.connector.clone()).await
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Where playgate's connections go (SPEC §13).
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    /// The pool, the listening connections and migrations (`DATABASE_URL`).
+    pub main: Endpoint,
+    pub pool_size: usize,
+}
+
+impl DatabaseSettings {
+    pub fn single(url: &str) -> Result<DatabaseSettings, String> {
+        Ok(DatabaseSettings {
+            main: Endpoint::parse("DATABASE_URL", url)?,
+            pool_size: 16,
+        })
+    }
+
+    /// The pool every request borrows from: at most `pool_size` connections.
+    pub fn create_pool(&self) -> Result<Pool, StoreError> {
+        let mut config = self.main.config.clone();
+        config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+        let manager = Manager::from_config(
+            config,
+            self.main.tls.connector.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(self.pool_size)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Other(format!("database pool: {e}")))
+    }
 }
 
 /// Creates the database named in the URL when it does not exist and the
 /// server lets us (two replicas racing to create it is fine).
-pub async fn ensure_database(database_url: &str) -> Result<(), StoreError> {
-    let config = pg_config(database_url)?;
-    match connect(&config).await {
+pub async fn ensure_database(endpoint: &Endpoint) -> Result<(), StoreError> {
+    match endpoint.connect().await {
         Ok(_) => return Ok(()),
         Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {}
         Err(e) => return Err(e.into()),
     }
-    let name = config.get_dbname().unwrap_or("postgres").to_string();
-    let mut admin = config.clone();
-    admin.dbname("postgres");
-    let client = connect(&admin).await?;
+    let name = endpoint.dbname().unwrap_or("postgres").to_string();
+    let client = endpoint.with_dbname("postgres").connect().await?;
     let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
     match client.batch_execute(&statement).await {
         Ok(()) => {
@@ -115,38 +233,6 @@ pub async fn ensure_database(database_url: &str) -> Result<(), StoreError> {
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// A single connection outside the pool, its driver running in the background.
-pub async fn connect(
-    config: &tokio_postgres::Config,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            log::debug!("database connection closed: {e}");
-        }
-    });
-    Ok(client)
-}
-
-/// The pool every request borrows from: at most `max_size` connections.
-pub fn create_pool(database_url: &str, max_size: usize) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
-        pg_config(database_url)?,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(max_size)
-        .wait_timeout(Some(POOL_WAIT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(POOL_WAIT))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| StoreError::Other(format!("database pool: {e}")))
 }
 
 /// Something statements are sent on: a connection or a transaction.
@@ -244,3 +330,51 @@ db!(
     tokio_postgres::Transaction<'_>,
     |t| t
 );
+
+/// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`;
+/// a key=value string's `password=` likewise.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return redact_key_value_password(url);
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:[redacted]{}",
+            &url[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+fn redact_key_value_password(text: &str) -> String {
+    let Some(start) = text.find("password") else {
+        return text.to_string();
+    };
+    // Everything from the password on: its value may be quoted, with spaces.
+    format!("{}password=[redacted]", &text[..start])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_in_both_forms() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr3t@db1,db2/playgate?sslmode=verify-full"),
+            "postgres://app:[redacted]@db1,db2/playgate?sslmode=verify-full"
+        );
+        assert_eq!(
+            redact_url("host=db user=app password='s3 cr3t' sslmode=require"),
+            "host=db user=app password=[redacted]"
+        );
+        let endpoint = Endpoint::parse("DATABASE_URL", "host=db password=s3cr3t").unwrap();
+        assert!(!format!("{endpoint:?}").contains("s3cr3t"));
+    }
+}

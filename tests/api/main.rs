@@ -6,6 +6,7 @@ mod admin_import;
 mod admin_openapi;
 mod admin_resources;
 mod admin_users;
+mod db_tls;
 mod decide;
 mod e2e_nginx;
 mod error_logging;
