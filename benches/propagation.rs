@@ -99,7 +99,7 @@ async fn main() {
         ..Default::default()
     })
     .unwrap();
-    let direct = &settings.database.main;
+    let direct = &settings.database.listen;
     let admin = direct.with_dbname("postgres").connect().await.unwrap();
     let drop_database = format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)");
     admin.batch_execute(&drop_database).await.unwrap();
@@ -151,7 +151,7 @@ async fn main() {
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let listener =
-        tokio::spawn(Arc::clone(&view).keep_fresh(settings.database.main.clone(), stopped));
+        tokio::spawn(Arc::clone(&view).keep_fresh(settings.database.listen.clone(), stopped));
     // Connected, and its own first full reload done: reload() waits for it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     view.reload().await.unwrap();

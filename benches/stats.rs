@@ -39,7 +39,7 @@ async fn main() {
         ..Default::default()
     })
     .unwrap();
-    let direct = &settings.database.main;
+    let direct = &settings.database.listen;
     if std::env::var("BENCH_FRESH").is_ok_and(|v| v == "1") {
         let admin = direct.with_dbname("postgres").connect().await.unwrap();
         admin

@@ -8,8 +8,8 @@
 //! Usage: `ceiling <listen address> <database url>` (the database must be migrated).
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use deadpool_postgres::Pool;
 use playgate::config::{Settings, SettingsArgs};
+use playgate::store::Pool;
 
 #[derive(serde::Deserialize)]
 struct KeyQuery {

@@ -19,14 +19,15 @@ use crate::metrics::{self, Metrics};
 use crate::password::{self, PasswordVerifier};
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
-use crate::store::{self, migrations, users, Endpoint, StoreError};
-use deadpool_postgres::Pool;
+use crate::store::{self, listen, migrations, users, Endpoint, Pool, StoreError};
 
 /// Largest request body any route accepts.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// In-flight requests get this long to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
+/// How long start-up waits for its own notification on the listening connection.
+const NOTIFICATION_CHECK: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -57,15 +58,18 @@ impl Application {
     /// tasks and binds the port (port 0 picks a free one).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let database = &settings.database;
-        let main = &database.main;
-        store::ensure_database(main)
+        // A pooler may not know a database that does not exist yet.
+        let direct = &database.listen;
+        store::ensure_database(direct)
             .await
-            .map_err(|e| unusable(main, e))?;
-        if settings.migrate_on_start {
-            migrate(main).await.map_err(|e| unusable(main, e))?;
-        }
+            .map_err(|e| unusable(direct, e))?;
         let pool = database.create_pool()?;
-        reachable(&pool, main).await?;
+        reachable(&pool, &database.main).await?;
+        // Every endpoint as configured works before the schema is touched.
+        notifications_arrive(&pool, direct).await?;
+        if settings.migrate_on_start {
+            migrate(direct).await.map_err(|e| unusable(direct, e))?;
+        }
         if let Some((login, password)) = &settings.bootstrap_admin {
             bootstrap_admin(&pool, login, password).await?;
         }
@@ -99,7 +103,7 @@ impl Application {
 
         let (background, stop_signal) = watch::channel(false);
         tokio::spawn(
-            Arc::clone(&policy).keep_fresh(settings.database.main.clone(), stop_signal.clone()),
+            Arc::clone(&policy).keep_fresh(settings.database.listen.clone(), stop_signal.clone()),
         );
         tokio::spawn(upkeep::sweep_sessions(
             pool.clone(),
@@ -113,7 +117,7 @@ impl Application {
         ));
         tokio::spawn(upkeep::follow_session_ends(
             Arc::clone(&state.engine),
-            settings.database.main.clone(),
+            settings.database.listen.clone(),
             stop_signal.clone(),
         ));
         tokio::spawn(metrics::read_cluster_gauges(
@@ -203,9 +207,10 @@ impl AppHandle {
     }
 }
 
-/// Applies pending migrations on a connection of its own.
-pub async fn migrate(endpoint: &Endpoint) -> Result<Vec<i32>, StoreError> {
-    let mut client = endpoint.connect().await?;
+/// Applies pending migrations on a connection of its own (the direct one:
+/// no statement cap, and DDL is best not sent through a pooler).
+pub async fn migrate(direct: &Endpoint) -> Result<Vec<i32>, StoreError> {
+    let mut client = direct.connect().await?;
     migrations::run(&mut client).await
 }
 
@@ -223,6 +228,31 @@ async fn reachable(pool: &Pool, endpoint: &Endpoint) -> Result<(), StartupError>
         .await
         .map(drop)
         .map_err(|e| unusable(endpoint, e.into()))
+}
+
+/// `LISTEN` through a transaction pooler connects and then never hears
+/// anything: better to stop now than to serve stale policy.
+async fn notifications_arrive(pool: &Pool, listen: &Endpoint) -> Result<(), StartupError> {
+    let arrived = listen::notifications_arrive(pool, listen, NOTIFICATION_CHECK)
+        .await
+        .map_err(|e| unusable(listen, e))?;
+    if arrived {
+        return Ok(());
+    }
+    let through = if listen.setting == "DATABASE_URL" {
+        "DATABASE_URL, as PLAYGATE_LISTEN_DATABASE_URL is not set"
+    } else {
+        "PLAYGATE_LISTEN_DATABASE_URL"
+    };
+    Err(StartupError::Database {
+        setting: "PLAYGATE_LISTEN_DATABASE_URL",
+        source: StoreError::Other(format!(
+            "a notification sent through DATABASE_URL did not reach the connection listening \
+             through {through} within {} s: LISTEN needs a direct connection to the primary \
+             (or a session pooler), not a transaction pooler",
+            NOTIFICATION_CHECK.as_secs()
+        )),
+    })
 }
 
 async fn bootstrap_admin(pool: &Pool, login: &str, password: &str) -> Result<(), StoreError> {

@@ -23,6 +23,17 @@ pub struct SettingsArgs {
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Direct PostgreSQL connection for LISTEN and migrations (default: DATABASE_URL).
+    #[arg(
+        long,
+        env = "PLAYGATE_LISTEN_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub listen_database_url: Option<String>,
+    /// `on`, or `off` behind a transaction pooler (no named prepared statements, no startup options).
+    #[arg(long, env = "PLAYGATE_DB_PREPARED", global = true)]
+    pub db_prepared: Option<String>,
     /// Address the HTTP server listens on.
     #[arg(long, env = "PLAYGATE_LISTEN", global = true)]
     pub listen: Option<String>,
@@ -339,12 +350,34 @@ impl Settings {
     }
 }
 
-/// `DATABASE_URL` read, TLS root certificates included (SPEC §13).
+/// The endpoints of SPEC §13: each URL read (TLS root certificates
+/// included) and named after the variable it came from.
 fn database_settings(args: &SettingsArgs) -> Result<DatabaseSettings, ConfigError> {
-    let url = non_empty(&args.database_url).unwrap_or(DEFAULT_DATABASE_URL);
+    let endpoint = |variable: &'static str, url: &str| {
+        Endpoint::parse(variable, url).map_err(|message| invalid(variable, message))
+    };
+    let main = endpoint(
+        "DATABASE_URL",
+        non_empty(&args.database_url).unwrap_or(DEFAULT_DATABASE_URL),
+    )?;
+    let listen = match non_empty(&args.listen_database_url) {
+        Some(url) => endpoint("PLAYGATE_LISTEN_DATABASE_URL", url)?,
+        None => main.clone(),
+    };
+    let prepared = match non_empty(&args.db_prepared).unwrap_or("on") {
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(invalid(
+                "PLAYGATE_DB_PREPARED",
+                format!("'{other}' is not on or off"),
+            ))
+        }
+    };
     Ok(DatabaseSettings {
-        main: Endpoint::parse("DATABASE_URL", url)
-            .map_err(|message| invalid("DATABASE_URL", message))?,
+        main,
+        listen,
+        prepared,
         pool_size: parse_number("PLAYGATE_DB_POOL_SIZE", &args.db_pool_size, 16, 1, 1000)?,
     })
 }
@@ -394,6 +427,8 @@ mod tests {
             format!("{:?}", settings.database.main),
             DEFAULT_DATABASE_URL
         );
+        assert!(settings.database.prepared);
+        assert_eq!(settings.database.listen.setting, "DATABASE_URL");
         assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(settings.session_duration, Duration::from_secs(60));
         assert_eq!(settings.session_grace, Duration::from_secs(30));
@@ -474,12 +509,19 @@ mod tests {
             ),
             (
                 SettingsArgs {
-                    database_url: Some(
-                        "host=db dbname=x sslmode=verify-full sslrootcert=/nonexistent.pem".into(),
+                    listen_database_url: Some(
+                        "postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent.pem".into(),
                     ),
                     ..Default::default()
                 },
-                "DATABASE_URL",
+                "PLAYGATE_LISTEN_DATABASE_URL",
+            ),
+            (
+                SettingsArgs {
+                    db_prepared: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_DB_PREPARED",
             ),
         ];
         for (args, variable) in cases {
@@ -493,12 +535,13 @@ mod tests {
     fn debug_redacts_secrets() {
         let args = SettingsArgs {
             database_url: Some("postgres://app:s3cr3t@db:5432/playgate".into()),
+            listen_database_url: Some("host=db password=l1st3n user=app".into()),
             bootstrap_admin: Some("root:hunter2".into()),
             ome_secret: Some("omesecret".into()),
             ..Default::default()
         };
         let text = format!("{:?}", Settings::from_args(&args).unwrap());
-        for secret in ["s3cr3t", "hunter2", "omesecret"] {
+        for secret in ["s3cr3t", "hunter2", "omesecret", "l1st3n"] {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/playgate"));

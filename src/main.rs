@@ -95,7 +95,7 @@ async fn serve(settings: Settings) -> ExitCode {
 
 async fn migrate(settings: Settings) -> ExitCode {
     let result = async {
-        let direct = &settings.database.main;
+        let direct = &settings.database.listen;
         playgate::store::ensure_database(direct).await?;
         playgate::app::migrate(direct).await
     }
@@ -136,7 +136,7 @@ async fn import_astra(settings: Settings, file: PathBuf, dry_run: bool) -> ExitC
         }
     };
     let result = async {
-        let direct = &settings.database.main;
+        let direct = &settings.database.listen;
         playgate::store::ensure_database(direct).await?;
         playgate::app::migrate(direct).await?;
         let pool = settings.database.create_pool()?;

@@ -5,15 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
-
 use super::engine::HEARTBEAT_INTERVAL;
 use super::Engine;
 use crate::background::{tick, StopSignal};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::store::listen::Listener;
-use crate::store::{sessions, Endpoint};
+use crate::store::{sessions, Endpoint, Pool};
 
 /// Channel of `sql/V6__session_ended_notify.sql`.
 const SESSION_ENDED_CHANNEL: &str = "playgate_session_ended";

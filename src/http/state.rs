@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
-
 use crate::config::Settings;
 use crate::decision::Engine;
 use crate::metrics::Metrics;
 use crate::password::PasswordVerifier;
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
+use crate::store::Pool;
 
 pub struct AppState {
     pub settings: Arc<Settings>,

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 
-use super::{Endpoint, StoreError};
+use super::{Endpoint, Pool, StoreError};
 
 /// One notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,4 +101,25 @@ impl Drop for Notifications {
     fn drop(&mut self) {
         self.driver.abort();
     }
+}
+
+/// Whether a notification sent through `pool` reaches a connection
+/// listening on `listen` within `wait`. It does not through a transaction
+/// pooler: the `LISTEN` ran on whichever server connection the pooler lent
+/// for it, and that one is lent to others afterwards.
+pub async fn notifications_arrive(
+    pool: &Pool,
+    listen: &Endpoint,
+    wait: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let channel = format!("playgate_check_{}", uuid::Uuid::new_v4().simple());
+    let Listener {
+        client: _client,
+        mut notifications,
+    } = Listener::connect(listen, &[&channel]).await?;
+    let client = pool.get().await?;
+    super::policy::notify(&client, &channel, "check").await?;
+    Ok(tokio::time::timeout(wait, notifications.next())
+        .await
+        .is_ok_and(|received| received.is_ok()))
 }

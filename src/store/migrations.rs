@@ -68,22 +68,16 @@ fn checksum(sql: &str) -> String {
 }
 
 /// Applies pending migrations; returns the versions applied by this call.
+/// All of them in one transaction under a transaction-scoped lock: replicas
+/// starting together wait for each other, a failure leaves the schema as it
+/// was, and nothing outlives the transaction (no session state, so a
+/// pooler in transaction mode could not leak the lock).
 pub async fn run(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreError> {
-    client
-        .execute_typed("SELECT pg_advisory_lock($1)", params![&MIGRATION_LOCK])
+    let transaction = client.transaction().await?;
+    transaction
+        .execute_typed("SELECT pg_advisory_xact_lock($1)", params![&MIGRATION_LOCK])
         .await?;
-    let result = apply_pending(client).await;
-    // Unlock even after a failure; the session ending would release it too.
-    let unlock = client
-        .execute_typed("SELECT pg_advisory_unlock($1)", params![&MIGRATION_LOCK])
-        .await;
-    let applied = result?;
-    unlock?;
-    Ok(applied)
-}
-
-async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreError> {
-    client
+    transaction
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS playgate_migrations (
                 version    integer PRIMARY KEY,
@@ -93,7 +87,7 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
             )",
         )
         .await?;
-    let recorded: Vec<(i32, String)> = client
+    let recorded: Vec<(i32, String)> = transaction
         .query_typed(
             "SELECT version, checksum FROM playgate_migrations",
             params![],
@@ -114,7 +108,6 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
             }
             continue;
         }
-        let transaction = client.transaction().await?;
         transaction.batch_execute(migration.sql).await?;
         transaction
             .execute_typed(
@@ -122,15 +115,17 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
                 params![&migration.version, &migration.name, &sum],
             )
             .await?;
-        transaction.commit().await?;
+        applied.push(migration);
+    }
+    transaction.commit().await?;
+    for migration in &applied {
         log::info!(
             "applied migration V{}__{}",
             migration.version,
             migration.name
         );
-        applied.push(migration.version);
     }
-    Ok(applied)
+    Ok(applied.iter().map(|migration| migration.version).collect())
 }
 
 /// The newest applied version, or None when nothing was ever applied.

@@ -17,23 +17,23 @@ pub mod users;
 
 use std::fmt;
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::Row;
 
 use crate::domain::ErrorChain;
 use sql::Typed;
-
-pub use deadpool_postgres::Client;
 
 /// How long a request may wait for a pooled connection; a hook must answer
 /// well within the streamers' own timeouts (seconds), never hang.
 const POOL_WAIT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Server-side cap for any one statement.
-const STATEMENT_TIMEOUT_MS: u64 = 5_000;
+pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// A failed database call. `Display` carries the whole cause chain (the
 /// server's message included), so one `{e}` in a log line says what failed.
@@ -170,41 +170,34 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-/// Where playgate's connections go (SPEC §13).
+/// Where playgate's connections go (SPEC §13), and how they may be used.
 #[derive(Clone, Debug)]
 pub struct DatabaseSettings {
-    /// The pool, the listening connections and migrations (`DATABASE_URL`).
+    /// The pool of the request path and the admin API (`DATABASE_URL`).
     pub main: Endpoint,
+    /// A direct connection: `LISTEN`, migrations, creating the database
+    /// (`PLAYGATE_LISTEN_DATABASE_URL`, default `DATABASE_URL`).
+    pub listen: Endpoint,
+    /// Named prepared statements and the startup `options`; off behind a
+    /// transaction pooler (`PLAYGATE_DB_PREPARED`).
+    pub prepared: bool,
     pub pool_size: usize,
 }
 
 impl DatabaseSettings {
+    /// Everything on one URL, the defaults of the other settings.
     pub fn single(url: &str) -> Result<DatabaseSettings, String> {
+        let main = Endpoint::parse("DATABASE_URL", url)?;
         Ok(DatabaseSettings {
-            main: Endpoint::parse("DATABASE_URL", url)?,
+            listen: main.clone(),
+            main,
+            prepared: true,
             pool_size: 16,
         })
     }
 
-    /// The pool every request borrows from: at most `pool_size` connections.
     pub fn create_pool(&self) -> Result<Pool, StoreError> {
-        let mut config = self.main.config.clone();
-        config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
-        let manager = Manager::from_config(
-            config,
-            self.main.tls.connector.clone(),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        Pool::builder(manager)
-            .max_size(self.pool_size)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(POOL_WAIT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Other(format!("database pool: {e}")))
+        Pool::new(&self.main, self.pool_size, self.prepared)
     }
 }
 
@@ -232,6 +225,106 @@ pub async fn ensure_database(endpoint: &Endpoint) -> Result<(), StoreError> {
             Ok(())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A pool of connections to one endpoint: at most `max_size`.
+#[derive(Clone)]
+pub struct Pool {
+    inner: deadpool_postgres::Pool,
+    prepared: bool,
+}
+
+impl Pool {
+    pub fn new(endpoint: &Endpoint, max_size: usize, prepared: bool) -> Result<Pool, StoreError> {
+        let mut config = endpoint.config.clone();
+        if prepared {
+            config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+        }
+        let manager = Manager::from_config(
+            config,
+            endpoint.tls.connector.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let inner = deadpool_postgres::Pool::builder(manager)
+            .max_size(max_size)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Other(format!("database pool: {e}")))?;
+        Ok(Pool { inner, prepared })
+    }
+
+    pub async fn get(&self) -> Result<Client, deadpool_postgres::PoolError> {
+        Ok(Client {
+            inner: self.inner.get().await?,
+            prepared: self.prepared,
+        })
+    }
+
+    pub fn status(&self) -> deadpool_postgres::Status {
+        self.inner.status()
+    }
+}
+
+/// A pooled connection (deadpool's, which it derefs to); what depends on
+/// whether the server keeps prepared statements goes through its methods.
+pub struct Client {
+    inner: deadpool_postgres::Client,
+    prepared: bool,
+}
+
+impl Deref for Client {
+    type Target = deadpool_postgres::Client;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+impl Client {
+    /// Begins a transaction. Without the startup `options` (behind a
+    /// transaction pooler) the statement cap is set for the transaction.
+    pub async fn transaction(
+        &mut self,
+    ) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+        let transaction = self.inner.transaction().await?;
+        if !self.prepared {
+            transaction
+                .batch_execute(&format!(
+                    "SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"
+                ))
+                .await?;
+        }
+        Ok(transaction)
+    }
+
+    /// A statement of the request path: prepared once per connection where
+    /// the server keeps it (`PLAYGATE_DB_PREPARED=on`), else one unnamed
+    /// round trip.
+    pub(crate) async fn query_hot(
+        &self,
+        statement: &str,
+        params: &[Typed<'_>],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        if !self.prepared {
+            return self.inner.query_typed(statement, params).await;
+        }
+        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+        let prepared = self.inner.prepare_typed_cached(statement, &types).await?;
+        let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            params.iter().map(|(value, _)| *value).collect();
+        self.inner.query(&prepared, &values).await
     }
 }
 
@@ -330,6 +423,7 @@ db!(
     tokio_postgres::Transaction<'_>,
     |t| t
 );
+db!(Client, tokio_postgres::Client, |c| c);
 
 /// `postgres://user:secret@host/db` → `postgres://user:[redacted]@host/db`;
 /// a key=value string's `password=` likewise.

@@ -1,7 +1,7 @@
 //! Reads of the policy tables for the in-memory view: all of them at once
 //! (the full reload), a few users, the packages, the IP rules.
 
-use tokio_postgres::{IsolationLevel, Row, Statement};
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::sql::params;
 use super::{Client, StoreError};
@@ -85,28 +85,25 @@ pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> 
     })
 }
 
-/// The statement of `load_users`, prepared once per connection.
-pub async fn prepare_load_users(client: &tokio_postgres::Client) -> Result<Statement, StoreError> {
-    Ok(client
-        .prepare(&format!(
-            "SELECT {USER_COLUMNS},
-                    ARRAY(SELECT up.package_id FROM user_packages up WHERE up.user_id = u.id),
-                    ARRAY(SELECT t.hash FROM tokens t WHERE t.user_id = u.id ORDER BY t.id),
-                    ARRAY(SELECT t.expires_at FROM tokens t WHERE t.user_id = u.id ORDER BY t.id)
-               FROM users u
-              WHERE u.id = ANY($1)"
-        ))
-        .await?)
-}
-
 /// The users `ids` that exist, and their tokens, in one statement (so one
 /// snapshot of the database).
 pub async fn load_users(
     client: &tokio_postgres::Client,
-    statement: &Statement,
     ids: &[i64],
 ) -> Result<(Vec<UserRecord>, Vec<TokenRecord>), StoreError> {
-    let rows = client.query(statement, &[&ids]).await?;
+    let rows = client
+        .query_typed(
+            &format!(
+                "SELECT {USER_COLUMNS},
+                        ARRAY(SELECT up.package_id FROM user_packages up WHERE up.user_id = u.id),
+                        ARRAY(SELECT t.hash FROM tokens t WHERE t.user_id = u.id ORDER BY t.id),
+                        ARRAY(SELECT t.expires_at FROM tokens t WHERE t.user_id = u.id ORDER BY t.id)
+                   FROM users u
+                  WHERE u.id = ANY($1)"
+            ),
+            params![&ids],
+        )
+        .await?;
     let mut users = Vec::with_capacity(rows.len());
     let mut tokens = Vec::new();
     for row in &rows {

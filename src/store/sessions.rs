@@ -72,17 +72,12 @@ fn seconds(duration: Duration) -> f64 {
 /// active session under this key, else refuse a recently kicked key, enforce
 /// the limit under the user's advisory lock, and start the session.
 pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-    let statement = client
-        .prepare_cached(
+    let kick_oldest = admission.limit_policy == LimitPolicy::KickOldest;
+    let rows = client
+        .query_hot(
             "SELECT o_refusal, o_session_id, o_active, o_started, o_watched
                FROM playgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .await?;
-    let kick_oldest = admission.limit_policy == LimitPolicy::KickOldest;
-    let row = client
-        .query_one(
-            &statement,
-            &[
+            params![
                 &admission.key,
                 &admission.login,
                 &admission.max_sessions,
@@ -99,6 +94,9 @@ pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOu
             ],
         )
         .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Other("playgate_admit returned no row".into()))?;
     let refusal: Option<&str> = row.get(0);
     let active_sessions: i64 = row.get(2);
     Ok(match refusal {
@@ -150,8 +148,8 @@ pub async fn heartbeat(client: &Client, beats: &[Heartbeat]) -> Result<Vec<Exten
     let ages: Vec<f64> = beats.iter().map(|beat| seconds(beat.age)).collect();
     let holds: Vec<f64> = beats.iter().map(|beat| seconds(beat.hold)).collect();
     let bytes: Vec<Option<i64>> = beats.iter().map(|beat| beat.bytes).collect();
-    let statement = client
-        .prepare_cached(
+    let rows = client
+        .query_hot(
             "WITH beat AS (
                 SELECT id, now() - make_interval(secs => age) AS seen, hold, bytes
                   FROM unnest($1::uuid[], $2::float8[], $3::float8[], $4::int8[]) AS b(id, age, hold, bytes)),
@@ -167,10 +165,8 @@ pub async fn heartbeat(client: &Client, beats: &[Heartbeat]) -> Result<Vec<Exten
               WHERE s.id = beat.id AND previous.id = s.id
           RETURNING s.id, s.stream,
                     GREATEST(extract(epoch FROM beat.seen - previous.last_seen_at), 0)::float8",
+            params![&ids, &ages, &holds, &bytes],
         )
-        .await?;
-    let rows = client
-        .query(&statement, &[&ids, &ages, &holds, &bytes])
         .await?;
     Ok(rows
         .iter()
@@ -199,18 +195,16 @@ pub async fn find_active_viewer(
     client_ip: IpAddr,
     user_agent: &str,
 ) -> Result<Option<ActiveViewer>, StoreError> {
-    let statement = client
-        .prepare_cached(
+    let rows = client
+        .query_hot(
             "SELECT key, login FROM sessions
               WHERE stream = $1 AND ended_at IS NULL AND expires_at > now()
                 AND dialect = $2 AND client_ip = $3 AND user_agent = $4
               ORDER BY last_seen_at DESC LIMIT 1",
+            params![&stream, &dialect, &client_ip, &user_agent],
         )
         .await?;
-    let row = client
-        .query_opt(&statement, &[&stream, &dialect, &client_ip, &user_agent])
-        .await?;
-    Ok(row.map(|row| ActiveViewer {
+    Ok(rows.into_iter().next().map(|row| ActiveViewer {
         key: row.get(0),
         login: row.get(1),
     }))

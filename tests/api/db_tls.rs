@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+use playgate::store::DatabaseSettings;
+
 use crate::helpers::*;
 use crate::private_pg::{missing, PrivatePostgres};
 
@@ -139,7 +141,7 @@ fn url(db: &TestDb, cluster: &PrivatePostgres, host: &str, query: &str) -> Strin
 async fn starts_with(db: &Arc<TestDb>, url: &str) -> bool {
     let url = url.to_string();
     let app = spawn_on(db.clone(), |settings| {
-        settings.database = database_settings(&url);
+        settings.database = database_settings(&url, None, None);
     })
     .await;
     let encrypted: bool = app
@@ -167,7 +169,11 @@ async fn starts_with(db: &Arc<TestDb>, url: &str) -> bool {
 
 /// The start-up error with these URLs.
 async fn refused(db: &Arc<TestDb>, url: &str) -> String {
-    let database = database_settings(url);
+    refused_with(db, database_settings(url, None, None)).await
+}
+
+async fn refused_with(db: &Arc<TestDb>, database: DatabaseSettings) -> String {
+    let url = format!("{:?}", database.main);
     match try_spawn_on(db.clone(), |settings| settings.database = database).await {
         Ok(_) => panic!("started with {url}"),
         Err(e) => e.to_string(),
@@ -232,6 +238,15 @@ async fn sslmode_and_sslrootcert_are_honoured() {
         "{error}"
     );
     assert!(starts_with(&db, &elsewhere("verify-ca")).await);
+
+    // The listening connection (and the migrations on it) is checked too,
+    // named by its variable.
+    let good = url(&db, &cluster, "localhost", &full);
+    let error = refused_with(&db, database_settings(&good, Some(&wrong_ca), None)).await;
+    assert!(
+        error.starts_with("PLAYGATE_LISTEN_DATABASE_URL: ") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -266,7 +281,7 @@ fn bad_tls_settings_stop_the_binary_naming_the_variable() {
             "sslmode 'always'",
         ),
         (
-            "DATABASE_URL",
+            "PLAYGATE_LISTEN_DATABASE_URL",
             "host=127.0.0.1 dbname=x sslmode=verify-ca sslrootcert=Cargo.toml",
             "sslrootcert Cargo.toml: no PEM certificate",
         ),

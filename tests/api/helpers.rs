@@ -131,11 +131,18 @@ pub async fn try_spawn_on(
     })
 }
 
-/// The database settings `DATABASE_URL` would give (a start-up's own
-/// errors are tested through `Application::build`, so it must parse).
-pub fn database_settings(url: &str) -> DatabaseSettings {
+/// The database settings the environment variables would give: `DATABASE_URL`,
+/// and `PLAYGATE_LISTEN_DATABASE_URL`, `PLAYGATE_DB_PREPARED` when given (a start-up's own errors are tested
+/// through `Application::build`, so these must parse).
+pub fn database_settings(
+    url: &str,
+    listen: Option<&str>,
+    prepared: Option<&str>,
+) -> DatabaseSettings {
     let mut database = Settings::from_args(&SettingsArgs {
         database_url: Some(url.to_string()),
+        listen_database_url: listen.map(str::to_string),
+        db_prepared: prepared.map(str::to_string),
         ..Default::default()
     })
     .unwrap_or_else(|e| panic!("test database settings: {e}"))

@@ -74,7 +74,7 @@ async fn two_instances_starting_together_migrate_once() {
         assert_eq!(app.get("/readyz").await.status().as_u16(), 200);
     }
     // A third start finds nothing to apply.
-    let applied = playgate::app::migrate(&first.state.settings.database.main)
+    let applied = playgate::app::migrate(&first.state.settings.database.listen)
         .await
         .unwrap();
     assert!(applied.is_empty());

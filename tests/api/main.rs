@@ -23,6 +23,7 @@ mod lifecycle;
 mod live_sessions;
 mod metrics;
 mod ministra;
+mod pgbouncer;
 mod policy_propagation;
 mod private_pg;
 mod reliability;
