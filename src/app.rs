@@ -65,6 +65,8 @@ impl Application {
             .map_err(|e| unusable(direct, e))?;
         let pool = database.create_pool()?;
         reachable(&pool, &database.main).await?;
+        let stats_pool = database.create_stats_pool()?;
+        reachable(&stats_pool, &database.stats).await?;
         // Every endpoint as configured works before the schema is touched.
         notifications_arrive(&pool, direct).await?;
         if settings.migrate_on_start {
@@ -94,6 +96,7 @@ impl Application {
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),
             pool: pool.clone(),
+            stats_pool,
             policy: Arc::clone(&policy),
             metrics,
             engine,

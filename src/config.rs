@@ -31,6 +31,14 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub listen_database_url: Option<String>,
+    /// PostgreSQL for the statistics API and the timeline, e.g. a replica (default: DATABASE_URL).
+    #[arg(
+        long,
+        env = "PLAYGATE_STATS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub stats_database_url: Option<String>,
     /// `on`, or `off` behind a transaction pooler (no named prepared statements, no startup options).
     #[arg(long, env = "PLAYGATE_DB_PREPARED", global = true)]
     pub db_prepared: Option<String>,
@@ -364,6 +372,10 @@ fn database_settings(args: &SettingsArgs) -> Result<DatabaseSettings, ConfigErro
         Some(url) => endpoint("PLAYGATE_LISTEN_DATABASE_URL", url)?,
         None => main.clone(),
     };
+    let stats = match non_empty(&args.stats_database_url) {
+        Some(url) => endpoint("PLAYGATE_STATS_DATABASE_URL", url)?,
+        None => main.clone(),
+    };
     let prepared = match non_empty(&args.db_prepared).unwrap_or("on") {
         "on" => true,
         "off" => false,
@@ -377,6 +389,7 @@ fn database_settings(args: &SettingsArgs) -> Result<DatabaseSettings, ConfigErro
     Ok(DatabaseSettings {
         main,
         listen,
+        stats,
         prepared,
         pool_size: parse_number("PLAYGATE_DB_POOL_SIZE", &args.db_pool_size, 16, 1, 1000)?,
     })
@@ -518,6 +531,13 @@ mod tests {
             ),
             (
                 SettingsArgs {
+                    stats_database_url: Some("host=db sslmode=sometimes".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_STATS_DATABASE_URL",
+            ),
+            (
+                SettingsArgs {
                     db_prepared: Some("maybe".into()),
                     ..Default::default()
                 },
@@ -536,12 +556,13 @@ mod tests {
         let args = SettingsArgs {
             database_url: Some("postgres://app:s3cr3t@db:5432/playgate".into()),
             listen_database_url: Some("host=db password=l1st3n user=app".into()),
+            stats_database_url: Some("postgres://app:st4ts@replica/playgate".into()),
             bootstrap_admin: Some("root:hunter2".into()),
             ome_secret: Some("omesecret".into()),
             ..Default::default()
         };
         let text = format!("{:?}", Settings::from_args(&args).unwrap());
-        for secret in ["s3cr3t", "hunter2", "omesecret", "l1st3n"] {
+        for secret in ["s3cr3t", "hunter2", "omesecret", "l1st3n", "st4ts"] {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/playgate"));

@@ -13,6 +13,8 @@ use crate::store::Pool;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
+    /// Statistics and the timeline (`PLAYGATE_STATS_DATABASE_URL`).
+    pub stats_pool: Pool,
     pub policy: Arc<PolicyView>,
     pub metrics: Arc<Metrics>,
     pub engine: Arc<Engine>,

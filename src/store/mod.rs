@@ -178,6 +178,8 @@ pub struct DatabaseSettings {
     /// A direct connection: `LISTEN`, migrations, creating the database
     /// (`PLAYGATE_LISTEN_DATABASE_URL`, default `DATABASE_URL`).
     pub listen: Endpoint,
+    /// The statistics and the timeline (`PLAYGATE_STATS_DATABASE_URL`, default `DATABASE_URL`).
+    pub stats: Endpoint,
     /// Named prepared statements and the startup `options`; off behind a
     /// transaction pooler (`PLAYGATE_DB_PREPARED`).
     pub prepared: bool,
@@ -190,6 +192,7 @@ impl DatabaseSettings {
         let main = Endpoint::parse("DATABASE_URL", url)?;
         Ok(DatabaseSettings {
             listen: main.clone(),
+            stats: main.clone(),
             main,
             prepared: true,
             pool_size: 16,
@@ -199,7 +202,20 @@ impl DatabaseSettings {
     pub fn create_pool(&self) -> Result<Pool, StoreError> {
         Pool::new(&self.main, self.pool_size, self.prepared)
     }
+
+    /// Statistics are few and slow: a small pool of their own, so that they
+    /// never take the hooks' connections.
+    pub fn create_stats_pool(&self) -> Result<Pool, StoreError> {
+        Pool::new(
+            &self.stats,
+            STATS_POOL_SIZE.min(self.pool_size),
+            self.prepared,
+        )
+    }
 }
+
+/// Connections of the statistics pool.
+pub const STATS_POOL_SIZE: usize = 4;
 
 /// Creates the database named in the URL when it does not exist and the
 /// server lets us (two replicas racing to create it is fine).

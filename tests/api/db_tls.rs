@@ -141,7 +141,7 @@ fn url(db: &TestDb, cluster: &PrivatePostgres, host: &str, query: &str) -> Strin
 async fn starts_with(db: &Arc<TestDb>, url: &str) -> bool {
     let url = url.to_string();
     let app = spawn_on(db.clone(), |settings| {
-        settings.database = database_settings(&url, None, None);
+        settings.database = database_settings(&url, None, None, None);
     })
     .await;
     let encrypted: bool = app
@@ -169,7 +169,7 @@ async fn starts_with(db: &Arc<TestDb>, url: &str) -> bool {
 
 /// The start-up error with these URLs.
 async fn refused(db: &Arc<TestDb>, url: &str) -> String {
-    refused_with(db, database_settings(url, None, None)).await
+    refused_with(db, database_settings(url, None, None, None)).await
 }
 
 async fn refused_with(db: &Arc<TestDb>, database: DatabaseSettings) -> String {
@@ -239,12 +239,17 @@ async fn sslmode_and_sslrootcert_are_honoured() {
     );
     assert!(starts_with(&db, &elsewhere("verify-ca")).await);
 
-    // The listening connection (and the migrations on it) is checked too,
-    // named by its variable.
+    // The listening connection (and the migrations on it) and the
+    // statistics pool are checked too, each named by its variable.
     let good = url(&db, &cluster, "localhost", &full);
-    let error = refused_with(&db, database_settings(&good, Some(&wrong_ca), None)).await;
+    let error = refused_with(&db, database_settings(&good, Some(&wrong_ca), None, None)).await;
     assert!(
         error.starts_with("PLAYGATE_LISTEN_DATABASE_URL: ") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+    let error = refused_with(&db, database_settings(&good, None, Some(&wrong_ca), None)).await;
+    assert!(
+        error.starts_with("PLAYGATE_STATS_DATABASE_URL: ") && error.contains("UnknownIssuer"),
         "{error}"
     );
 }
@@ -276,7 +281,7 @@ fn bad_tls_settings_stop_the_binary_naming_the_variable() {
             "sslrootcert /nonexistent/ca.pem",
         ),
         (
-            "DATABASE_URL",
+            "PLAYGATE_STATS_DATABASE_URL",
             "postgres://postgres@127.0.0.1/x?sslmode=always",
             "sslmode 'always'",
         ),

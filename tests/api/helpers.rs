@@ -132,16 +132,19 @@ pub async fn try_spawn_on(
 }
 
 /// The database settings the environment variables would give: `DATABASE_URL`,
-/// and `PLAYGATE_LISTEN_DATABASE_URL`, `PLAYGATE_DB_PREPARED` when given (a start-up's own errors are tested
+/// and `PLAYGATE_LISTEN_DATABASE_URL`, `PLAYGATE_STATS_DATABASE_URL`,
+/// `PLAYGATE_DB_PREPARED` when given (a start-up's own errors are tested
 /// through `Application::build`, so these must parse).
 pub fn database_settings(
     url: &str,
     listen: Option<&str>,
+    stats: Option<&str>,
     prepared: Option<&str>,
 ) -> DatabaseSettings {
     let mut database = Settings::from_args(&SettingsArgs {
         database_url: Some(url.to_string()),
         listen_database_url: listen.map(str::to_string),
+        stats_database_url: stats.map(str::to_string),
         db_prepared: prepared.map(str::to_string),
         ..Default::default()
     })

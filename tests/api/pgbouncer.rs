@@ -156,7 +156,7 @@ async fn two_replicas_work_through_pgbouncer_in_transaction_mode() {
     let through = bouncer.url(&db);
     let direct_url = db.url.clone();
     let configure = |settings: &mut playgate::Settings| {
-        settings.database = database_settings(&through, Some(&direct_url), Some("off"));
+        settings.database = database_settings(&through, Some(&direct_url), None, Some("off"));
         // Short holds: heartbeats are written within a second or two.
         settings.session_duration = Duration::from_secs(4);
         settings.session_grace = Duration::from_secs(4);
@@ -309,7 +309,7 @@ async fn listen_or_prepared_statements_through_pgbouncer_stop_start_up() {
 
     // LISTEN through the pooler: the notification never arrives.
     let started = Instant::now();
-    let database = database_settings(&through, Some(&through), Some("off"));
+    let database = database_settings(&through, Some(&through), None, Some("off"));
     let error = match try_spawn_on(db.clone(), |settings| settings.database = database).await {
         Ok(_) => panic!("started listening through pgbouncer"),
         Err(e) => e.to_string(),
@@ -322,7 +322,7 @@ async fn listen_or_prepared_statements_through_pgbouncer_stop_start_up() {
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // The default (prepared statements, startup options): the pooler refuses.
-    let database = database_settings(&through, Some(&db.url), None);
+    let database = database_settings(&through, Some(&db.url), None, None);
     let error = match try_spawn_on(db.clone(), |settings| settings.database = database).await {
         Ok(_) => panic!("started with startup options through pgbouncer"),
         Err(e) => e.to_string(),
