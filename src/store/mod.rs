@@ -18,6 +18,7 @@ pub mod users;
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
@@ -56,7 +57,11 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Pool(_) | StoreError::Timeout => true,
-            StoreError::Db(e) => e.is_closed() || e.as_db_error().is_none(),
+            StoreError::Db(e) => {
+                e.is_closed()
+                    || e.as_db_error().is_none()
+                    || e.code().is_some_and(is_unavailable_state)
+            }
             StoreError::Other(_) => false,
         }
     }
@@ -77,6 +82,22 @@ impl StoreError {
             _ => None,
         }
     }
+}
+
+/// Server errors that mean "this server cannot serve us now" rather than
+/// "this statement is wrong": the ones a failover or a restart answers with.
+fn is_unavailable_state(state: &SqlState) -> bool {
+    let code = state.code();
+    // Class 08: connection exception.
+    code.starts_with("08")
+        || [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .contains(state)
 }
 
 /// One PostgreSQL endpoint as a URL names it: the driver's settings
@@ -103,6 +124,21 @@ impl Endpoint {
         let tls = tls::Tls::new(keys.sslmode.as_deref(), keys.sslrootcert.as_deref())?;
         config.ssl_mode(tls.mode.driver());
         config.connect_timeout(CONNECT_TIMEOUT);
+        // A server gone without a word (a primary powered off) is noticed in
+        // about 30 s even by an idle connection, a LISTEN's above all; the
+        // system's defaults take hours. Settings of the URL are kept.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(Duration::from_secs(15));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(5));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
         config.application_name("playgate");
         Ok(Endpoint {
             config,
@@ -257,6 +293,14 @@ impl Pool {
         if prepared {
             config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
         }
+        // Each host of a multi-host URL may take the whole connect timeout
+        // (an old primary that no longer answers) before the next is tried.
+        let hosts = config
+            .get_hosts()
+            .len()
+            .max(config.get_hostaddrs().len())
+            .max(1);
+        let create_timeout = CONNECT_TIMEOUT * hosts as u32 + Duration::from_secs(1);
         let manager = Manager::from_config(
             config,
             endpoint.tls.connector.clone(),
@@ -267,7 +311,7 @@ impl Pool {
         let inner = deadpool_postgres::Pool::builder(manager)
             .max_size(max_size)
             .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(create_timeout))
             .recycle_timeout(Some(POOL_WAIT))
             .runtime(Runtime::Tokio1)
             .build()
@@ -276,9 +320,25 @@ impl Pool {
     }
 
     pub async fn get(&self) -> Result<Client, deadpool_postgres::PoolError> {
+        let inner = if self.inner.status().available > 0 {
+            self.inner.get().await?
+        } else {
+            // A new connection is opened in a task of its own: when the
+            // caller gives up first (a hook's PLAYGATE_DB_TIMEOUT_MS, while
+            // a failover makes connecting slow), the connection still gets
+            // made and waits in the pool, instead of every attempt being cut
+            // short and none ever reaching the new primary.
+            let pool = self.inner.clone();
+            match tokio::spawn(async move { pool.get().await }).await {
+                Ok(got) => got?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(deadpool_postgres::PoolError::Closed),
+            }
+        };
         Ok(Client {
-            inner: self.inner.get().await?,
+            inner: Some(inner),
             prepared: self.prepared,
+            abandoned: AtomicBool::new(false),
         })
     }
 
@@ -290,21 +350,37 @@ impl Pool {
 /// A pooled connection (deadpool's, which it derefs to); what depends on
 /// whether the server keeps prepared statements goes through its methods.
 pub struct Client {
-    inner: deadpool_postgres::Client,
+    /// Always Some but in `drop`.
+    inner: Option<deadpool_postgres::Client>,
     prepared: bool,
+    /// A request-path statement was under way when its caller gave up.
+    abandoned: AtomicBool,
 }
 
 impl Deref for Client {
     type Target = deadpool_postgres::Client;
 
     fn deref(&self) -> &Self::Target {
-        &self.inner
+        self.inner.as_ref().expect("a pooled connection")
     }
 }
 
 impl DerefMut for Client {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
+        self.inner.as_mut().expect("a pooled connection")
+    }
+}
+
+impl Drop for Client {
+    /// A connection whose statement was abandoned still waits for its
+    /// answer, which may never come (a primary gone without a word): it is
+    /// closed rather than lent to the next request.
+    fn drop(&mut self) {
+        if self.abandoned.load(Ordering::Relaxed) {
+            if let Some(inner) = self.inner.take() {
+                drop(deadpool_postgres::Client::take(inner));
+            }
+        }
     }
 }
 
@@ -314,8 +390,9 @@ impl Client {
     pub async fn transaction(
         &mut self,
     ) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
-        let transaction = self.inner.transaction().await?;
-        if !self.prepared {
+        let prepared = self.prepared;
+        let transaction = self.deref_mut().transaction().await?;
+        if !prepared {
             transaction
                 .batch_execute(&format!(
                     "SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"
@@ -327,20 +404,32 @@ impl Client {
 
     /// A statement of the request path: prepared once per connection where
     /// the server keeps it (`PLAYGATE_DB_PREPARED=on`), else one unnamed
-    /// round trip.
+    /// round trip. Given up on before its answer, the connection is closed.
     pub(crate) async fn query_hot(
         &self,
         statement: &str,
         params: &[Typed<'_>],
     ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        self.abandoned.store(true, Ordering::Relaxed);
+        let rows = self.query_hot_unguarded(statement, params).await;
+        self.abandoned.store(false, Ordering::Relaxed);
+        rows
+    }
+
+    async fn query_hot_unguarded(
+        &self,
+        statement: &str,
+        params: &[Typed<'_>],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let client: &deadpool_postgres::Client = self;
         if !self.prepared {
-            return self.inner.query_typed(statement, params).await;
+            return client.query_typed(statement, params).await;
         }
         let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-        let prepared = self.inner.prepare_typed_cached(statement, &types).await?;
+        let prepared = client.prepare_typed_cached(statement, &types).await?;
         let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             params.iter().map(|(value, _)| *value).collect();
-        self.inner.query(&prepared, &values).await
+        client.query(&prepared, &values).await
     }
 }
 
@@ -473,6 +562,22 @@ fn redact_key_value_password(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failover_is_unavailability_not_a_wrong_statement() {
+        for state in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+        ] {
+            assert!(is_unavailable_state(&state), "{state:?}");
+        }
+        for state in [SqlState::UNIQUE_VIOLATION, SqlState::SYNTAX_ERROR] {
+            assert!(!is_unavailable_state(&state), "{state:?}");
+        }
+    }
 
     #[test]
     fn passwords_are_hidden_in_both_forms() {

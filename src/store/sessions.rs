@@ -227,8 +227,8 @@ pub async fn stop(
     key: &str,
     bytes: Option<i64>,
 ) -> Result<Option<Stopped>, StoreError> {
-    let row = client
-        .query_typed_opt(
+    let rows = client
+        .query_hot(
             "WITH previous AS (
                 SELECT id, last_seen_at, LEAST(now(), expires_at) AS ended FROM sessions
                  WHERE key = $1 AND ended_at IS NULL FOR UPDATE)
@@ -242,7 +242,7 @@ pub async fn stop(
             params![&key, &bytes],
         )
         .await?;
-    Ok(row.map(|row| Stopped {
+    Ok(rows.into_iter().next().map(|row| Stopped {
         session_id: row.get(0),
         login: row.get(1),
         stream: row.get(2),

@@ -10,6 +10,7 @@ mod db_tls;
 mod decide;
 mod e2e_nginx;
 mod error_logging;
+mod failover;
 mod helpers;
 mod hook_astra;
 mod hook_flussonic;

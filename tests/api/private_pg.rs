@@ -1,6 +1,6 @@
 //! A private PostgreSQL cluster (initdb + pg_ctl in a temp dir) that a test
-//! may configure, stop and start, to see what playgate does during an
-//! outage, or with TLS.
+//! may configure, stop, start, copy into a streaming standby and promote, to
+//! see what playgate does during an outage, with TLS, through a failover.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -189,6 +189,36 @@ impl PrivatePostgres {
             .output()
             .unwrap();
         checked("pg_ctl stop", output);
+    }
+
+    /// A streaming standby of this (running) cluster on a port of its own,
+    /// started: `pg_basebackup -R` writes its connection to this primary.
+    pub fn standby(&self) -> PrivatePostgres {
+        let standby = PrivatePostgres::empty().expect("the primary's binaries");
+        let output = standby
+            .command("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-X", "stream", "-R", "--no-sync", "-D"])
+            .arg(standby.data())
+            .output()
+            .unwrap();
+        checked("pg_basebackup", output);
+        // The walreceiver names itself so that the primary can wait for it.
+        standby.set("cluster_name", "standby");
+        standby.resume();
+        standby
+    }
+
+    /// Ends recovery: the standby becomes a primary (waits until it is).
+    pub fn promote(&self) {
+        let output = self
+            .command("pg_ctl")
+            .args(["-w", "-t", "30", "-D"])
+            .arg(self.data())
+            .arg("promote")
+            .output()
+            .unwrap();
+        checked("pg_ctl promote", output);
     }
 }
 
