@@ -148,18 +148,6 @@ impl Endpoint {
         })
     }
 
-    /// The same endpoint, named after another setting (a default taken from `DATABASE_URL`).
-    pub fn named(&self, setting: &'static str) -> Endpoint {
-        Endpoint {
-            setting,
-            ..self.clone()
-        }
-    }
-
-    pub fn ssl_mode(&self) -> tls::SslMode {
-        self.tls.mode
-    }
-
     pub fn dbname(&self) -> Option<&str> {
         self.config.get_dbname()
     }
@@ -223,18 +211,6 @@ pub struct DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// Everything on one URL, the defaults of the other settings.
-    pub fn single(url: &str) -> Result<DatabaseSettings, String> {
-        let main = Endpoint::parse("DATABASE_URL", url)?;
-        Ok(DatabaseSettings {
-            listen: main.clone(),
-            stats: main.clone(),
-            main,
-            prepared: true,
-            pool_size: 16,
-        })
-    }
-
     pub fn create_pool(&self) -> Result<Pool, StoreError> {
         Pool::new(&self.main, self.pool_size, self.prepared)
     }
