@@ -94,15 +94,20 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let url = format!("{server}/{DATABASE}");
-    let admin_config: tokio_postgres::Config = format!("{server}/postgres").parse().unwrap();
-    let admin = store::connect(&admin_config).await.unwrap();
+    let settings = Settings::from_args(&SettingsArgs {
+        database_url: Some(url.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let direct = &settings.database.listen;
+    let admin = direct.with_dbname("postgres").connect().await.unwrap();
     let drop_database = format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)");
     admin.batch_execute(&drop_database).await.unwrap();
-    store::ensure_database(&url).await.unwrap();
-    playgate::app::migrate(&url).await.unwrap();
+    store::ensure_database(direct).await.unwrap();
+    playgate::app::migrate(direct).await.unwrap();
 
     // Plain connection: bulk SQL must not be capped like the pool's statements.
-    let writer = store::connect(&url.parse().unwrap()).await.unwrap();
+    let writer = direct.connect().await.unwrap();
     let started = Instant::now();
     writer
         .batch_execute(&format!(
@@ -128,14 +133,7 @@ async fn main() {
         started.elapsed()
     );
 
-    let settings = Settings::from_args(&SettingsArgs {
-        database_url: Some(url.clone()),
-        ..Default::default()
-    })
-    .unwrap();
-    let view = Arc::new(PolicyView::new(
-        store::create_pool(&settings.database_url, settings.db_pool_size).unwrap(),
-    ));
+    let view = Arc::new(PolicyView::new(settings.database.create_pool().unwrap()));
 
     // What every change cost each replica before: a full reload.
     let mut full = Vec::new();
@@ -152,7 +150,8 @@ async fn main() {
     );
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let listener = tokio::spawn(Arc::clone(&view).keep_fresh(url.clone(), stopped));
+    let listener =
+        tokio::spawn(Arc::clone(&view).keep_fresh(settings.database.listen.clone(), stopped));
     // Connected, and its own first full reload done: reload() waits for it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     view.reload().await.unwrap();

@@ -34,23 +34,22 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
     let url = format!("{server}/{DATABASE}");
-    if std::env::var("BENCH_FRESH").is_ok_and(|v| v == "1") {
-        let admin = store::connect(&store::pg_config(&format!("{server}/postgres")).unwrap())
-            .await
-            .unwrap();
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-            .await
-            .unwrap();
-    }
-    store::ensure_database(&url).await.unwrap();
-    playgate::app::migrate(&url).await.unwrap();
     let settings = Settings::from_args(&SettingsArgs {
         database_url: Some(url.clone()),
         ..Default::default()
     })
     .unwrap();
-    let pool = store::create_pool(&settings.database_url, settings.db_pool_size).unwrap();
+    let direct = &settings.database.listen;
+    if std::env::var("BENCH_FRESH").is_ok_and(|v| v == "1") {
+        let admin = direct.with_dbname("postgres").connect().await.unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+    store::ensure_database(direct).await.unwrap();
+    playgate::app::migrate(direct).await.unwrap();
+    let pool = settings.database.create_pool().unwrap();
     let client = pool.get().await.unwrap();
 
     let existing: i64 = client

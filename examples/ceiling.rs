@@ -8,8 +8,8 @@
 //! Usage: `ceiling <listen address> <database url>` (the database must be migrated).
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use deadpool_postgres::Pool;
 use playgate::config::{Settings, SettingsArgs};
+use playgate::store::Pool;
 
 #[derive(serde::Deserialize)]
 struct KeyQuery {
@@ -54,9 +54,7 @@ async fn main() -> std::io::Result<()> {
         ..Default::default()
     })
     .expect("valid settings");
-    let pool = web::Data::new(
-        playgate::store::create_pool(&settings.database_url, settings.db_pool_size).expect("pool"),
-    );
+    let pool = web::Data::new(settings.database.create_pool().expect("pool"));
     HttpServer::new(move || {
         App::new()
             .app_data(pool.clone())

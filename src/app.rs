@@ -9,7 +9,6 @@ use actix_web::dev::{Server, ServerHandle};
 use std::sync::OnceLock;
 
 use actix_web::{web, App};
-use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use utoipa::OpenApi;
 
@@ -21,18 +20,26 @@ use crate::metrics::{self, Metrics};
 use crate::password::{self, PasswordVerifier};
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
-use crate::store::{self, migrations, users, StoreError};
+use crate::store::{self, listen, migrations, users, Endpoint, Pool, StoreError};
 
 /// Largest request body any route accepts.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const KEEP_ALIVE: Duration = Duration::from_secs(75);
 /// In-flight requests get this long to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
+/// How long start-up waits for its own notification on the listening connection.
+const NOTIFICATION_CHECK: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// A database endpoint that cannot be used, named by its setting.
+    #[error("{setting}: {source}")]
+    Database {
+        setting: &'static str,
+        source: StoreError,
+    },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -58,11 +65,21 @@ impl Application {
                  and name any client address"
             );
         }
-        store::ensure_database(&settings.database_url).await?;
+        let database = &settings.database;
+        // A pooler may not know a database that does not exist yet.
+        let direct = &database.listen;
+        store::ensure_database(direct)
+            .await
+            .map_err(|e| unusable(direct, e))?;
+        let pool = database.create_pool()?;
+        reachable(&pool, &database.main).await?;
+        let stats_pool = database.create_stats_pool()?;
+        reachable(&stats_pool, &database.stats).await?;
+        // Every endpoint as configured works before the schema is touched.
+        notifications_arrive(&pool, direct).await?;
         if settings.migrate_on_start {
-            migrate(&settings.database_url).await?;
+            migrate(direct).await.map_err(|e| unusable(direct, e))?;
         }
-        let pool = store::create_pool(&settings.database_url, settings.db_pool_size)?;
         if let Some((login, password)) = &settings.bootstrap_admin {
             bootstrap_admin(&pool, login, password).await?;
         }
@@ -90,6 +107,7 @@ impl Application {
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),
             pool: pool.clone(),
+            stats_pool,
             policy: Arc::clone(&policy),
             metrics,
             engine,
@@ -99,7 +117,7 @@ impl Application {
 
         let (background, stop_signal) = watch::channel(false);
         tokio::spawn(
-            Arc::clone(&policy).keep_fresh(settings.database_url.clone(), stop_signal.clone()),
+            Arc::clone(&policy).keep_fresh(settings.database.listen.clone(), stop_signal.clone()),
         );
         tokio::spawn(upkeep::sweep_sessions(
             pool.clone(),
@@ -113,7 +131,7 @@ impl Application {
         ));
         tokio::spawn(upkeep::follow_session_ends(
             Arc::clone(&state.engine),
-            settings.database_url.clone(),
+            settings.database.listen.clone(),
             stop_signal.clone(),
         ));
         tokio::spawn(metrics::read_cluster_gauges(
@@ -203,9 +221,10 @@ impl AppHandle {
     }
 }
 
-/// Applies pending migrations on a connection of its own.
-pub async fn migrate(database_url: &str) -> Result<Vec<i32>, StoreError> {
-    let mut client = store::connect(&store::pg_config(database_url)?).await?;
+/// Applies pending migrations on a connection of its own (the direct one:
+/// no statement cap, and DDL is best not sent through a pooler).
+pub async fn migrate(direct: &Endpoint) -> Result<Vec<i32>, StoreError> {
+    let mut client = direct.connect().await?;
     migrations::run(&mut client).await
 }
 
@@ -219,6 +238,47 @@ async fn viewer_cookie_key(pool: &Pool, settings: &Settings) -> Result<CookieKey
     let client = pool.get().await?;
     let key = store::viewer_cookie::shared_key(&client, &CookieKey::random_bytes()).await?;
     Ok(CookieKey::new(key))
+}
+
+fn unusable(endpoint: &Endpoint, source: StoreError) -> StartupError {
+    StartupError::Database {
+        setting: endpoint.setting,
+        source,
+    }
+}
+
+/// One connection of the pool, so that a wrong address, password or
+/// certificate stops start-up naming its setting.
+async fn reachable(pool: &Pool, endpoint: &Endpoint) -> Result<(), StartupError> {
+    pool.get()
+        .await
+        .map(drop)
+        .map_err(|e| unusable(endpoint, e.into()))
+}
+
+/// `LISTEN` through a transaction pooler connects and then never hears
+/// anything: better to stop now than to serve stale policy.
+async fn notifications_arrive(pool: &Pool, listen: &Endpoint) -> Result<(), StartupError> {
+    let arrived = listen::notifications_arrive(pool, listen, NOTIFICATION_CHECK)
+        .await
+        .map_err(|e| unusable(listen, e))?;
+    if arrived {
+        return Ok(());
+    }
+    let through = if listen.setting == "DATABASE_URL" {
+        "DATABASE_URL, as PLAYGATE_LISTEN_DATABASE_URL is not set"
+    } else {
+        "PLAYGATE_LISTEN_DATABASE_URL"
+    };
+    Err(StartupError::Database {
+        setting: "PLAYGATE_LISTEN_DATABASE_URL",
+        source: StoreError::Other(format!(
+            "a notification sent through DATABASE_URL did not reach the connection listening \
+             through {through} within {} s: LISTEN needs a direct connection to the primary \
+             (or a session pooler), not a transaction pooler",
+            NOTIFICATION_CHECK.as_secs()
+        )),
+    })
 }
 
 async fn bootstrap_admin(pool: &Pool, login: &str, password: &str) -> Result<(), StoreError> {

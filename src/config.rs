@@ -17,6 +17,7 @@ const MIN_VIEWER_COOKIE_SECRET: usize = 32;
 
 use crate::domain::{parse_network, Login};
 pub use crate::domain::{redact_database_url, redact_url, HlsContinuation, LimitPolicy, OnDbError};
+use crate::store::{DatabaseSettings, Endpoint};
 
 /// The raw settings, as flags of `serve` or environment variables.
 #[derive(Args, Clone, Debug, Default)]
@@ -24,6 +25,25 @@ pub struct SettingsArgs {
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Direct PostgreSQL connection for LISTEN and migrations (default: DATABASE_URL).
+    #[arg(
+        long,
+        env = "PLAYGATE_LISTEN_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub listen_database_url: Option<String>,
+    /// PostgreSQL for the statistics API and the timeline, e.g. a replica (default: DATABASE_URL).
+    #[arg(
+        long,
+        env = "PLAYGATE_STATS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub stats_database_url: Option<String>,
+    /// `on`, or `off` behind a transaction pooler (no named prepared statements, no startup options).
+    #[arg(long, env = "PLAYGATE_DB_PREPARED", global = true)]
+    pub db_prepared: Option<String>,
     /// Address the HTTP server listens on.
     #[arg(long, env = "PLAYGATE_LISTEN", global = true)]
     pub listen: Option<String>,
@@ -126,7 +146,8 @@ pub struct SettingsArgs {
 
 #[derive(Clone)]
 pub struct Settings {
-    pub database_url: String,
+    /// Every PostgreSQL endpoint, the pool size and how statements are sent.
+    pub database: DatabaseSettings,
     pub listen: SocketAddr,
     pub session_duration: Duration,
     pub session_grace: Duration,
@@ -145,7 +166,6 @@ pub struct Settings {
     pub bootstrap_admin: Option<(String, String)>,
     pub history_days: u32,
     pub metrics_max_streams: usize,
-    pub db_pool_size: usize,
     pub sweep_interval: Duration,
     pub stats_interval: Duration,
     pub auth_failure_limit: u32,
@@ -287,12 +307,7 @@ fn parse_header_name(
 
 impl Settings {
     pub fn from_args(args: &SettingsArgs) -> Result<Settings, ConfigError> {
-        let database_url = non_empty(&args.database_url)
-            .unwrap_or(DEFAULT_DATABASE_URL)
-            .to_string();
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| invalid("DATABASE_URL", format!("not a PostgreSQL URL: {e}")))?;
+        let database = database_settings(args)?;
 
         let listen_text = non_empty(&args.listen).unwrap_or("0.0.0.0:8080");
         let listen = listen_text.parse().map_err(|_| {
@@ -392,7 +407,7 @@ impl Settings {
         };
 
         Ok(Settings {
-            database_url,
+            database,
             listen,
             session_duration: Duration::from_secs(parse_number(
                 "PLAYGATE_SESSION_DURATION",
@@ -427,7 +442,6 @@ impl Settings {
                 1,
                 1_000_000,
             )?,
-            db_pool_size: parse_number("PLAYGATE_DB_POOL_SIZE", &args.db_pool_size, 16, 1, 1000)?,
             sweep_interval: Duration::from_secs(parse_number(
                 "PLAYGATE_SWEEP_INTERVAL",
                 &args.sweep_interval,
@@ -489,11 +503,48 @@ impl Settings {
     }
 }
 
+/// The endpoints of SPEC §13: each URL read (TLS root certificates
+/// included) and named after the variable it came from.
+fn database_settings(args: &SettingsArgs) -> Result<DatabaseSettings, ConfigError> {
+    let endpoint = |variable: &'static str, url: &str| {
+        Endpoint::parse(variable, url).map_err(|message| invalid(variable, message))
+    };
+    let main = endpoint(
+        "DATABASE_URL",
+        non_empty(&args.database_url).unwrap_or(DEFAULT_DATABASE_URL),
+    )?;
+    let listen = match non_empty(&args.listen_database_url) {
+        Some(url) => endpoint("PLAYGATE_LISTEN_DATABASE_URL", url)?,
+        None => main.clone(),
+    };
+    let stats = match non_empty(&args.stats_database_url) {
+        Some(url) => endpoint("PLAYGATE_STATS_DATABASE_URL", url)?,
+        None => main.clone(),
+    };
+    let prepared = match non_empty(&args.db_prepared).unwrap_or("on") {
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(invalid(
+                "PLAYGATE_DB_PREPARED",
+                format!("'{other}' is not on or off"),
+            ))
+        }
+    };
+    Ok(DatabaseSettings {
+        main,
+        listen,
+        stats,
+        prepared,
+        pool_size: parse_number("PLAYGATE_DB_POOL_SIZE", &args.db_pool_size, 16, 1, 1000)?,
+    })
+}
+
 /// Hides the database password and every other secret.
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("database_url", &redact_database_url(&self.database_url))
+            .field("database", &self.database)
             .field("listen", &self.listen)
             .field("session_duration", &self.session_duration)
             .field("session_grace", &self.session_grace)
@@ -522,7 +573,6 @@ impl fmt::Debug for Settings {
             )
             .field("history_days", &self.history_days)
             .field("metrics_max_streams", &self.metrics_max_streams)
-            .field("db_pool_size", &self.db_pool_size)
             .field("sweep_interval", &self.sweep_interval)
             .field("stats_interval", &self.stats_interval)
             .field("auth_failure_limit", &self.auth_failure_limit)
@@ -543,7 +593,12 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let settings = Settings::from_args(&SettingsArgs::default()).unwrap();
-        assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            format!("{:?}", settings.database.main),
+            DEFAULT_DATABASE_URL
+        );
+        assert!(settings.database.prepared);
+        assert_eq!(settings.database.listen.setting, "DATABASE_URL");
         assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(settings.session_duration, Duration::from_secs(60));
         assert_eq!(settings.session_grace, Duration::from_secs(30));
@@ -702,6 +757,36 @@ mod tests {
                 },
                 "PLAYGATE_AUTH_FAILURE_CALLER_LIMIT",
             ),
+            (
+                SettingsArgs {
+                    database_url: Some("postgres://db/x?sslmode=verify-everything".into()),
+                    ..Default::default()
+                },
+                "DATABASE_URL",
+            ),
+            (
+                SettingsArgs {
+                    listen_database_url: Some(
+                        "postgres://db/x?sslmode=verify-full&sslrootcert=/nonexistent.pem".into(),
+                    ),
+                    ..Default::default()
+                },
+                "PLAYGATE_LISTEN_DATABASE_URL",
+            ),
+            (
+                SettingsArgs {
+                    stats_database_url: Some("host=db sslmode=sometimes".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_STATS_DATABASE_URL",
+            ),
+            (
+                SettingsArgs {
+                    db_prepared: Some("maybe".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_DB_PREPARED",
+            ),
         ];
         for (args, variable) in cases {
             let error = Settings::from_args(&args).unwrap_err();
@@ -714,13 +799,22 @@ mod tests {
     fn debug_redacts_secrets() {
         let args = SettingsArgs {
             database_url: Some("postgres://app:s3cr3t@db:5432/playgate".into()),
+            listen_database_url: Some("host=db password=l1st3n user=app".into()),
+            stats_database_url: Some("postgres://app:st4ts@replica/playgate".into()),
             bootstrap_admin: Some("root:hunter2".into()),
             ome_secret: Some("omesecret".into()),
             viewer_cookie_secret: Some("viewer-cookie-secret-0123456789abcdef".into()),
             ..Default::default()
         };
         let text = format!("{:?}", Settings::from_args(&args).unwrap());
-        for secret in ["s3cr3t", "hunter2", "omesecret", "viewer-cookie-secret"] {
+        for secret in [
+            "s3cr3t",
+            "hunter2",
+            "omesecret",
+            "viewer-cookie-secret",
+            "l1st3n",
+            "st4ts",
+        ] {
             assert!(!text.contains(secret), "{text}");
         }
         assert!(text.contains("postgres://app:[redacted]@db:5432/playgate"));

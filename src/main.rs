@@ -116,8 +116,9 @@ async fn serve(settings: Settings) -> ExitCode {
 
 async fn migrate(settings: Settings) -> ExitCode {
     let result = async {
-        playgate::store::ensure_database(&settings.database_url).await?;
-        playgate::app::migrate(&settings.database_url).await
+        let direct = &settings.database.listen;
+        playgate::store::ensure_database(direct).await?;
+        playgate::app::migrate(direct).await
     }
     .await;
     match result {
@@ -156,9 +157,10 @@ async fn import_astra(settings: Settings, file: PathBuf, dry_run: bool) -> ExitC
         }
     };
     let result = async {
-        playgate::store::ensure_database(&settings.database_url).await?;
-        playgate::app::migrate(&settings.database_url).await?;
-        let pool = playgate::store::create_pool(&settings.database_url, settings.db_pool_size)?;
+        let direct = &settings.database.listen;
+        playgate::store::ensure_database(direct).await?;
+        playgate::app::migrate(direct).await?;
+        let pool = settings.database.create_pool()?;
         let mut client = pool.get().await?;
         Ok::<_, playgate::store::StoreError>(
             playgate::import::astra::apply(&mut client, &plan, dry_run).await,

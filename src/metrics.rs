@@ -276,7 +276,7 @@ impl Metrics {
 
 /// The cluster-wide gauges come from PostgreSQL on a timer, not per scrape.
 pub async fn read_cluster_gauges(
-    pool: deadpool_postgres::Pool,
+    pool: crate::store::Pool,
     interval: Duration,
     metrics: std::sync::Arc<Metrics>,
     mut stop: crate::background::StopSignal,

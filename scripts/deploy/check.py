@@ -371,6 +371,11 @@ def schema_checks(default_values: dict, full_values: dict) -> None:
             ({"viewerCookie": {"secret": "too-short"}}, "secret"),
             ({"config": {"sessionDuraton": 60}}, "sessionDuraton"),
             ({"database": {"url": "mysql://x"}}, "url"),
+            ({"database": {"listenUrl": "db-rw:5432"}}, "listenUrl"),
+            ({"database": {"statsUrl": "mysql://replica"}}, "statsUrl"),
+            ({"database": {"rootCertificate": {"mountPath": "certs"}}}, "mountPath"),
+            ({"database": {"rootCertificate": {"secret": "db-ca"}}}, "secret"),
+            ({"config": {"dbPrepared": "off"}}, "dbPrepared"),
             ({"autoscaling": {"enabled": "yes"}}, "enabled"),
             ({"networkPolicy": {"streamerCIDRs": ["not a cidr"]}}, "streamerCIDRs"),
             ({"metrics": {"serviceMonitor": {"interval": 30}}}, "interval"),
@@ -544,6 +549,10 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
          names <= binary_vars, f"unknown: {sorted(names - binary_vars)}")
     secret = one(docs, "Secret", hook=False)
     C.ok("defaults: the chart Secret holds only DATABASE_URL", set(secret["data"]) == {"DATABASE_URL"})
+    C.ok("defaults: prepared statements on, no listen or stats URL, no certificate volume",
+         cm_values.get("PLAYGATE_DB_PREPARED") == "on"
+         and not names & {"PLAYGATE_LISTEN_DATABASE_URL", "PLAYGATE_STATS_DATABASE_URL"}
+         and not spec.get("volumes") and not container.get("volumeMounts"))
 
     # Checksums roll the pods.
     annotations = deploy["spec"]["template"]["metadata"].get("annotations") or {}
@@ -623,7 +632,7 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
         "PLAYGATE_MINISTRA_URL": "http://portal.example.com/stalker_portal", "PLAYGATE_HISTORY_DAYS": "30",
         "PLAYGATE_METRICS_MAX_STREAMS": "500", "PLAYGATE_DB_POOL_SIZE": "8", "PLAYGATE_SWEEP_INTERVAL": "5",
         "PLAYGATE_STATS_INTERVAL": "7", "PLAYGATE_DB_TIMEOUT_MS": "1500", "PLAYGATE_OUTAGE_GRACE": "120", "PLAYGATE_AUTH_FAILURE_LIMIT": "10", "PLAYGATE_AUTH_FAILURE_WINDOW": "30",
-        "RUST_LOG": "info,playgate=debug", "PLAYGATE_LISTEN": "0.0.0.0:8080",
+        "RUST_LOG": "info,playgate=debug", "PLAYGATE_LISTEN": "0.0.0.0:8080", "PLAYGATE_DB_PREPARED": "off",
     }
     wrong = {k: (cm_values.get(k), v) for k, v in expected.items() if cm_values.get(k) != v}
     C.ok("each config value lands in its variable", not wrong, json.dumps(wrong))
@@ -631,8 +640,46 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
     secret_ref_check("existingSecret", fdocs, fcontainer, "PLAYGATE_BOOTSTRAP_ADMIN", "playgate-admin", "login-password")
     secret_ref_check("chart Secret", fdocs, fcontainer, "PLAYGATE_OME_SECRET", full, "PLAYGATE_OME_SECRET")
     secret_ref_check("existingSecret", fdocs, fcontainer, "PLAYGATE_VIEWER_COOKIE_SECRET", "playgate-cookie", "key")
+    secret_ref_check("existingSecret", fdocs, fcontainer, "PLAYGATE_LISTEN_DATABASE_URL", "playgate-db", "listen-url")
+    secret_ref_check("existingSecret", fdocs, fcontainer, "PLAYGATE_STATS_DATABASE_URL", "playgate-db", "stats-url")
     fjob = one(fdocs, "Job")
-    secret_ref_check("existingSecret", fdocs, fjob["spec"]["template"]["spec"]["containers"][0], "DATABASE_URL", "playgate-db", "url")
+    fjob_container = fjob["spec"]["template"]["spec"]["containers"][0]
+    secret_ref_check("existingSecret", fdocs, fjob_container, "DATABASE_URL", "playgate-db", "url")
+    secret_ref_check("the Job migrates through the direct connection", fdocs, fjob_container,
+                     "PLAYGATE_LISTEN_DATABASE_URL", "playgate-db", "listen-url")
+    C.ok("the Job gets no statistics URL", not any(e["name"] == "PLAYGATE_STATS_DATABASE_URL"
+                                                  for e in fjob_container.get("env") or []))
+    # The server's CA from a Secret, mounted read-only where sslrootcert names it.
+    for label, pod_spec, c in (("Deployment", fdeploy["spec"]["template"]["spec"], fcontainer),
+                               ("Job", fjob["spec"]["template"]["spec"], fjob_container)):
+        volume = next((v for v in pod_spec.get("volumes") or [] if v["name"] == "postgres-ca"), {})
+        mount = next((m for m in c.get("volumeMounts") or [] if m["name"] == "postgres-ca"), {})
+        C.ok(f"{label}: database.rootCertificate mounts Secret playgate-db-ca key ca.crt read-only "
+             "at /etc/playgate/postgres-ca/ca.crt",
+             volume.get("secret") == {"secretName": "playgate-db-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+             and mount.get("mountPath") == "/etc/playgate/postgres-ca" and mount.get("readOnly") is True,
+             json.dumps([volume, mount]))
+    # The URLs of SPEC §13 from values: several hosts, a pooler and its direct connection, a replica.
+    topology = {"database": {
+        "url": "postgres://app:pw@pooler.db.svc:5432,db2:5432/playgate?target_session_attrs=read-write",
+        "listenUrl": "postgres://app:pw@db-rw.db.svc:5432/playgate?sslmode=verify-full",
+        "statsUrl": "postgres://app:pw@db-ro.db.svc:5432/playgate"}}
+    tdocs, _ = render(deep_merge(default_values, topology))
+    validate_manifests("listen and stats URLs", tdocs)
+    tsecret = one(tdocs, "Secret", hook=False)["data"]
+    C.ok("database.url, listenUrl and statsUrl are stored in the chart Secret",
+         {k: base64.b64decode(v).decode() for k, v in tsecret.items()} == {
+             "DATABASE_URL": topology["database"]["url"],
+             "PLAYGATE_LISTEN_DATABASE_URL": topology["database"]["listenUrl"],
+             "PLAYGATE_STATS_DATABASE_URL": topology["database"]["statsUrl"]})
+    tcontainer = one(tdocs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    for var in ("DATABASE_URL", "PLAYGATE_LISTEN_DATABASE_URL", "PLAYGATE_STATS_DATABASE_URL"):
+        secret_ref_check("listen and stats URLs", tdocs, tcontainer, var, full, var)
+    thook = one(tdocs, "Secret", hook=True)
+    C.ok("the migration Job's hook Secret holds DATABASE_URL and the listen URL",
+         set(thook["data"]) == {"DATABASE_URL", "PLAYGATE_LISTEN_DATABASE_URL"})
+    secret_ref_check("listen and stats URLs", tdocs, one(tdocs, "Job")["spec"]["template"]["spec"]["containers"][0],
+                     "PLAYGATE_LISTEN_DATABASE_URL", thook["metadata"]["name"], "PLAYGATE_LISTEN_DATABASE_URL")
     C.ok("with database.existingSecret there is no hook Secret and no DATABASE_URL in the chart Secret",
          not find(fdocs, "Secret", hook=True)
          and "DATABASE_URL" not in (one(fdocs, "Secret", hook=False).get("data") or {}))

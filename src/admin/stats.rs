@@ -62,7 +62,7 @@ pub async fn streams(
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (from, to) = query.bounds()?;
-    let client = state.pool.get().await?;
+    let client = state.stats_pool.get().await?;
     let items = stats::streams(&client, from, to).await?;
     Ok(HttpResponse::Ok().json(StreamStatsList { items }))
 }
@@ -79,7 +79,7 @@ pub async fn user(
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (from, to) = query.bounds()?;
-    let client = state.pool.get().await?;
+    let client = state.stats_pool.get().await?;
     let stats = stats::user(&client, &login, from, to).await?;
     // Known by either an account or a viewing history (portal users have no account).
     if stats.sessions == 0

@@ -75,7 +75,7 @@ pub async fn timeline(
         ));
     }
     let stream = query.stream.as_deref().filter(|s| !s.is_empty());
-    let client = state.pool.get().await?;
+    let client = state.stats_pool.get().await?;
     let points = stats::timeline(&client, stream, from, to, step).await?;
     Ok(HttpResponse::Ok().json(Timeline { points }))
 }

@@ -18,7 +18,7 @@ use crate::store::{users, StoreError};
 
 /// Stores a `play` token (a user's token as POST/PATCH /users set it);
 /// returns the clear value when it was generated here.
-pub async fn add<C: deadpool_postgres::GenericClient>(
+pub async fn add<C: crate::store::Db>(
     client: &C,
     user_id: i64,
     token: TokenValue,
@@ -57,10 +57,7 @@ pub struct CreatedToken {
     pub token: String,
 }
 
-async fn user_id<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    login: &str,
-) -> Result<i64, ApiError> {
+async fn user_id<C: crate::store::Db>(client: &C, login: &str) -> Result<i64, ApiError> {
     users::lock_id(client, login)
         .await?
         .ok_or_else(|| ApiError::no_such("user", login))

@@ -28,7 +28,7 @@ pub struct UserAnswer {
 }
 
 /// 422 `packages` when one of these names is not a package.
-pub async fn check_packages<C: deadpool_postgres::GenericClient>(
+pub async fn check_packages<C: crate::store::Db>(
     client: &C,
     packages: &[String],
 ) -> Result<(), ApiError> {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::evaluate;
@@ -21,7 +20,7 @@ use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyView};
 use crate::rate_limit::{FailureLimiter, Guesser};
 use crate::store::sessions::{self, ActiveViewer, Admission, AdmitOutcome, Heartbeat, Refusal};
-use crate::store::StoreError;
+use crate::store::{Pool, StoreError};
 use crate::upstream::ministra::{MinistraClient, Verdict};
 
 /// How often the refreshes answered from memory are written, as one batch.

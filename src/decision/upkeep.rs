@@ -5,15 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
-
 use super::engine::HEARTBEAT_INTERVAL;
 use super::Engine;
 use crate::background::{tick, StopSignal};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::store::listen::Listener;
-use crate::store::sessions;
+use crate::store::{sessions, Endpoint, Pool};
 
 /// Channel of `sql/V6__session_ended_notify.sql`.
 const SESSION_ENDED_CHANNEL: &str = "playgate_session_ended";
@@ -67,9 +65,9 @@ pub async fn write_heartbeats(engine: Arc<Engine>, mut stop: StopSignal) {
 /// Sessions ended through another replica (or by the sweeper), or bound to
 /// their player (sql/V11), are forgotten here as soon as PostgreSQL announces
 /// it: their next request is decided by the database.
-pub async fn follow_session_ends(engine: Arc<Engine>, database_url: String, mut stop: StopSignal) {
+pub async fn follow_session_ends(engine: Arc<Engine>, listen: Endpoint, mut stop: StopSignal) {
     loop {
-        match Listener::connect(&database_url, &[SESSION_ENDED_CHANNEL]).await {
+        match Listener::connect(&listen, &[SESSION_ENDED_CHANNEL]).await {
             Ok(Listener {
                 mut notifications, ..
             }) => {

@@ -2,18 +2,19 @@
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
-
 use crate::config::Settings;
 use crate::decision::Engine;
 use crate::metrics::Metrics;
 use crate::password::PasswordVerifier;
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
+use crate::store::Pool;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
+    /// Statistics and the timeline (`PLAYGATE_STATS_DATABASE_URL`).
+    pub stats_pool: Pool,
     pub policy: Arc<PolicyView>,
     pub metrics: Arc<Metrics>,
     pub engine: Arc<Engine>,

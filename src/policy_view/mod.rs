@@ -23,11 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
 use tokio::sync::{oneshot, watch};
 
 use crate::store::listen::Listener;
-use crate::store::{self, StoreError};
+use crate::store::{self, Endpoint, Pool, StoreError};
 
 pub mod prefix;
 pub mod snapshot;
@@ -291,14 +290,14 @@ impl PolicyView {
     /// Listens for changes until `shutdown` turns true, reconnecting as needed.
     pub async fn keep_fresh(
         self: Arc<Self>,
-        database_url: String,
+        listen: Endpoint,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            let result = self.listen_once(&database_url, &mut shutdown).await;
+            let result = self.listen_once(&listen, &mut shutdown).await;
             self.set_listening(false);
             match result {
                 Ok(()) => return,
@@ -314,19 +313,15 @@ impl PolicyView {
     /// One listening connection; returns Ok on shutdown, Err when the connection is lost.
     async fn listen_once(
         &self,
-        database_url: &str,
+        listen: &Endpoint,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
         // Counted on arrival: a read that starts after a notification arrived sees its change.
         let Listener {
             client,
             mut notifications,
-        } = Listener::connect_counting(database_url, &[CHANNEL], Arc::clone(&self.received))
-            .await?;
+        } = Listener::connect_counting(listen, &[CHANNEL], Arc::clone(&self.received)).await?;
         async {
-            // Re-reads go through this connection: no waiting for the pool
-            // when hooks keep it busy, and it is there as long as we listen.
-            let load_users = store::policy::prepare_load_users(&client).await?;
             let mut pending = Pending::default();
             // Changes made while we were not listening: a full reload that
             // starts after this point (a version of its own) covers them.
@@ -353,7 +348,7 @@ impl PolicyView {
                         while let Some(next) = notifications.try_next() {
                             batch.push((next.sequence, next.payload));
                         }
-                        self.apply(&client, &load_users, &mut pending, batch).await?;
+                        self.apply(&client, &mut pending, batch).await?;
                     }
                     done = async { full.as_mut().expect("guarded by is_some").await }, if full.is_some() => {
                         full = None;
@@ -369,11 +364,12 @@ impl PolicyView {
     }
 
     /// Applies a batch of notifications: re-reads the users, packages or IP
-    /// rules they name; what needs a full reload is left to the caller.
+    /// rules they name, on the listening connection (no waiting for the
+    /// pool when hooks keep it busy); what needs a full reload is left to
+    /// the caller.
     async fn apply(
         &self,
         client: &tokio_postgres::Client,
-        load_users: &tokio_postgres::Statement,
         pending: &mut Pending,
         batch: Vec<(u64, String)>,
     ) -> Result<(), StoreError> {
@@ -417,7 +413,7 @@ impl PolicyView {
         if !users.is_empty() {
             let version = self.received.load(Ordering::SeqCst);
             let ids: Vec<i64> = users.into_iter().collect();
-            let (found, tokens) = store::policy::load_users(client, load_users, &ids).await?;
+            let (found, tokens) = store::policy::load_users(client, &ids).await?;
             let (_, next) =
                 self.install(|current| current.with_users(version, &ids, found, tokens));
             if next.overlay_len() > MAX_OVERLAY {

@@ -1,9 +1,10 @@
 //! The audit log: who changed what, when. Never a password or a clear token.
 
+use super::Db;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use serde_json::Value;
 
+use super::sql::params;
 use super::StoreError;
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -23,7 +24,7 @@ pub struct AuditRow {
 }
 
 /// Records one write, in the caller's transaction.
-pub async fn record<C: GenericClient>(
+pub async fn record<C: Db>(
     client: &C,
     actor: &str,
     action: &str,
@@ -32,10 +33,10 @@ pub async fn record<C: GenericClient>(
     changes: &Value,
 ) -> Result<(), StoreError> {
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO audit_log (actor, action, object_type, object_id, changes)
              VALUES ($1, $2, $3, $4, $5)",
-            &[&actor, &action, &object_type, &object_id, &changes],
+            params![&actor, &action, &object_type, &object_id, &changes],
         )
         .await?;
     Ok(())
@@ -49,7 +50,7 @@ pub struct AuditFilter {
 }
 
 /// Newest first.
-pub async fn list<C: GenericClient>(
+pub async fn list<C: Db>(
     client: &C,
     filter: &AuditFilter,
     limit: i64,
@@ -59,12 +60,12 @@ pub async fn list<C: GenericClient>(
         "($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR object_type = $2)
                          AND ($3::text IS NULL OR object_id = $3)";
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT id, at, actor, action, object_type, object_id, changes FROM audit_log
                   WHERE {WHERE} ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5"
             ),
-            &[
+            params![
                 &filter.actor,
                 &filter.object_type,
                 &filter.object_id,
@@ -74,9 +75,9 @@ pub async fn list<C: GenericClient>(
         )
         .await?;
     let total: i64 = client
-        .query_one(
+        .query_typed_one(
             &format!("SELECT count(*) FROM audit_log WHERE {WHERE}"),
-            &[&filter.actor, &filter.object_type, &filter.object_id],
+            params![&filter.actor, &filter.object_type, &filter.object_id],
         )
         .await?
         .get(0);

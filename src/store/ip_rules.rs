@@ -1,9 +1,10 @@
 //! IP rules: networks that are always allowed (anonymously) or always denied.
 
+use super::Db;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 use ipnet::IpNet;
 
+use super::sql::params;
 use super::StoreError;
 use crate::domain::RuleAction;
 
@@ -38,69 +39,66 @@ pub fn action_str(action: RuleAction) -> &'static str {
 }
 
 /// One page of rules (by network) and the total; `action` filters when given.
-pub async fn list<C: GenericClient>(
+pub async fn list<C: Db>(
     client: &C,
     action: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<IpRuleRow>, i64), StoreError> {
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT {COLUMNS} FROM ip_rules WHERE ($1::text IS NULL OR action = $1)
                   ORDER BY network, action LIMIT $2 OFFSET $3"
             ),
-            &[&action, &limit, &offset],
+            params![&action, &limit, &offset],
         )
         .await?;
     let total: i64 = client
-        .query_one(
+        .query_typed_one(
             "SELECT count(*) FROM ip_rules WHERE ($1::text IS NULL OR action = $1)",
-            &[&action],
+            params![&action],
         )
         .await?
         .get(0);
     Ok((rows.iter().map(rule_row).collect(), total))
 }
 
-pub async fn get<C: GenericClient>(client: &C, id: i64) -> Result<Option<IpRuleRow>, StoreError> {
+pub async fn get<C: Db>(client: &C, id: i64) -> Result<Option<IpRuleRow>, StoreError> {
     Ok(client
-        .query_opt(
+        .query_typed_opt(
             &format!("SELECT {COLUMNS} FROM ip_rules WHERE id = $1"),
-            &[&id],
+            params![&id],
         )
         .await?
         .as_ref()
         .map(rule_row))
 }
 
-pub async fn insert<C: GenericClient>(
+pub async fn insert<C: Db>(
     client: &C,
     network: IpNet,
     action: RuleAction,
     comment: &str,
 ) -> Result<IpRuleRow, StoreError> {
     let row = client
-        .query_one(
+        .query_typed_one(
             &format!(
                 "INSERT INTO ip_rules (network, action, comment) VALUES ($1::text::cidr, $2, $3)
                  RETURNING {COLUMNS}"
             ),
-            &[&network.trunc().to_string(), &action_str(action), &comment],
+            params![&network.trunc().to_string(), &action_str(action), &comment],
         )
         .await?;
     Ok(rule_row(&row))
 }
 
 /// Deletes the rule; returns it, or None when unknown.
-pub async fn delete<C: GenericClient>(
-    client: &C,
-    id: i64,
-) -> Result<Option<IpRuleRow>, StoreError> {
+pub async fn delete<C: Db>(client: &C, id: i64) -> Result<Option<IpRuleRow>, StoreError> {
     Ok(client
-        .query_opt(
+        .query_typed_opt(
             &format!("DELETE FROM ip_rules WHERE id = $1 RETURNING {COLUMNS}"),
-            &[&id],
+            params![&id],
         )
         .await?
         .as_ref()

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 
-use super::{pg_config, StoreError};
+use super::{Endpoint, Pool, StoreError};
 
 /// One notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,19 +34,18 @@ pub struct Notifications {
 
 impl Listener {
     /// Connects and listens; notifications sent from now on are received.
-    pub async fn connect(database_url: &str, channels: &[&str]) -> Result<Listener, StoreError> {
-        Listener::connect_counting(database_url, channels, Arc::default()).await
+    pub async fn connect(endpoint: &Endpoint, channels: &[&str]) -> Result<Listener, StoreError> {
+        Listener::connect_counting(endpoint, channels, Arc::default()).await
     }
 
     /// As `connect`, numbering the notifications as they arrive with
     /// `counter` (which may span several connections).
     pub async fn connect_counting(
-        database_url: &str,
+        endpoint: &Endpoint,
         channels: &[&str],
         counter: Arc<AtomicU64>,
     ) -> Result<Listener, StoreError> {
-        let config = pg_config(database_url)?;
-        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (client, mut connection) = endpoint.connect_raw().await?;
         let (sender, received) = mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -102,4 +101,25 @@ impl Drop for Notifications {
     fn drop(&mut self) {
         self.driver.abort();
     }
+}
+
+/// Whether a notification sent through `pool` reaches a connection
+/// listening on `listen` within `wait`. It does not through a transaction
+/// pooler: the `LISTEN` ran on whichever server connection the pooler lent
+/// for it, and that one is lent to others afterwards.
+pub async fn notifications_arrive(
+    pool: &Pool,
+    listen: &Endpoint,
+    wait: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let channel = format!("playgate_check_{}", uuid::Uuid::new_v4().simple());
+    let Listener {
+        client: _client,
+        mut notifications,
+    } = Listener::connect(listen, &[&channel]).await?;
+    let client = pool.get().await?;
+    super::policy::notify(&client, &channel, "check").await?;
+    Ok(tokio::time::timeout(wait, notifications.next())
+        .await
+        .is_ok_and(|received| received.is_ok()))
 }

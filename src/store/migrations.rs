@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::sql::params;
 use super::StoreError;
 
 pub struct Migration {
@@ -77,22 +78,16 @@ fn checksum(sql: &str) -> String {
 }
 
 /// Applies pending migrations; returns the versions applied by this call.
+/// All of them in one transaction under a transaction-scoped lock: replicas
+/// starting together wait for each other, a failure leaves the schema as it
+/// was, and nothing outlives the transaction (no session state, so a
+/// pooler in transaction mode could not leak the lock).
 pub async fn run(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreError> {
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+    let transaction = client.transaction().await?;
+    transaction
+        .execute_typed("SELECT pg_advisory_xact_lock($1)", params![&MIGRATION_LOCK])
         .await?;
-    let result = apply_pending(client).await;
-    // Unlock even after a failure; the session ending would release it too.
-    let unlock = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await;
-    let applied = result?;
-    unlock?;
-    Ok(applied)
-}
-
-async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, StoreError> {
-    client
+    transaction
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS playgate_migrations (
                 version    integer PRIMARY KEY,
@@ -102,8 +97,11 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
             )",
         )
         .await?;
-    let recorded: Vec<(i32, String)> = client
-        .query("SELECT version, checksum FROM playgate_migrations", &[])
+    let recorded: Vec<(i32, String)> = transaction
+        .query_typed(
+            "SELECT version, checksum FROM playgate_migrations",
+            params![],
+        )
         .await?
         .iter()
         .map(|row| (row.get(0), row.get(1)))
@@ -120,36 +118,40 @@ async fn apply_pending(client: &mut tokio_postgres::Client) -> Result<Vec<i32>, 
             }
             continue;
         }
-        let transaction = client.transaction().await?;
         transaction.batch_execute(migration.sql).await?;
         transaction
-            .execute(
+            .execute_typed(
                 "INSERT INTO playgate_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                &[&migration.version, &migration.name, &sum],
+                params![&migration.version, &migration.name, &sum],
             )
             .await?;
-        transaction.commit().await?;
+        applied.push(migration);
+    }
+    transaction.commit().await?;
+    for migration in &applied {
         log::info!(
             "applied migration V{}__{}",
             migration.version,
             migration.name
         );
-        applied.push(migration.version);
     }
-    Ok(applied)
+    Ok(applied.iter().map(|migration| migration.version).collect())
 }
 
 /// The newest applied version, or None when nothing was ever applied.
 pub async fn current_version(client: &tokio_postgres::Client) -> Result<Option<i32>, StoreError> {
     let exists: bool = client
-        .query_one("SELECT to_regclass('playgate_migrations') IS NOT NULL", &[])
+        .query_typed_one(
+            "SELECT to_regclass('playgate_migrations') IS NOT NULL",
+            params![],
+        )
         .await?
         .get(0);
     if !exists {
         return Ok(None);
     }
     Ok(client
-        .query_one("SELECT max(version) FROM playgate_migrations", &[])
+        .query_typed_one("SELECT max(version) FROM playgate_migrations", params![])
         .await?
         .get(0))
 }

@@ -1,8 +1,9 @@
 //! Packages: named sets of stream patterns.
 
+use super::Db;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 
+use super::sql::params;
 use super::StoreError;
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -31,55 +32,52 @@ fn package_row(row: &tokio_postgres::Row) -> PackageRow {
     }
 }
 
-pub async fn list<C: GenericClient>(
+pub async fn list<C: Db>(
     client: &C,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<PackageRow>, i64), StoreError> {
     let rows = client
-        .query(
+        .query_typed(
             &format!("SELECT {COLUMNS} FROM packages p ORDER BY p.name LIMIT $1 OFFSET $2"),
-            &[&limit, &offset],
+            params![&limit, &offset],
         )
         .await?;
     let total: i64 = client
-        .query_one("SELECT count(*) FROM packages", &[])
+        .query_typed_one("SELECT count(*) FROM packages", params![])
         .await?
         .get(0);
     Ok((rows.iter().map(package_row).collect(), total))
 }
 
-pub async fn get<C: GenericClient>(
-    client: &C,
-    name: &str,
-) -> Result<Option<PackageRow>, StoreError> {
+pub async fn get<C: Db>(client: &C, name: &str) -> Result<Option<PackageRow>, StoreError> {
     Ok(client
-        .query_opt(
+        .query_typed_opt(
             &format!("SELECT {COLUMNS} FROM packages p WHERE p.name = $1"),
-            &[&name],
+            params![&name],
         )
         .await?
         .as_ref()
         .map(package_row))
 }
 
-pub async fn insert<C: GenericClient>(
+pub async fn insert<C: Db>(
     client: &C,
     name: &str,
     comment: &str,
     streams: &[String],
 ) -> Result<(), StoreError> {
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO packages (name, comment, streams) VALUES ($1, $2, $3)",
-            &[&name, &comment, &streams],
+            params![&name, &comment, &streams],
         )
         .await?;
     Ok(())
 }
 
 /// Changes the given fields (None = unchanged); false when there is no such package.
-pub async fn update<C: GenericClient>(
+pub async fn update<C: Db>(
     client: &C,
     name: &str,
     new_name: Option<&str>,
@@ -87,36 +85,33 @@ pub async fn update<C: GenericClient>(
     streams: Option<&[String]>,
 ) -> Result<bool, StoreError> {
     Ok(client
-        .execute(
+        .execute_typed(
             "UPDATE packages SET name = COALESCE($2, name), comment = COALESCE($3, comment),
                     streams = COALESCE($4, streams), updated_at = now()
               WHERE name = $1",
-            &[&name, &new_name, &comment, &streams],
+            params![&name, &new_name, &comment, &streams],
         )
         .await?
         == 1)
 }
 
 /// Deletes the package (its user links go with it); false when unknown.
-pub async fn delete<C: GenericClient>(client: &C, name: &str) -> Result<bool, StoreError> {
+pub async fn delete<C: Db>(client: &C, name: &str) -> Result<bool, StoreError> {
     Ok(client
-        .execute("DELETE FROM packages WHERE name = $1", &[&name])
+        .execute_typed("DELETE FROM packages WHERE name = $1", params![&name])
         .await?
         == 1)
 }
 
 /// The packages with these names, by name.
-pub async fn get_many<C: GenericClient>(
-    client: &C,
-    names: &[String],
-) -> Result<Vec<PackageRow>, StoreError> {
+pub async fn get_many<C: Db>(client: &C, names: &[String]) -> Result<Vec<PackageRow>, StoreError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
     let rows = client
-        .query(
+        .query_typed(
             &format!("SELECT {COLUMNS} FROM packages p WHERE p.name = ANY($1) ORDER BY p.name"),
-            &[&names],
+            params![&names],
         )
         .await?;
     Ok(rows.iter().map(package_row).collect())
@@ -126,11 +121,11 @@ pub async fn get_many<C: GenericClient>(
 /// packages (a transaction-scoped lock, taken before the names are checked):
 /// a user given a package that is being deleted cannot end up with none,
 /// which would mean every stream.
-pub async fn lock_assignments<C: GenericClient>(client: &C) -> Result<(), StoreError> {
+pub async fn lock_assignments<C: super::Db>(client: &C) -> Result<(), StoreError> {
     client
-        .execute(
+        .execute_typed(
             "SELECT pg_advisory_xact_lock(hashtext('playgate package assignments'))",
-            &[],
+            params![],
         )
         .await?;
     Ok(())
@@ -139,13 +134,13 @@ pub async fn lock_assignments<C: GenericClient>(client: &C) -> Result<(), StoreE
 /// The users for whom this package is the only one (deleting it would leave
 /// them with none, i.e. every stream): the first `limit` logins by login,
 /// and how many there are.
-pub async fn sole_users<C: GenericClient>(
+pub async fn sole_users<C: super::Db>(
     client: &C,
     name: &str,
     limit: i64,
 ) -> Result<(Vec<String>, i64), StoreError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT u.login, count(*) OVER ()
                FROM packages p
                JOIN user_packages up ON up.package_id = p.id
@@ -154,7 +149,7 @@ pub async fn sole_users<C: GenericClient>(
                 AND NOT EXISTS (SELECT 1 FROM user_packages o
                                  WHERE o.user_id = up.user_id AND o.package_id <> p.id)
               ORDER BY u.login LIMIT $2",
-            &[&name, &limit],
+            params![&name, &limit],
         )
         .await?;
     let total = rows.first().map_or(0, |row| row.get(1));

@@ -1,8 +1,9 @@
 //! Reads of the policy tables for the in-memory view: all of them at once
 //! (the full reload), a few users, the packages, the IP rules.
 
-use tokio_postgres::{IsolationLevel, Row, Statement};
+use tokio_postgres::{IsolationLevel, Row};
 
+use super::sql::params;
 use super::{Client, StoreError};
 use crate::domain::{
     parse_network, IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserKind,
@@ -54,21 +55,21 @@ pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> 
         .batch_execute("SET LOCAL statement_timeout = '5min'")
         .await?;
     let users = transaction
-        .query(
+        .query_typed(
             &format!(
                 "SELECT {USER_COLUMNS},
                         COALESCE(array_agg(up.package_id) FILTER (WHERE up.package_id IS NOT NULL), '{{}}')
                    FROM users u LEFT JOIN user_packages up ON up.user_id = u.id
                   GROUP BY u.id"
             ),
-            &[],
+            params![],
         )
         .await?
         .iter()
         .map(user_record)
         .collect();
     let tokens = transaction
-        .query("SELECT hash, user_id, expires_at FROM tokens", &[])
+        .query_typed("SELECT hash, user_id, expires_at FROM tokens", params![])
         .await?
         .iter()
         .filter_map(|row| token_record(row.get(0), row.get(1), row.get(2)))
@@ -84,28 +85,25 @@ pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> 
     })
 }
 
-/// The statement of `load_users`, prepared once per connection.
-pub async fn prepare_load_users(client: &tokio_postgres::Client) -> Result<Statement, StoreError> {
-    Ok(client
-        .prepare(&format!(
-            "SELECT {USER_COLUMNS},
-                    ARRAY(SELECT up.package_id FROM user_packages up WHERE up.user_id = u.id),
-                    ARRAY(SELECT t.hash FROM tokens t WHERE t.user_id = u.id ORDER BY t.id),
-                    ARRAY(SELECT t.expires_at FROM tokens t WHERE t.user_id = u.id ORDER BY t.id)
-               FROM users u
-              WHERE u.id = ANY($1)"
-        ))
-        .await?)
-}
-
 /// The users `ids` that exist, and their tokens, in one statement (so one
 /// snapshot of the database).
 pub async fn load_users(
     client: &tokio_postgres::Client,
-    statement: &Statement,
     ids: &[i64],
 ) -> Result<(Vec<UserRecord>, Vec<TokenRecord>), StoreError> {
-    let rows = client.query(statement, &[&ids]).await?;
+    let rows = client
+        .query_typed(
+            &format!(
+                "SELECT {USER_COLUMNS},
+                        ARRAY(SELECT up.package_id FROM user_packages up WHERE up.user_id = u.id),
+                        ARRAY(SELECT t.hash FROM tokens t WHERE t.user_id = u.id ORDER BY t.id),
+                        ARRAY(SELECT t.expires_at FROM tokens t WHERE t.user_id = u.id ORDER BY t.id)
+                   FROM users u
+                  WHERE u.id = ANY($1)"
+            ),
+            params![&ids],
+        )
+        .await?;
     let mut users = Vec::with_capacity(rows.len());
     let mut tokens = Vec::new();
     for row in &rows {
@@ -139,7 +137,7 @@ async fn packages_in(
     client: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<PackageRecord>, StoreError> {
     Ok(client
-        .query("SELECT id, streams FROM packages", &[])
+        .query_typed("SELECT id, streams FROM packages", params![])
         .await?
         .into_iter()
         .map(|row| PackageRecord {
@@ -153,7 +151,7 @@ async fn ip_rules_in(
     client: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<IpRuleRecord>, StoreError> {
     Ok(client
-        .query("SELECT network::text, action FROM ip_rules", &[])
+        .query_typed("SELECT network::text, action FROM ip_rules", params![])
         .await?
         .into_iter()
         .filter_map(|row| {
@@ -174,7 +172,7 @@ async fn ip_rules_in(
 /// Sends `payload` on `channel` (delivered once this statement commits).
 pub async fn notify(client: &Client, channel: &str, payload: &str) -> Result<(), StoreError> {
     client
-        .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+        .execute_typed("SELECT pg_notify($1, $2)", params![&channel, &payload])
         .await?;
     Ok(())
 }

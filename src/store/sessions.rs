@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::sql::params;
 use super::{Client, StoreError};
 use crate::domain::LimitPolicy;
 
@@ -71,17 +72,12 @@ fn seconds(duration: Duration) -> f64 {
 /// active session under this key, else refuse a recently kicked key, enforce
 /// the limit under the user's advisory lock, and start the session.
 pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-    let statement = client
-        .prepare_cached(
+    let kick_oldest = admission.limit_policy == LimitPolicy::KickOldest;
+    let rows = client
+        .query_hot(
             "SELECT o_refusal, o_session_id, o_active, o_started, o_watched
                FROM playgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .await?;
-    let kick_oldest = admission.limit_policy == LimitPolicy::KickOldest;
-    let row = client
-        .query_one(
-            &statement,
-            &[
+            params![
                 &admission.key,
                 &admission.login,
                 &admission.max_sessions,
@@ -98,6 +94,9 @@ pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOu
             ],
         )
         .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Other("playgate_admit returned no row".into()))?;
     let refusal: Option<&str> = row.get(0);
     let active_sessions: i64 = row.get(2);
     Ok(match refusal {
@@ -149,8 +148,8 @@ pub async fn heartbeat(client: &Client, beats: &[Heartbeat]) -> Result<Vec<Exten
     let ages: Vec<f64> = beats.iter().map(|beat| seconds(beat.age)).collect();
     let holds: Vec<f64> = beats.iter().map(|beat| seconds(beat.hold)).collect();
     let bytes: Vec<Option<i64>> = beats.iter().map(|beat| beat.bytes).collect();
-    let statement = client
-        .prepare_cached(
+    let rows = client
+        .query_hot(
             "WITH beat AS (
                 SELECT id, now() - make_interval(secs => age) AS seen, hold, bytes
                   FROM unnest($1::uuid[], $2::float8[], $3::float8[], $4::int8[]) AS b(id, age, hold, bytes)),
@@ -166,10 +165,8 @@ pub async fn heartbeat(client: &Client, beats: &[Heartbeat]) -> Result<Vec<Exten
               WHERE s.id = beat.id AND previous.id = s.id
           RETURNING s.id, s.stream,
                     GREATEST(extract(epoch FROM beat.seen - previous.last_seen_at), 0)::float8",
+            params![&ids, &ages, &holds, &bytes],
         )
-        .await?;
-    let rows = client
-        .query(&statement, &[&ids, &ages, &holds, &bytes])
         .await?;
     Ok(rows
         .iter()
@@ -216,19 +213,17 @@ pub async fn find_active_viewer(
     client_ip: IpAddr,
     user_agent: &str,
 ) -> Result<Option<ActiveViewer>, StoreError> {
-    let statement = client
-        .prepare_cached(
+    let rows = client
+        .query_hot(
             "SELECT key, login, stream, playback_id, cookie_seen FROM sessions
               WHERE stream = $1 AND ended_at IS NULL AND expires_at > now()
                 AND dialect = $2 AND client_ip = $3 AND md5(user_agent) = md5($4) AND user_agent = $4
                 AND playback_id IS NULL AND NOT cookie_seen
               ORDER BY last_seen_at DESC LIMIT 1",
+            params![&stream, &dialect, &client_ip, &user_agent],
         )
         .await?;
-    let row = client
-        .query_opt(&statement, &[&stream, &dialect, &client_ip, &user_agent])
-        .await?;
-    Ok(row.as_ref().map(active_viewer))
+    Ok(rows.first().map(active_viewer))
 }
 
 /// The active session of this dialect with this id (a viewer cookie names it).
@@ -237,14 +232,14 @@ pub async fn find_active_by_id(
     dialect: &str,
     id: Uuid,
 ) -> Result<Option<ActiveViewer>, StoreError> {
-    let statement = client
-        .prepare_cached(
+    let rows = client
+        .query_hot(
             "SELECT key, login, stream, playback_id, cookie_seen FROM sessions
               WHERE id = $1 AND dialect = $2 AND ended_at IS NULL AND expires_at > now()",
+            params![&id, &dialect],
         )
         .await?;
-    let row = client.query_opt(&statement, &[&id, &dialect]).await?;
-    Ok(row.as_ref().map(active_viewer))
+    Ok(rows.first().map(active_viewer))
 }
 
 /// The active session of this dialect and stream whose player sent this
@@ -255,18 +250,16 @@ pub async fn find_active_by_playback_id(
     stream: &str,
     playback_id: &str,
 ) -> Result<Option<ActiveViewer>, StoreError> {
-    let statement = client
-        .prepare_cached(
+    let rows = client
+        .query_hot(
             "SELECT key, login, stream, playback_id, cookie_seen FROM sessions
               WHERE stream = $1 AND playback_id = $2 AND ended_at IS NULL
                 AND expires_at > now() AND dialect = $3
               ORDER BY last_seen_at DESC LIMIT 1",
+            params![&stream, &playback_id, &dialect],
         )
         .await?;
-    let row = client
-        .query_opt(&statement, &[&stream, &playback_id, &dialect])
-        .await?;
-    Ok(row.as_ref().map(active_viewer))
+    Ok(rows.first().map(active_viewer))
 }
 
 /// Binds an active session to its player: the playback session id its
@@ -279,17 +272,15 @@ pub async fn bind_viewer(
     playback_id: Option<&str>,
     cookie_seen: bool,
 ) -> Result<bool, StoreError> {
-    let statement = client
-        .prepare_cached(
+    let changed = client
+        .execute_typed(
             "UPDATE sessions
                 SET playback_id = COALESCE($2, playback_id), cookie_seen = cookie_seen OR $3
               WHERE id = $1 AND ended_at IS NULL
                 AND (($2::text IS NOT NULL AND playback_id IS DISTINCT FROM $2)
                      OR ($3 AND NOT cookie_seen))",
+            params![&id, &playback_id, &cookie_seen],
         )
-        .await?;
-    let changed = client
-        .execute(&statement, &[&id, &playback_id, &cookie_seen])
         .await?;
     Ok(changed == 1)
 }
@@ -311,8 +302,8 @@ pub async fn stop(
     key: &str,
     bytes: Option<i64>,
 ) -> Result<Option<Stopped>, StoreError> {
-    let row = client
-        .query_opt(
+    let rows = client
+        .query_hot(
             "WITH previous AS (
                 SELECT id, last_seen_at, LEAST(now(), expires_at) AS ended FROM sessions
                  WHERE key = $1 AND ended_at IS NULL FOR UPDATE)
@@ -323,10 +314,10 @@ pub async fn stop(
               WHERE s.id = previous.id
           RETURNING s.id, s.login, s.stream,
                     GREATEST(extract(epoch FROM previous.ended - previous.last_seen_at), 0)::float8",
-            &[&key, &bytes],
+            params![&key, &bytes],
         )
         .await?;
-    Ok(row.map(|row| Stopped {
+    Ok(rows.into_iter().next().map(|row| Stopped {
         session_id: row.get(0),
         login: row.get(1),
         stream: row.get(2),
@@ -335,17 +326,13 @@ pub async fn stop(
 }
 
 /// An admin ends a session; its key is refused for `block` (one session duration).
-pub async fn kick<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-    block: Duration,
-) -> Result<bool, StoreError> {
+pub async fn kick<C: super::Db>(client: &C, id: Uuid, block: Duration) -> Result<bool, StoreError> {
     let ended = client
-        .execute(
+        .execute_typed(
             "UPDATE sessions
                 SET ended_at = now(), end_reason = 'kicked', blocked_until = now() + make_interval(secs => $2)
               WHERE id = $1 AND ended_at IS NULL",
-            &[&id, &seconds(block)],
+            params![&id, &seconds(block)],
         )
         .await?;
     Ok(ended == 1)
@@ -358,9 +345,9 @@ pub async fn end_all_for_user(
     reason: &str,
 ) -> Result<u64, StoreError> {
     Ok(client
-        .execute(
+        .execute_typed(
             "UPDATE sessions SET ended_at = now(), end_reason = $2 WHERE login = $1 AND ended_at IS NULL",
-            &[&login, &reason],
+            params![&login, &reason],
         )
         .await?)
 }
@@ -388,14 +375,14 @@ pub async fn sweep(
 ) -> Result<SweepResult, StoreError> {
     let transaction = client.transaction().await?;
     let locked: bool = transaction
-        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])
+        .query_typed_one("SELECT pg_try_advisory_xact_lock($1)", params![&SWEEP_LOCK])
         .await?
         .get(0);
     if !locked {
         return Ok(SweepResult::default());
     }
     let watched = transaction
-        .query(
+        .query_typed(
             "WITH ended AS (
                 UPDATE sessions
                    SET ended_at = LEAST(expires_at, last_seen_at + make_interval(secs => $1)),
@@ -403,15 +390,15 @@ pub async fn sweep(
                  WHERE ended_at IS NULL AND expires_at <= now()
              RETURNING stream, GREATEST(extract(epoch FROM ended_at - last_seen_at), 0)::float8 AS watched)
              SELECT stream, count(*), sum(watched)::float8 FROM ended GROUP BY stream",
-            &[&seconds(session_duration)],
+            params![&seconds(session_duration)],
         )
         .await?;
     let timed_out = watched.iter().map(|row| row.get::<_, i64>(1) as u64).sum();
     let watched_by_stream = watched.iter().map(|row| (row.get(0), row.get(2))).collect();
     let purged = transaction
-        .execute(
+        .execute_typed(
             "DELETE FROM sessions WHERE ended_at < now() - make_interval(days => $1)",
-            &[&(history_days as i32)],
+            params![&(history_days as i32)],
         )
         .await?;
     transaction.commit().await?;
@@ -445,16 +432,13 @@ pub struct SessionRow {
     pub bytes: Option<i64>,
 }
 
-pub async fn get<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    id: Uuid,
-) -> Result<Option<SessionRow>, StoreError> {
+pub async fn get<C: super::Db>(client: &C, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                     started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
                FROM sessions WHERE id = $1",
-            &[&id],
+            params![&id],
         )
         .await?;
     Ok(row.as_ref().map(session_row))
@@ -488,13 +472,13 @@ pub async fn list(
          AND ($3::text IS NULL OR streamer = $3)"
     );
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                         started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
                    FROM sessions WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
             ),
-            &[
+            params![
                 &filter.login,
                 &filter.stream,
                 &filter.streamer,
@@ -504,9 +488,9 @@ pub async fn list(
         )
         .await?;
     let total: i64 = client
-        .query_one(
+        .query_typed_one(
             &format!("SELECT count(*) FROM sessions WHERE {condition}"),
-            &[&filter.login, &filter.stream, &filter.streamer],
+            params![&filter.login, &filter.stream, &filter.streamer],
         )
         .await?
         .get(0);

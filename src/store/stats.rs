@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::sql::params;
 use super::{Client, StoreError};
 
 /// Cluster-wide readings for the gauges: viewers per stream, active sessions, users.
@@ -14,10 +15,10 @@ pub struct ClusterGauges {
 
 pub async fn cluster_gauges(client: &Client) -> Result<ClusterGauges, StoreError> {
     let viewers_by_stream: Vec<(String, i64)> = client
-        .query(
+        .query_typed(
             "SELECT stream, count(*) FROM sessions
               WHERE ended_at IS NULL AND expires_at > now() GROUP BY stream",
-            &[],
+            params![],
         )
         .await?
         .iter()
@@ -25,7 +26,7 @@ pub async fn cluster_gauges(client: &Client) -> Result<ClusterGauges, StoreError
         .collect();
     let active_sessions = viewers_by_stream.iter().map(|(_, count)| count).sum();
     let users: i64 = client
-        .query_one("SELECT count(*) FROM users", &[])
+        .query_typed_one("SELECT count(*) FROM users", params![])
         .await?
         .get(0);
     Ok(ClusterGauges {
@@ -103,7 +104,7 @@ pub async fn streams(
           ORDER BY 2 DESC, 3 DESC, 1"
     );
     Ok(client
-        .query(&query, &[&from, &to])
+        .query_typed(&query, params![&from, &to])
         .await?
         .iter()
         .map(|row| StreamStats {
@@ -140,14 +141,14 @@ pub async fn user(
     to: DateTime<Utc>,
 ) -> Result<UserStats, StoreError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT stream, count(*),
                     COALESCE(sum(GREATEST(extract(epoch FROM
                         LEAST(COALESCE(ended_at, LEAST(expires_at, now())), $3) - GREATEST(started_at, $2)), 0)), 0)::float8
                FROM sessions
               WHERE login = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
               GROUP BY stream ORDER BY 3 DESC, 1",
-            &[&login, &from, &to],
+            params![&login, &from, &to],
         )
         .await?;
     let streams: Vec<UserStreamStats> = rows
@@ -169,9 +170,9 @@ pub async fn user(
 /// Whether any session (of any time) was recorded for this login.
 pub async fn has_history(client: &Client, login: &str) -> Result<bool, StoreError> {
     Ok(client
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM sessions WHERE login = $1)",
-            &[&login],
+            params![&login],
         )
         .await?
         .get(0))
@@ -196,7 +197,7 @@ pub async fn timeline(
 ) -> Result<Vec<TimelinePoint>, StoreError> {
     let step = step_seconds as f64;
     Ok(client
-        .query(
+        .query_typed(
             "WITH points AS (
                 SELECT generate_series($1::timestamptz, $2::timestamptz,
                                        make_interval(secs => $3::float8)) AS t
@@ -212,7 +213,7 @@ pub async fn timeline(
                FROM points p
                LEFT JOIN window_sessions w ON w.started_at <= p.t AND w.to_t > p.t
               GROUP BY p.t ORDER BY p.t",
-            &[&from, &to, &step, &stream],
+            params![&from, &to, &step, &stream],
         )
         .await?
         .iter()

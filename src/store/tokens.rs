@@ -1,8 +1,9 @@
 //! A user's tokens: stored as SHA-256 only, never the clear value.
 
+use super::Db;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
 
+use super::sql::params;
 use super::StoreError;
 use crate::domain::{hash_token, TokenScope};
 
@@ -28,23 +29,23 @@ fn token_row(row: &tokio_postgres::Row) -> TokenRow {
 }
 
 /// One page of the user's tokens (oldest first) and how many there are.
-pub async fn list<C: GenericClient>(
+pub async fn list<C: Db>(
     client: &C,
     user_id: i64,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<TokenRow>, i64), StoreError> {
     let rows = client
-        .query(
+        .query_typed(
             "SELECT id, label, expires_at, created_at, scope FROM tokens WHERE user_id = $1
               ORDER BY id LIMIT $2 OFFSET $3",
-            &[&user_id, &limit, &offset],
+            params![&user_id, &limit, &offset],
         )
         .await?;
     let total: i64 = client
-        .query_one(
+        .query_typed_one(
             "SELECT count(*) FROM tokens WHERE user_id = $1",
-            &[&user_id],
+            params![&user_id],
         )
         .await?
         .get(0);
@@ -52,7 +53,7 @@ pub async fn list<C: GenericClient>(
 }
 
 /// Stores the SHA-256 of `clear_token` for the user.
-pub async fn insert<C: GenericClient>(
+pub async fn insert<C: Db>(
     client: &C,
     user_id: i64,
     clear_token: &str,
@@ -62,34 +63,30 @@ pub async fn insert<C: GenericClient>(
 ) -> Result<TokenRow, StoreError> {
     let hash = hash_token(clear_token).to_vec();
     let row = client
-        .query_one(
+        .query_typed_one(
             "INSERT INTO tokens (user_id, hash, label, expires_at, scope) VALUES ($1, $2, $3, $4, $5)
              RETURNING id, label, expires_at, created_at, scope",
-            &[&user_id, &hash, &label, &expires_at, &scope.as_str()],
+            params![&user_id, &hash, &label, &expires_at, &scope.as_str()],
         )
         .await?;
     Ok(token_row(&row))
 }
 
 /// Deletes one token of this user; false when the user has no such token.
-pub async fn delete<C: GenericClient>(
-    client: &C,
-    user_id: i64,
-    id: i64,
-) -> Result<bool, StoreError> {
+pub async fn delete<C: Db>(client: &C, user_id: i64, id: i64) -> Result<bool, StoreError> {
     Ok(client
-        .execute(
+        .execute_typed(
             "DELETE FROM tokens WHERE user_id = $1 AND id = $2",
-            &[&user_id, &id],
+            params![&user_id, &id],
         )
         .await?
         == 1)
 }
 
 /// Removes every token of the user; returns how many there were.
-pub async fn delete_all<C: GenericClient>(client: &C, user_id: i64) -> Result<u64, StoreError> {
+pub async fn delete_all<C: Db>(client: &C, user_id: i64) -> Result<u64, StoreError> {
     Ok(client
-        .execute("DELETE FROM tokens WHERE user_id = $1", &[&user_id])
+        .execute_typed("DELETE FROM tokens WHERE user_id = $1", params![&user_id])
         .await?)
 }
 
@@ -101,10 +98,10 @@ pub async fn find_by_token(
 ) -> Result<Option<(String, String, bool, Option<DateTime<Utc>>)>, StoreError> {
     let hash = hash_token(clear_token).to_vec();
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT u.login, u.kind, u.enabled, u.expires_at FROM tokens t JOIN users u ON u.id = t.user_id
               WHERE t.hash = $1 AND t.scope = 'api' AND (t.expires_at IS NULL OR t.expires_at > now())",
-            &[&hash],
+            params![&hash],
         )
         .await?;
     Ok(row.map(|row| (row.get(0), row.get(1), row.get(2), row.get(3))))
@@ -112,7 +109,7 @@ pub async fn find_by_token(
 
 /// Who holds each of these clear tokens: (index in `tokens`, owner's login),
 /// for the tokens that exist (compared by SHA-256, as stored).
-pub async fn token_owners<C: deadpool_postgres::GenericClient>(
+pub async fn token_owners<C: super::Db>(
     client: &C,
     tokens: &[String],
 ) -> Result<Vec<(usize, String)>, StoreError> {
@@ -121,10 +118,10 @@ pub async fn token_owners<C: deadpool_postgres::GenericClient>(
     }
     let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| hash_token(t).to_vec()).collect();
     Ok(client
-        .query(
+        .query_typed(
             "SELECT h.n, u.login FROM unnest($1::bytea[]) WITH ORDINALITY h(hash, n)
                JOIN tokens t ON t.hash = h.hash JOIN users u ON u.id = t.user_id",
-            &[&hashes],
+            params![&hashes],
         )
         .await?
         .iter()

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use super::sql::params;
 use super::{Client, StoreError};
 
 fn hash(cookie: &str) -> Vec<u8> {
@@ -20,13 +21,16 @@ pub async fn create(
     expires_at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     client
-        .execute("DELETE FROM ui_sessions WHERE expires_at <= now()", &[])
+        .execute_typed(
+            "DELETE FROM ui_sessions WHERE expires_at <= now()",
+            params![],
+        )
         .await?;
     let inserted = client
-        .execute(
+        .execute_typed(
             "INSERT INTO ui_sessions (hash, user_id, expires_at)
              SELECT $1, id, $3 FROM users WHERE login = $2",
-            &[&hash(cookie), &login, &expires_at],
+            params![&hash(cookie), &login, &expires_at],
         )
         .await?;
     Ok(inserted == 1)
@@ -38,11 +42,11 @@ pub async fn find(
     cookie: &str,
 ) -> Result<Option<(String, String, bool, Option<DateTime<Utc>>)>, StoreError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT u.login, u.kind, u.enabled, u.expires_at
                FROM ui_sessions s JOIN users u ON u.id = s.user_id
               WHERE s.hash = $1 AND s.expires_at > now()",
-            &[&hash(cookie)],
+            params![&hash(cookie)],
         )
         .await?;
     Ok(row.map(|row| (row.get(0), row.get(1), row.get(2), row.get(3))))
@@ -51,7 +55,10 @@ pub async fn find(
 /// Ends a session (sign-out); true when it existed.
 pub async fn delete(client: &Client, cookie: &str) -> Result<bool, StoreError> {
     Ok(client
-        .execute("DELETE FROM ui_sessions WHERE hash = $1", &[&hash(cookie)])
+        .execute_typed(
+            "DELETE FROM ui_sessions WHERE hash = $1",
+            params![&hash(cookie)],
+        )
         .await?
         == 1)
 }

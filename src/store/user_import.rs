@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
+use super::sql::params;
 use super::StoreError;
 use crate::domain::hash_token;
 use crate::domain::UserKind;
@@ -40,14 +41,14 @@ pub struct ImportOutcome {
 /// transaction; logins must be unique in `users` (checked by the caller),
 /// who also holds `packages::lock_assignments` from before it checked that
 /// the packages exist (a package deleted meanwhile would be skipped).
-pub async fn import<C: deadpool_postgres::GenericClient>(
+pub async fn import<C: super::Db>(
     client: &C,
     users: &[ImportUser],
 ) -> Result<ImportOutcome, StoreError> {
     client
-        .execute(
+        .execute_typed(
             "SELECT pg_advisory_xact_lock(hashtext('playgate import'))",
-            &[],
+            params![],
         )
         .await?;
     // A large import may take longer than the usual statement cap.
@@ -93,9 +94,9 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
             AS i(login, set_password, password_hash, kind, comment, ips, stb,
                  set_expires, expires_at, set_max, max_sessions, enabled)";
     client
-        .execute(
+        .execute_typed(
             INPUT,
-            &[
+            params![
                 &login,
                 &set_password,
                 &password_hash,
@@ -115,15 +116,15 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
     // Existing users are counted as updated; only rows that really change are
     // rewritten (a re-import of the same file writes almost nothing).
     let updated: i64 = client
-        .query_one(
+        .query_typed_one(
             "SELECT count(*) FROM import_input i JOIN users u ON u.login = i.login",
-            &[],
+            params![],
         )
         .await?
         .get(0);
     let updated = updated as u64;
     client
-        .execute(
+        .execute_typed(
             "WITH n AS (
                 SELECT u.id,
                        CASE WHEN i.set_password THEN i.password_hash ELSE u.password_hash END AS password_hash,
@@ -143,18 +144,18 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
                 AND (u.password_hash, u.kind, u.comment, u.ips, u.stb, u.expires_at, u.max_sessions, u.enabled)
                     IS DISTINCT FROM
                     (n.password_hash, n.kind, n.comment, n.ips, n.stb, n.expires_at, n.max_sessions, n.enabled)",
-            &[],
+            params![],
         )
         .await?;
     let created = client
-        .execute(
+        .execute_typed(
             "INSERT INTO users (login, password_hash, kind, comment, ips, stb, expires_at, max_sessions, enabled)
              SELECT i.login, i.password_hash, COALESCE(i.kind, 'user'), COALESCE(i.comment, ''),
                     COALESCE(string_to_array(i.ips, ' ')::cidr[], '{}'), COALESCE(i.stb, ''),
                     i.expires_at, i.max_sessions, COALESCE(i.enabled, true)
                FROM import_input i
               WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.login = i.login)",
-            &[],
+            params![],
         )
         .await?;
 
@@ -176,18 +177,18 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
             })
             .unzip();
         client
-            .execute(
+            .execute_typed(
                 "DELETE FROM user_packages up USING users u
                   WHERE up.user_id = u.id AND u.login = ANY($1)",
-                &[&with_packages],
+                params![&with_packages],
             )
             .await?;
         client
-            .execute(
+            .execute_typed(
                 "INSERT INTO user_packages (user_id, package_id)
                  SELECT DISTINCT u.id, p.id FROM unnest($1::text[], $2::text[]) l(login, package)
                    JOIN users u ON u.login = l.login JOIN packages p ON p.name = l.package",
-                &[&links_login, &links_package],
+                params![&links_login, &links_package],
             )
             .await?;
     }
@@ -204,12 +205,12 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
     log::debug!("import: packages linked in {:?}", started.elapsed());
     if !token_login.is_empty() {
         let inserted = client
-            .execute(
+            .execute_typed(
                 "INSERT INTO tokens (user_id, hash)
                  SELECT u.id, t.hash FROM unnest($1::text[], $2::bytea[]) t(login, hash)
                    JOIN users u ON u.login = t.login
                  ON CONFLICT (hash) DO NOTHING",
-                &[&token_login, &token_hash],
+                params![&token_login, &token_hash],
             )
             .await?;
         // Every token new: no conflict possible. Otherwise some existed
@@ -218,11 +219,11 @@ pub async fn import<C: deadpool_postgres::GenericClient>(
             None
         } else {
             client
-                .query_opt(
+                .query_typed_opt(
                     "SELECT t.login FROM unnest($1::text[], $2::bytea[]) t(login, hash)
                        JOIN tokens k ON k.hash = t.hash JOIN users u ON u.id = k.user_id
                       WHERE u.login <> t.login LIMIT 1",
-                    &[&token_login, &token_hash],
+                    params![&token_login, &token_hash],
                 )
                 .await?
         };

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
+use super::sql::params;
 use super::{Client, StoreError};
 use crate::domain::UserKind;
 
@@ -46,9 +47,9 @@ pub(super) fn networks_as_text(networks: &[IpNet]) -> Vec<String> {
 
 pub async fn admin_exists(client: &Client) -> Result<bool, StoreError> {
     Ok(client
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM users WHERE kind = 'admin')",
-            &[],
+            params![],
         )
         .await?
         .get(0))
@@ -58,13 +59,11 @@ pub async fn admin_exists(client: &Client) -> Result<bool, StoreError> {
 /// `enabled`, `kind` or `expires_at`, a delete, an import): taken first in
 /// the transaction, before any row lock, so that two of them cannot each
 /// see the other's admin still there and both commit.
-pub async fn lock_admins<C: deadpool_postgres::GenericClient>(
-    client: &C,
-) -> Result<(), StoreError> {
+pub async fn lock_admins<C: super::Db>(client: &C) -> Result<(), StoreError> {
     client
-        .execute(
+        .execute_typed(
             "SELECT pg_advisory_xact_lock(hashtext('playgate admins'))",
-            &[],
+            params![],
         )
         .await?;
     Ok(())
@@ -72,15 +71,13 @@ pub async fn lock_admins<C: deadpool_postgres::GenericClient>(
 
 /// The logins of the admins who can use the admin API: enabled and not
 /// expired (as this transaction sees them).
-pub async fn live_admins<C: deadpool_postgres::GenericClient>(
-    client: &C,
-) -> Result<Vec<String>, StoreError> {
+pub async fn live_admins<C: super::Db>(client: &C) -> Result<Vec<String>, StoreError> {
     Ok(client
-        .query(
+        .query_typed(
             "SELECT login FROM users
               WHERE kind = 'admin' AND enabled AND (expires_at IS NULL OR expires_at > now())
               ORDER BY login",
-            &[],
+            params![],
         )
         .await?
         .iter()
@@ -97,15 +94,15 @@ pub async fn ensure_bootstrap_admin(
 ) -> Result<bool, StoreError> {
     let transaction = client.transaction().await?;
     transaction
-        .execute(
+        .execute_typed(
             "SELECT pg_advisory_xact_lock(hashtext('playgate bootstrap admin'))",
-            &[],
+            params![],
         )
         .await?;
     let exists: bool = transaction
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM users WHERE kind = 'admin')",
-            &[],
+            params![],
         )
         .await?
         .get(0);
@@ -113,18 +110,18 @@ pub async fn ensure_bootstrap_admin(
         return Ok(false);
     }
     transaction
-        .execute(
+        .execute_typed(
             "INSERT INTO users (login, password_hash, kind, comment) VALUES ($1, $2, 'admin', 'bootstrap admin')
              ON CONFLICT (login) DO UPDATE SET kind = 'admin', password_hash = EXCLUDED.password_hash,
                                                enabled = true, updated_at = now()",
-            &[&login, &password_hash],
+            params![&login, &password_hash],
         )
         .await?;
     transaction
-        .execute(
+        .execute_typed(
             "INSERT INTO audit_log (actor, action, object_type, object_id, changes)
              VALUES ('playgate', 'create', 'user', $1, '{\"kind\": \"admin\", \"bootstrap\": true}')",
-            &[&login],
+            params![&login],
         )
         .await?;
     transaction.commit().await?;
@@ -198,7 +195,7 @@ const USER_FILTER: &str = "($1::text IS NULL OR u.login ILIKE $1 OR u.comment IL
        AND ($2::text IS NULL OR u.kind = $2) AND ($3::bool IS NULL OR u.enabled = $3)";
 
 /// One page of users (by login) and the total matching the filter.
-pub async fn list<C: deadpool_postgres::GenericClient>(
+pub async fn list<C: super::Db>(
     client: &C,
     filter: &UserFilter,
     limit: i64,
@@ -206,61 +203,52 @@ pub async fn list<C: deadpool_postgres::GenericClient>(
 ) -> Result<(Vec<UserRow>, i64), StoreError> {
     let q = filter.q.as_deref().map(contains_pattern);
     let rows = client
-        .query(
+        .query_typed(
             &format!(
                 "SELECT {USER_COLUMNS} FROM users u WHERE {USER_FILTER}
                   ORDER BY u.login LIMIT $4 OFFSET $5"
             ),
-            &[&q, &filter.kind, &filter.enabled, &limit, &offset],
+            params![&q, &filter.kind, &filter.enabled, &limit, &offset],
         )
         .await?;
     let total: i64 = client
-        .query_one(
+        .query_typed_one(
             &format!("SELECT count(*) FROM users u WHERE {USER_FILTER}"),
-            &[&q, &filter.kind, &filter.enabled],
+            params![&q, &filter.kind, &filter.enabled],
         )
         .await?
         .get(0);
     Ok((rows.iter().map(user_row).collect(), total))
 }
 
-pub async fn get<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    login: &str,
-) -> Result<Option<UserRow>, StoreError> {
+pub async fn get<C: super::Db>(client: &C, login: &str) -> Result<Option<UserRow>, StoreError> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.login = $1"),
-            &[&login],
+            params![&login],
         )
         .await?;
     Ok(row.as_ref().map(user_row))
 }
 
 /// The user's id, the row locked until the transaction ends.
-pub async fn lock_id<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    login: &str,
-) -> Result<Option<i64>, StoreError> {
+pub async fn lock_id<C: super::Db>(client: &C, login: &str) -> Result<Option<i64>, StoreError> {
     Ok(client
-        .query_opt(
+        .query_typed_opt(
             "SELECT id FROM users WHERE login = $1 FOR UPDATE",
-            &[&login],
+            params![&login],
         )
         .await?
         .map(|row| row.get(0)))
 }
 
 /// Inserts the user row alone (no packages); returns its id.
-pub async fn insert<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    user: &NewUser,
-) -> Result<i64, StoreError> {
+pub async fn insert<C: super::Db>(client: &C, user: &NewUser) -> Result<i64, StoreError> {
     Ok(client
-        .query_one(
+        .query_typed_one(
             "INSERT INTO users (login, password_hash, kind, comment, ips, stb, expires_at, max_sessions, enabled)
              VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9) RETURNING id",
-            &[
+            params![
                 &user.login,
                 &user.password_hash,
                 &user.kind.as_str(),
@@ -291,14 +279,14 @@ pub struct UserChanges {
     pub enabled: Option<bool>,
 }
 
-pub async fn update<C: deadpool_postgres::GenericClient>(
+pub async fn update<C: super::Db>(
     client: &C,
     id: i64,
     changes: &UserChanges,
 ) -> Result<(), StoreError> {
     let ips = changes.ips.as_deref().map(networks_as_text);
     client
-        .execute(
+        .execute_typed(
             "UPDATE users SET
                 login = COALESCE($2, login),
                 password_hash = CASE WHEN $3 THEN $4 ELSE password_hash END,
@@ -311,7 +299,7 @@ pub async fn update<C: deadpool_postgres::GenericClient>(
                 enabled = COALESCE($13, enabled),
                 updated_at = now()
               WHERE id = $1",
-            &[
+            params![
                 &id,
                 &changes.login,
                 &changes.password_hash.is_some(),
@@ -332,26 +320,29 @@ pub async fn update<C: deadpool_postgres::GenericClient>(
 }
 
 /// Replaces the user's packages with these (names checked by the caller).
-pub async fn set_packages<C: deadpool_postgres::GenericClient>(
+pub async fn set_packages<C: super::Db>(
     client: &C,
     user_id: i64,
     packages: &[String],
 ) -> Result<(), StoreError> {
     client
-        .execute("DELETE FROM user_packages WHERE user_id = $1", &[&user_id])
+        .execute_typed(
+            "DELETE FROM user_packages WHERE user_id = $1",
+            params![&user_id],
+        )
         .await?;
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO user_packages (user_id, package_id)
              SELECT $1, id FROM packages WHERE name = ANY($2)",
-            &[&user_id, &packages],
+            params![&user_id, &packages],
         )
         .await?;
     Ok(())
 }
 
 /// The names among these that are not packages.
-pub async fn unknown_packages<C: deadpool_postgres::GenericClient>(
+pub async fn unknown_packages<C: super::Db>(
     client: &C,
     names: &[String],
 ) -> Result<Vec<String>, StoreError> {
@@ -359,9 +350,9 @@ pub async fn unknown_packages<C: deadpool_postgres::GenericClient>(
         return Ok(Vec::new());
     }
     Ok(client
-        .query(
+        .query_typed(
             "SELECT n FROM unnest($1::text[]) n WHERE NOT EXISTS (SELECT 1 FROM packages p WHERE p.name = n)",
-            &[&names],
+            params![&names],
         )
         .await?
         .iter()
@@ -370,18 +361,15 @@ pub async fn unknown_packages<C: deadpool_postgres::GenericClient>(
 }
 
 /// Deletes the user (tokens and package links go with it); false when unknown.
-pub async fn delete<C: deadpool_postgres::GenericClient>(
-    client: &C,
-    login: &str,
-) -> Result<bool, StoreError> {
+pub async fn delete<C: super::Db>(client: &C, login: &str) -> Result<bool, StoreError> {
     Ok(client
-        .execute("DELETE FROM users WHERE login = $1", &[&login])
+        .execute_typed("DELETE FROM users WHERE login = $1", params![&login])
         .await?
         == 1)
 }
 
 /// The users with these logins (as the admin API shows them), by login.
-pub async fn get_many<C: deadpool_postgres::GenericClient>(
+pub async fn get_many<C: super::Db>(
     client: &C,
     logins: &[String],
 ) -> Result<Vec<UserRow>, StoreError> {
@@ -389,9 +377,9 @@ pub async fn get_many<C: deadpool_postgres::GenericClient>(
         return Ok(Vec::new());
     }
     let rows = client
-        .query(
+        .query_typed(
             &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.login = ANY($1) ORDER BY u.login"),
-            &[&logins],
+            params![&logins],
         )
         .await?;
     Ok(rows.iter().map(user_row).collect())

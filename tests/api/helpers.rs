@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use playgate::app::StartupError;
 use playgate::config::{Settings, SettingsArgs};
 use playgate::domain::parse_network;
 use playgate::domain::RuleAction;
 use playgate::store::tokens;
 use playgate::store::users::{self, NewUser};
+use playgate::store::DatabaseSettings;
 use playgate::{AppHandle, AppState, Application};
 use serde_json::{json, Value};
 
@@ -88,7 +90,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         ..Default::default()
     })
     .expect("valid test settings");
-    settings.db_pool_size = 8;
+    settings.database.pool_size = 8;
     settings
 }
 
@@ -102,23 +104,54 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Another instance (a second replica) on an existing test database.
 pub async fn spawn_on(db: Arc<TestDb>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    try_spawn_on(db, configure)
+        .await
+        .unwrap_or_else(|e| panic!("application starts: {e}"))
+}
+
+/// As `spawn_on`, for a start-up that may fail.
+pub async fn try_spawn_on(
+    db: Arc<TestDb>,
+    configure: impl FnOnce(&mut Settings),
+) -> Result<TestApp, StartupError> {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut settings = test_settings(&db.url);
     configure(&mut settings);
-    let application = Application::build(settings)
-        .await
-        .expect("application starts");
+    let application = Application::build(settings).await?;
     let address = format!("http://127.0.0.1:{}", application.port());
     let state = application.state();
     let handle = application.handle();
     tokio::spawn(application.run_until_stopped());
-    TestApp {
+    Ok(TestApp {
         address,
         state,
         db,
         http: reqwest::Client::new(),
         handle,
-    }
+    })
+}
+
+/// The database settings the environment variables would give: `DATABASE_URL`,
+/// and `PLAYGATE_LISTEN_DATABASE_URL`, `PLAYGATE_STATS_DATABASE_URL`,
+/// `PLAYGATE_DB_PREPARED` when given (a start-up's own errors are tested
+/// through `Application::build`, so these must parse).
+pub fn database_settings(
+    url: &str,
+    listen: Option<&str>,
+    stats: Option<&str>,
+    prepared: Option<&str>,
+) -> DatabaseSettings {
+    let mut database = Settings::from_args(&SettingsArgs {
+        database_url: Some(url.to_string()),
+        listen_database_url: listen.map(str::to_string),
+        stats_database_url: stats.map(str::to_string),
+        db_prepared: prepared.map(str::to_string),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("test database settings: {e}"))
+    .database;
+    database.pool_size = 8;
+    database
 }
 
 /// A user as tests describe it.

@@ -74,7 +74,9 @@ async fn two_instances_starting_together_migrate_once() {
         assert_eq!(app.get("/readyz").await.status().as_u16(), 200);
     }
     // A third start finds nothing to apply.
-    let applied = playgate::app::migrate(&db.url).await.unwrap();
+    let applied = playgate::app::migrate(&first.state.settings.database.listen)
+        .await
+        .unwrap();
     assert!(applied.is_empty());
 }
 
@@ -287,9 +289,24 @@ async fn secrets_never_reach_the_log() {
     ));
     let log_file = std::fs::File::create(&log_path).unwrap();
     let database_url = db.url.replace("postgres@", "postgres:db-secret-pw@");
+    // The other URLs of SPEC §13, with passwords of their own (trust auth ignores them).
+    let listen_url = db.url.replace("postgres@", "postgres:listen-secret-pw@");
+    let server: tokio_postgres::Config = db.url.parse().unwrap();
+    let host = match &server.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "127.0.0.1".to_string(),
+    };
+    let stats_url = format!(
+        "host={host} port={} user=postgres password=stats-secret-pw dbname={}",
+        server.get_ports().first().copied().unwrap_or(5432),
+        db.name
+    );
     let (mut child, listen) = start_binary(
         &[
             ("DATABASE_URL", &database_url),
+            ("PLAYGATE_LISTEN_DATABASE_URL", &listen_url),
+            ("PLAYGATE_STATS_DATABASE_URL", &stats_url),
             ("PLAYGATE_BOOTSTRAP_ADMIN", "root:boot-secret-pw"),
             (
                 "PLAYGATE_VIEWER_COOKIE_SECRET",
@@ -375,6 +392,8 @@ async fn secrets_never_reach_the_log() {
     );
     for secret in [
         "db-secret-pw",
+        "listen-secret-pw",
+        "stats-secret-pw",
         "boot-secret-pw",
         "clear-token-secret",
         "guessed-token-secret",

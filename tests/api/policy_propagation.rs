@@ -434,6 +434,7 @@ async fn a_lost_listening_connection_is_restored_and_caught_up() {
         )
         .await;
     for _ in 0..8 {
+        // Answered as a database outage (the connection was terminated).
         if answer.status != 500 && answer.status != 503 {
             break;
         }

@@ -1,13 +1,17 @@
 //! A private PostgreSQL cluster (initdb + pg_ctl in a temp dir) that a test
-//! may stop and start, to see what playgate does during an outage.
+//! may configure, stop, start, copy into a streaming standby and promote, to
+//! see what playgate does during an outage, with TLS, through a failover.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 pub struct PrivatePostgres {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// `-c name=value` settings given at every start.
+    settings: Mutex<Vec<String>>,
 }
 
 fn postgres_bin_dir() -> Option<PathBuf> {
@@ -33,50 +37,86 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A component a test needs is missing: skip locally, fail in CI.
+pub fn missing(component: &str) {
+    eprintln!("SKIPPED: {component} not found");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI needs {component}"
+    );
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn checked(what: &str, output: std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 impl PrivatePostgres {
     /// Initialises and starts a cluster; None (with a message) when the
     /// PostgreSQL server binaries are not installed.
     pub fn start() -> Option<PrivatePostgres> {
+        let cluster = PrivatePostgres::init()?;
+        cluster.resume();
+        Some(cluster)
+    }
+
+    /// A cluster initialised but not started, to configure first.
+    pub fn init() -> Option<PrivatePostgres> {
+        let cluster = PrivatePostgres::empty()?;
+        let output = cluster
+            .command("initdb")
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(cluster.data())
+            .output()
+            .unwrap();
+        checked("initdb", output);
+        Some(cluster)
+    }
+
+    fn empty() -> Option<PrivatePostgres> {
         let Some(bin) = postgres_bin_dir() else {
-            eprintln!("SKIPPED: PostgreSQL server binaries (initdb, pg_ctl) not found");
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI needs initdb and pg_ctl"
-            );
+            missing("PostgreSQL server binaries (initdb, pg_ctl)");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let dir =
             std::env::temp_dir().join(format!("playgate-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let cluster = PrivatePostgres { port, dir, bin };
+        let cluster = PrivatePostgres {
+            port: free_port(),
+            dir,
+            bin,
+            settings: Mutex::new(Vec::new()),
+        };
+        cluster.give_to_postgres(&cluster.dir);
+        Some(cluster)
+    }
+
+    /// initdb and the server refuse to run as root: their files belong to postgres.
+    fn give_to_postgres(&self, path: &Path) {
         if is_root() {
-            // initdb refuses to run as root: the cluster belongs to the postgres user.
             let status = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(&cluster.dir)
+                .args(["-R", "postgres:postgres"])
+                .arg(path)
                 .status()
                 .unwrap();
             assert!(status.success());
         }
-        let data = cluster.dir.join("data");
-        let status = cluster
-            .command("initdb")
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
-        cluster.resume();
-        Some(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
     }
 
     fn command(&self, program: &str) -> Command {
@@ -94,27 +134,49 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}", self.port)
     }
 
+    /// A server setting for every start from now on (`ssl`, `ssl_cert_file`, …).
+    pub fn set(&self, name: &str, value: &str) {
+        self.settings
+            .lock()
+            .unwrap()
+            .push(format!("-c {name}={value}"));
+    }
+
+    /// Copies a file into the cluster's directory, readable by the server
+    /// alone (as a key file must be); returns its path.
+    pub fn install_file(&self, from: &Path, name: &str) -> PathBuf {
+        let to = self.dir.join(name);
+        std::fs::copy(from, &to).unwrap();
+        self.give_to_postgres(&to);
+        let status = Command::new("chmod").arg("600").arg(&to).status().unwrap();
+        assert!(status.success());
+        to
+    }
+
     /// Starts (again) and waits until it accepts connections.
     pub fn resume(&self) {
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off {}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.settings.lock().unwrap().join(" ")
         );
         let output = self
             .command("pg_ctl")
             .args(["-w", "-t", "30", "-l"])
             .arg(self.dir.join("log"))
             .arg("-D")
-            .arg(self.dir.join("data"))
+            .arg(self.data())
             .args(["-o", &options, "start"])
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        if !output.status.success() {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            panic!(
+                "pg_ctl start: {}\n{log}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
     }
 
     /// Stops at once, as a crash or a network cut would look to clients.
@@ -122,15 +184,41 @@ impl PrivatePostgres {
         let output = self
             .command("pg_ctl")
             .args(["-w", "-m", "immediate", "-D"])
-            .arg(self.dir.join("data"))
+            .arg(self.data())
             .arg("stop")
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        checked("pg_ctl stop", output);
+    }
+
+    /// A streaming standby of this (running) cluster on a port of its own,
+    /// started: `pg_basebackup -R` writes its connection to this primary.
+    pub fn standby(&self) -> PrivatePostgres {
+        let standby = PrivatePostgres::empty().expect("the primary's binaries");
+        let output = standby
+            .command("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-X", "stream", "-R", "--no-sync", "-D"])
+            .arg(standby.data())
+            .output()
+            .unwrap();
+        checked("pg_basebackup", output);
+        // The walreceiver names itself so that the primary can wait for it.
+        standby.set("cluster_name", "standby");
+        standby.resume();
+        standby
+    }
+
+    /// Ends recovery: the standby becomes a primary (waits until it is).
+    pub fn promote(&self) {
+        let output = self
+            .command("pg_ctl")
+            .args(["-w", "-t", "30", "-D"])
+            .arg(self.data())
+            .arg("promote")
+            .output()
+            .unwrap();
+        checked("pg_ctl promote", output);
     }
 }
 
@@ -139,7 +227,7 @@ impl Drop for PrivatePostgres {
         let _ = self
             .command("pg_ctl")
             .args(["-m", "immediate", "-D"])
-            .arg(self.dir.join("data"))
+            .arg(self.data())
             .arg("stop")
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);

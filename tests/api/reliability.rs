@@ -245,3 +245,55 @@ async fn admin_api_damping_reads_only_the_configured_client_header() {
         assert_eq!(status, if n < 3 { 401 } else { 429 }, "guess {n}");
     }
 }
+
+/// A hook gives up on a statement after PLAYGATE_DB_TIMEOUT_MS; the
+/// connection, still waiting for its answer, is closed rather than lent to
+/// the next request (which would wait behind it: a primary gone silent in a
+/// failover would hold up every pooled connection so).
+#[tokio::test]
+async fn a_statement_given_up_on_does_not_hold_up_the_next_request() {
+    let app = spawn_app_with(|settings| {
+        settings.database.pool_size = 1;
+        settings.db_timeout = Duration::from_millis(1000);
+    })
+    .await;
+    // Not through `create`, which holds the one connection while it reloads.
+    let (locker, connection) = tokio_postgres::connect(&app.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    locker
+        .batch_execute(
+            "WITH u AS (INSERT INTO users (login) VALUES ('alice') RETURNING id)
+             INSERT INTO tokens (user_id, hash) SELECT id, sha256('t') FROM u",
+        )
+        .await
+        .unwrap();
+    app.reload().await;
+    let request = |session: &str, event: &str| {
+        with(
+            play("news", "192.0.2.1"),
+            json!({"token": "t", "session": session, "event": event}),
+        )
+    };
+    let stuck = app.decide(request("stuck", "start")).await;
+    assert_eq!(reason(&stuck), "ok");
+    // Another connection holds the row: the stop's statement waits for it.
+    let id = stuck["session_id"].as_str().unwrap();
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM sessions WHERE id = '{id}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let stopped = Instant::now();
+    assert_eq!(reason(&app.decide(request("stuck", "stop")).await), "ok");
+    assert!(stopped.elapsed() < Duration::from_secs(3));
+    // The pool's one connection still waits for the lock: the next request
+    // is served by a new one.
+    let next = app.decide(request("next", "start")).await;
+    assert_eq!(reason(&next), "ok", "{next}");
+    // (The abandoned stop itself may still end the session once the lock
+    // is gone: the server does not know its client left.)
+    locker.batch_execute("ROLLBACK").await.unwrap();
+}

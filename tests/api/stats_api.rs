@@ -156,3 +156,57 @@ async fn stream_and_user_statistics_match_the_sessions() {
 fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+/// With `PLAYGATE_STATS_DATABASE_URL` the statistics and the timeline come
+/// from that database (a replica in production; here another database, so
+/// that where the answer came from shows), everything else from DATABASE_URL.
+#[tokio::test]
+async fn statistics_come_from_the_stats_database() {
+    let stats_db = TestDb::new();
+    // Its schema, and one session of its own.
+    let elsewhere = spawn_on(stats_db.clone(), |_| {}).await;
+    elsewhere.create(user("carol").token("c")).await;
+    let start =
+        |token: &str, stream: &str| with(play(stream, "192.0.2.1"), json!({"token": token}));
+    assert_eq!(
+        reason(&elsewhere.decide(start("c", "replica-only")).await),
+        "ok"
+    );
+
+    let db = TestDb::new();
+    let (main, stats) = (db.url.clone(), stats_db.url.clone());
+    let app = spawn_on(db, |settings| {
+        settings.database = database_settings(&main, None, Some(&stats), None);
+    })
+    .await;
+    seed_admins(&app).await;
+    app.create(user("alice").token("a")).await;
+    assert_eq!(reason(&app.decide(start("a", "news")).await), "ok");
+
+    let streams = app.admin("GET", "/api/v1/stats/streams", None, 200).await;
+    let names: Vec<&str> = streams["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["stream"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["replica-only"], "{streams}");
+    let carol = app
+        .admin("GET", "/api/v1/stats/users/carol", None, 200)
+        .await;
+    assert_eq!(carol["sessions"], 1, "{carol}");
+    let timeline = app
+        .admin(
+            "GET",
+            "/api/v1/stats/timeline?stream=replica-only",
+            None,
+            200,
+        )
+        .await;
+    let points = timeline["points"].as_array().unwrap();
+    assert_eq!(points.last().unwrap()["viewers"], 1, "{timeline}");
+    // The sessions API is not statistics: it reads DATABASE_URL.
+    let sessions = app.admin("GET", "/api/v1/sessions", None, 200).await;
+    assert_eq!(sessions["total"], 1);
+    assert_eq!(sessions["items"][0]["stream"], "news");
+}

@@ -95,23 +95,42 @@ Secret and key holding DATABASE_URL for the pods.
 True when the chart's own Secret has at least one key.
 */}}
 {{- define "playgate.hasSecret" -}}
-{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.bootstrapAdmin.login (not .Values.bootstrapAdmin.existingSecret)) (and .Values.ome.secret (not .Values.ome.existingSecret)) (and .Values.viewerCookie.secret (not .Values.viewerCookie.existingSecret)) }}true{{ end }}
+{{- $db := .Values.database -}}
+{{- if or (and (or $db.url $db.listenUrl $db.statsUrl) (not $db.existingSecret)) (and .Values.bootstrapAdmin.login (not .Values.bootstrapAdmin.existingSecret)) (and .Values.ome.secret (not .Values.ome.existingSecret)) (and .Values.viewerCookie.secret (not .Values.viewerCookie.existingSecret)) }}true{{ end }}
 {{- end }}
 
 {{/*
-Environment variables that come from Secrets (DATABASE_URL, bootstrap admin,
-OvenMediaEngine secret, viewer cookie secret). `databaseSecret` overrides the Secret of
-DATABASE_URL (the migration Job reads a hook Secret that exists before the
-release's own resources).
+Environment variables that come from Secrets (the database URLs, bootstrap
+admin, OvenMediaEngine secret, viewer cookie secret). `databaseSecret`
+overrides the Secret of the database URLs (the migration Job reads a hook
+Secret that exists before the release's own resources). The Job migrates
+through the listen URL, so it gets that one too; the statistics URL only the
+pods.
 */}}
 {{- define "playgate.secretEnv" -}}
 {{- $ctx := .ctx -}}
 {{- $full := include "playgate.fullname" $ctx -}}
+{{- $db := $ctx.Values.database -}}
+{{- $dbSecret := .databaseSecret | default (include "playgate.databaseSecretName" $ctx) -}}
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ .databaseSecret | default (include "playgate.databaseSecretName" $ctx) }}
+      name: {{ $dbSecret }}
       key: {{ include "playgate.databaseSecretKey" $ctx }}
+{{- if or (and $db.existingSecret $db.existingSecretListenKey) (and (not $db.existingSecret) $db.listenUrl) }}
+- name: PLAYGATE_LISTEN_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $dbSecret }}
+      key: {{ if $db.existingSecret }}{{ $db.existingSecretListenKey }}{{ else }}PLAYGATE_LISTEN_DATABASE_URL{{ end }}
+{{- end }}
+{{- if and .withApp (or (and $db.existingSecret $db.existingSecretStatsKey) (and (not $db.existingSecret) $db.statsUrl)) }}
+- name: PLAYGATE_STATS_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $dbSecret }}
+      key: {{ if $db.existingSecret }}{{ $db.existingSecretStatsKey }}{{ else }}PLAYGATE_STATS_DATABASE_URL{{ end }}
+{{- end }}
 {{- if .withApp }}
 {{- with $ctx.Values.bootstrapAdmin }}
 {{- if or .existingSecret .login }}
@@ -139,6 +158,32 @@ release's own resources).
       name: {{ .existingSecret | default $full }}
       key: {{ if .existingSecret }}{{ .existingSecretKey }}{{ else }}PLAYGATE_VIEWER_COOKIE_SECRET{{ end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The server's CA certificate (database.rootCertificate), for sslrootcert:
+the volume, and its mount in a container.
+*/}}
+{{- define "playgate.rootCertificateVolume" -}}
+{{- with .Values.database.rootCertificate }}
+{{- if .existingSecret }}
+- name: postgres-ca
+  secret:
+    secretName: {{ .existingSecret }}
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- define "playgate.rootCertificateMount" -}}
+{{- with .Values.database.rootCertificate }}
+{{- if .existingSecret }}
+- name: postgres-ca
+  mountPath: {{ .mountPath }}
+  readOnly: true
 {{- end }}
 {{- end }}
 {{- end }}
