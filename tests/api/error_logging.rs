@@ -4,9 +4,6 @@
 //! a table is renamed behind its back, and the 500 it answers must have the
 //! server's message in its log line.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::helpers::*;
@@ -14,41 +11,11 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_database_error_is_logged_with_the_servers_message() {
     let db = TestDb::new();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_playgate"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PLAYGATE_") || name == "DATABASE_URL" || name == "RUST_LOG" {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("PLAYGATE_LISTEN", "127.0.0.1:0")
-        .env("PLAYGATE_BOOTSTRAP_ADMIN", "root:root-password")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start playgate");
-    let (lines, received) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let port = loop {
-        let line = received
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("playgate did not start: {log:?}"));
-        log.push(line.clone());
-        if let Some((_, port)) = line.split_once("listening on port ") {
-            break port.trim().to_string();
-        }
-    };
+    let mut served = ServedBinary::serve(&[
+        ("DATABASE_URL", db.url.clone()),
+        ("PLAYGATE_BOOTSTRAP_ADMIN", "root:root-password".into()),
+        ("RUST_LOG", "info".into()),
+    ]);
 
     let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
         .await
@@ -60,7 +27,7 @@ async fn a_database_error_is_logged_with_the_servers_message() {
         .unwrap();
 
     let response = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/api/v1/audit"))
+        .get(format!("{}/api/v1/audit", served.base))
         .basic_auth("root", Some("root-password"))
         .send()
         .await
@@ -72,15 +39,11 @@ async fn a_database_error_is_logged_with_the_servers_message() {
         "the client learns nothing: {body}"
     );
 
-    let logged = loop {
-        match received.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) if line.contains("internal error") => break line,
-            Ok(line) => log.push(line),
-            Err(_) => panic!("no internal error was logged: {log:?}"),
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let logged = served
+        .line_where(Duration::from_secs(10), |line| {
+            line.contains("internal error")
+        })
+        .unwrap_or_else(|| panic!("no internal error was logged: {:#?}", served.log));
     assert!(
         logged.contains(r#"relation "audit_log" does not exist"#),
         "the server's message is not in the log line: {logged}"

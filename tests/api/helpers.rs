@@ -593,3 +593,99 @@ impl TestApp {
         response.json().await.unwrap()
     }
 }
+
+/// The real `playgate serve` binary with its real logger, on port 0, with
+/// only the given settings (none inherited from the environment), its
+/// standard error read line by line.
+pub struct ServedBinary {
+    pub child: std::process::Child,
+    /// Every line read so far.
+    pub log: Vec<String>,
+    pub base: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServedBinary {
+    /// Started and listening (its "listening on port" line read).
+    pub fn serve(settings: &[(&str, String)]) -> ServedBinary {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_playgate"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("PLAYGATE_") || name == "DATABASE_URL" || name == "RUST_LOG" {
+                command.env_remove(name);
+            }
+        }
+        command
+            .arg("serve")
+            .env("PLAYGATE_LISTEN", "127.0.0.1:0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start playgate");
+        let (sender, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut served = ServedBinary {
+            child,
+            log: Vec::new(),
+            base: String::new(),
+            lines,
+            reader: Some(reader),
+        };
+        let port = served
+            .line_where(std::time::Duration::from_secs(60), |line| {
+                line.contains("listening on port ")
+            })
+            .unwrap_or_else(|| panic!("playgate did not start: {:#?}", served.log))
+            .rsplit_once("listening on port ")
+            .map(|(_, port)| port.trim().to_string())
+            .unwrap();
+        served.base = format!("http://127.0.0.1:{port}");
+        served
+    }
+
+    /// The next line that `matches`, waiting at most `limit` for each line.
+    pub fn line_where(
+        &mut self,
+        limit: std::time::Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        while let Ok(line) = self.lines.recv_timeout(limit) {
+            self.log.push(line.clone());
+            if matches(&line) {
+                return Some(line);
+            }
+        }
+        None
+    }
+
+    /// Stops it with SIGTERM; true when it exited 0. The log is then whole.
+    pub fn stop(&mut self) -> bool {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let success = self.child.wait().unwrap().success();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.log.extend(self.lines.try_iter());
+        success
+    }
+}
+
+impl Drop for ServedBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

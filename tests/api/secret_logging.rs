@@ -6,9 +6,6 @@
 //! Its whole standard error is searched for every secret it was given, the
 //! token's SHA-256 and any bcrypt hash.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -46,48 +43,18 @@ async fn no_secret_reaches_the_log_at_debug() {
         .local_addr()
         .unwrap()
         .port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_playgate"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PLAYGATE_") || name == "DATABASE_URL" || name == "RUST_LOG" {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .arg("serve")
-        .env("DATABASE_URL", key_value_url(&db))
-        .env("PLAYGATE_LISTEN", "127.0.0.1:0")
-        .env(
+    let mut served = ServedBinary::serve(&[
+        ("DATABASE_URL", key_value_url(&db)),
+        (
             "PLAYGATE_MINISTRA_URL",
             format!(
                 "http://portal-user:{MINISTRA_PASSWORD}@127.0.0.1:{closed_port}/stalker_portal"
             ),
-        )
-        .env("PLAYGATE_BOOTSTRAP_ADMIN", format!("root:{ADMIN_PASSWORD}"))
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start playgate");
-    let (lines, received) = mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let port = loop {
-        let line = received
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("playgate did not start: {log:#?}"));
-        log.push(line.clone());
-        if let Some((_, port)) = line.split_once("listening on port ") {
-            break port.trim().to_string();
-        }
-    };
-    let base = format!("http://127.0.0.1:{port}");
+        ),
+        ("PLAYGATE_BOOTSTRAP_ADMIN", format!("root:{ADMIN_PASSWORD}")),
+        ("RUST_LOG", "debug".into()),
+    ]);
+    let base = served.base.clone();
     let http = reqwest::Client::new();
 
     // An admin call: a viewer with a password (hashed by bcrypt, written
@@ -166,14 +133,8 @@ async fn no_secret_reaches_the_log_at_debug() {
         ["ok", "bad_credentials", "upstream_unavailable", "", "200"]
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    reader.join().unwrap();
-    log.extend(received.try_iter());
-    let log = log.join("\n");
+    assert!(served.stop());
+    let log = served.log.join("\n");
 
     // The log is the one asked for: debug lines, the start, the portal warning.
     assert!(log.contains(" DEBUG "), "not at debug level:\n{log}");
