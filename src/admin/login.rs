@@ -24,7 +24,7 @@ use super::auth::{
     SECURE_SESSION_COOKIE, SESSION_COOKIE,
 };
 use crate::domain::UserKind;
-use crate::http::request::{header, peer_ip};
+use crate::http::request::https_via_trusted_proxy;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
@@ -53,19 +53,8 @@ pub struct LoginAnswer {
 /// `X-Forwarded-Proto: https` from a trusted proxy (from anyone else the
 /// header is the client's to choose).
 fn over_tls(request: &HttpRequest, state: &AppState) -> bool {
-    if request.app_config().secure() {
-        return true;
-    }
-    let from_trusted_proxy = peer_ip(request).is_some_and(|peer| {
-        state
-            .settings
-            .trusted_proxies
-            .iter()
-            .any(|network| network.contains(&peer))
-    });
-    from_trusted_proxy
-        && header(request, "x-forwarded-proto")
-            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+    request.app_config().secure()
+        || https_via_trusted_proxy(request, &state.settings.trusted_proxies)
 }
 
 fn cookie(request: &HttpRequest, state: &AppState, value: &str, max_age: i64) -> HeaderValue {

@@ -371,15 +371,11 @@ impl Engine {
             let Some(session_id) = self.cookie_key.verify(value) else {
                 continue;
             };
-            let found = match self.live.by_session(session_id) {
-                Some(found) => Some(found),
-                None => {
-                    self.look_up(|client| async move {
-                        sessions::find_active_by_id(&client, dialect, session_id).await
-                    })
-                    .await
-                }
-            };
+            let found = self
+                .remembered_or_looked_up(self.live.by_session(session_id), |client| async move {
+                    sessions::find_active_by_id(&client, dialect, session_id).await
+                })
+                .await;
             // A cookie names a session of one stream only.
             if let Some(found) = found.filter(|found| found.stream == request.stream) {
                 return Some((found, FoundBy::Cookie));
@@ -387,16 +383,13 @@ impl Engine {
         }
         if let Some(playback_id) = request.hls.playback_id.as_deref() {
             let stream = request.stream.as_str();
-            let found = match self.live.by_playback(dialect, stream, playback_id) {
-                Some(found) => Some(found),
-                None => {
-                    self.look_up(|client| async move {
-                        sessions::find_active_by_playback_id(&client, dialect, stream, playback_id)
-                            .await
-                    })
-                    .await
-                }
-            };
+            let remembered = self.live.by_playback(dialect, stream, playback_id);
+            let found = self
+                .remembered_or_looked_up(remembered, |client| async move {
+                    sessions::find_active_by_playback_id(&client, dialect, stream, playback_id)
+                        .await
+                })
+                .await;
             if let Some(found) = found {
                 return Some((found, FoundBy::PlaybackId));
             }
@@ -405,32 +398,36 @@ impl Engine {
             return None;
         }
         let viewer = viewer_of(request);
-        let found = match self.live.latest_of(&viewer) {
-            Some(found) => Some(found),
-            None => {
-                let viewer = &viewer;
-                self.look_up(|client| async move {
-                    sessions::find_active_viewer(
-                        &client,
-                        viewer.dialect,
-                        &viewer.stream,
-                        viewer.client_ip,
-                        &viewer.user_agent,
-                    )
-                    .await
-                })
+        let viewer = &viewer;
+        let found = self
+            .remembered_or_looked_up(self.live.latest_of(viewer), |client| async move {
+                sessions::find_active_viewer(
+                    &client,
+                    viewer.dialect,
+                    &viewer.stream,
+                    viewer.client_ip,
+                    &viewer.user_agent,
+                )
                 .await
-            }
-        };
+            })
+            .await;
         found.map(|found| (found, FoundBy::ClientIp))
     }
 
-    /// A session lookup in the database; a failure is logged and finds nothing.
-    async fn look_up<F, Fut>(&self, query: F) -> Option<Found>
+    /// The session this replica remembers, else the database's answer to
+    /// `query`; a failed lookup is logged and finds nothing.
+    async fn remembered_or_looked_up<F, Fut>(
+        &self,
+        remembered: Option<Found>,
+        query: F,
+    ) -> Option<Found>
     where
         F: FnOnce(crate::store::Client) -> Fut,
         Fut: std::future::Future<Output = Result<Option<ActiveViewer>, StoreError>>,
     {
+        if remembered.is_some() {
+            return remembered;
+        }
         let found = self
             .bounded(async {
                 let client = self.pool.get().await?;

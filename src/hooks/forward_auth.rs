@@ -23,7 +23,7 @@ use super::{
 };
 use crate::decision::viewer_cookie::COOKIE_NAME;
 use crate::decision::{CookieScope, Credential, Decision, Event, PlayRequest, Reason};
-use crate::http::request::{basic_credentials, client_ip, only_header, peer_ip};
+use crate::http::request::{basic_credentials, client_ip, https_via_trusted_proxy, only_header};
 use crate::http::AppState;
 
 pub struct ForwardAuth;
@@ -82,19 +82,9 @@ fn playback_id(req: &HttpRequest) -> Result<Option<String>, String> {
 fn cookie_scope(req: &HttpRequest, raw_path: &str, context: &Context) -> CookieScope {
     let folder = &raw_path[..raw_path.rfind('/').map_or(1, |slash| slash + 1)];
     let path = percent_encoding::percent_encode(folder.as_bytes(), COOKIE_PATH_ESCAPES).to_string();
-    let trusted = peer_ip(req).is_some_and(|peer| {
-        context
-            .trusted_proxies
-            .iter()
-            .any(|network| network.contains(&peer))
-    });
-    let https = only_header(req, "x-forwarded-proto")
-        .ok()
-        .flatten()
-        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
     CookieScope {
         path,
-        secure: trusted && https,
+        secure: https_via_trusted_proxy(req, context.trusted_proxies),
     }
 }
 

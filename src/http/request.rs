@@ -61,6 +61,22 @@ pub fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
     req.peer_addr().map(|addr| canonical_ip(addr.ip()))
 }
 
+/// Whether the connected peer is one of `trusted` (the proxies whose
+/// forwarded headers are believed).
+pub fn from_trusted_proxy(req: &HttpRequest, trusted: &[IpNet]) -> bool {
+    peer_ip(req).is_some_and(|peer| trusted.iter().any(|network| network.contains(&peer)))
+}
+
+/// `X-Forwarded-Proto: https`, sent once, by a trusted proxy: the client
+/// came over HTTPS. From anyone else the header is the client's to choose.
+pub fn https_via_trusted_proxy(req: &HttpRequest, trusted: &[IpNet]) -> bool {
+    from_trusted_proxy(req, trusted)
+        && only_header(req, "x-forwarded-proto")
+            .ok()
+            .flatten()
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+}
+
 /// The client: the peer itself, unless the peer is a trusted proxy, whose
 /// `ip_header` (a lower-case name) is believed. That header is read as one
 /// address, except `x-forwarded-for`, which is read from the right, skipping
