@@ -53,7 +53,7 @@ async fn main() {
     let client = pool.get().await.unwrap();
 
     let existing: i64 = client
-        .query_one("SELECT count(*) FROM sessions", &[])
+        .query_one("SELECT count(*) FROM session_log", &[])
         .await
         .unwrap()
         .get(0);
@@ -68,6 +68,14 @@ async fn main() {
             .batch_execute("SET statement_timeout = 0")
             .await
             .unwrap();
+        // Ended sessions live in the daily partitions of session_history (sql/V12).
+        client
+            .batch_execute(
+                "SELECT playgate_history_partitions((now() AT TIME ZONE 'UTC')::date - 91,
+                                                    (now() AT TIME ZONE 'UTC')::date)",
+            )
+            .await
+            .unwrap();
         let batch = 1_000_000i64;
         let mut from = existing;
         while from < rows {
@@ -75,9 +83,9 @@ async fn main() {
             // Session g started g × (90 days / rows) ago and lasted up to an hour.
             client
                 .execute(
-                    "INSERT INTO sessions (key, login, stream, client_ip, dialect, started_at, last_seen_at,
-                                           expires_at, ended_at, end_reason)
-                     SELECT 'bench:' || g, 'user' || (g % 100000), 'channel-' || (g % 1000), '10.0.0.1', 'decide',
+                    "INSERT INTO session_history (id, key, login, stream, client_ip, dialect, started_at,
+                                                  last_seen_at, expires_at, ended_at, end_reason)
+                     SELECT gen_random_uuid(), 'bench:' || g, 'user' || (g % 100000), 'channel-' || (g % 1000), '10.0.0.1', 'decide',
                             s, s + (g % 3600) * interval '1 second', s + (g % 3600) * interval '1 second',
                             s + (g % 3600) * interval '1 second', 'stopped'
                        FROM generate_series($1::int8, $2::int8 - 1) AS g,
@@ -91,13 +99,13 @@ async fn main() {
             println!("  {from} rows ({:.0?})", started.elapsed());
         }
         client
-            .batch_execute("VACUUM ANALYZE sessions")
+            .batch_execute("VACUUM ANALYZE session_history")
             .await
             .unwrap();
         println!("generated in {:.1?}", started.elapsed());
     }
     let total: i64 = client
-        .query_one("SELECT count(*) FROM sessions", &[])
+        .query_one("SELECT count(*) FROM session_log", &[])
         .await
         .unwrap()
         .get(0);

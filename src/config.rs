@@ -16,7 +16,9 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/playg
 const MIN_VIEWER_COOKIE_SECRET: usize = 32;
 
 use crate::domain::{parse_network, Login};
-pub use crate::domain::{redact_database_url, redact_url, HlsContinuation, LimitPolicy, OnDbError};
+pub use crate::domain::{
+    redact_database_url, redact_url, HlsContinuation, LimitPolicy, OnDbError, SessionCommit,
+};
 use crate::store::{DatabaseSettings, Endpoint};
 
 /// The raw settings, as flags of `serve` or environment variables.
@@ -56,6 +58,9 @@ pub struct SettingsArgs {
     /// `reject_new` or `kick_oldest`.
     #[arg(long, env = "PLAYGATE_LIMIT_POLICY", global = true)]
     pub limit_policy: Option<String>,
+    /// `durable` (default) or `async`: whether an admission waits for its commit to reach the disk.
+    #[arg(long, env = "PLAYGATE_SESSION_COMMIT", global = true)]
+    pub session_commit: Option<String>,
     /// `deny` or `allow` new sessions while the database is unreachable.
     #[arg(long, env = "PLAYGATE_ON_DB_ERROR", global = true)]
     pub on_db_error: Option<String>,
@@ -152,6 +157,7 @@ pub struct Settings {
     pub session_duration: Duration,
     pub session_grace: Duration,
     pub limit_policy: LimitPolicy,
+    pub session_commit: SessionCommit,
     pub on_db_error: OnDbError,
     pub trusted_proxies: Vec<IpNet>,
     pub hook_networks: HookNetworks,
@@ -327,6 +333,16 @@ impl Settings {
                 ))
             }
         };
+        let session_commit = match non_empty(&args.session_commit).unwrap_or("durable") {
+            "durable" => SessionCommit::Durable,
+            "async" => SessionCommit::Async,
+            other => {
+                return Err(invalid(
+                    "PLAYGATE_SESSION_COMMIT",
+                    format!("'{other}' is not durable or async"),
+                ))
+            }
+        };
         let on_db_error = match non_empty(&args.on_db_error).unwrap_or("deny") {
             "deny" => OnDbError::Deny,
             "allow" => OnDbError::Allow,
@@ -424,6 +440,7 @@ impl Settings {
                 86_400,
             )?),
             limit_policy,
+            session_commit,
             on_db_error,
             trusted_proxies,
             hook_networks,
@@ -549,6 +566,7 @@ impl fmt::Debug for Settings {
             .field("session_duration", &self.session_duration)
             .field("session_grace", &self.session_grace)
             .field("limit_policy", &self.limit_policy)
+            .field("session_commit", &self.session_commit)
             .field("on_db_error", &self.on_db_error)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("hook_networks", &self.hook_networks)

@@ -625,6 +625,7 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
          binary_vars <= names, f"not settable: {sorted(binary_vars - names)}")
     expected = {
         "PLAYGATE_SESSION_DURATION": "30", "PLAYGATE_SESSION_GRACE": "15", "PLAYGATE_LIMIT_POLICY": "kick_oldest",
+        "PLAYGATE_SESSION_COMMIT": "async",
         "PLAYGATE_ON_DB_ERROR": "allow", "PLAYGATE_TRUSTED_PROXIES": "10.0.0.0/8,fd00::/8",
         "PLAYGATE_HOOK_NETWORKS": "10.42.0.0/16,203.0.113.0/24",
         "PLAYGATE_FORWARD_AUTH_URI_HEADER": "X-Forwarded-Uri", "PLAYGATE_FORWARD_AUTH_IP_HEADER": "X-Forwarded-For",

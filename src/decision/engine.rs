@@ -14,7 +14,7 @@ use super::live::{self, Found, LiveSessions, Viewer};
 use super::viewer_cookie::CookieKey;
 use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
-use crate::domain::{canonical_ip, HlsContinuation, LimitPolicy, OnDbError};
+use crate::domain::{canonical_ip, HlsContinuation, LimitPolicy, OnDbError, SessionCommit};
 use crate::metrics::Metrics;
 use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyView};
@@ -56,6 +56,7 @@ pub struct Engine {
     session_duration: Duration,
     session_grace: Duration,
     limit_policy: LimitPolicy,
+    session_commit: SessionCommit,
     on_db_error: OnDbError,
     db_timeout: Duration,
     passwords: Arc<PasswordVerifier>,
@@ -83,6 +84,7 @@ impl Engine {
             session_duration: settings.session_duration,
             session_grace: settings.session_grace,
             limit_policy: settings.limit_policy,
+            session_commit: settings.session_commit,
             on_db_error: settings.on_db_error,
             db_timeout: settings.db_timeout,
             passwords,
@@ -248,6 +250,7 @@ impl Engine {
             bytes: request.bytes,
             hold: duration + self.session_grace,
             block: duration,
+            synchronous: self.session_commit == SessionCommit::Durable,
         };
         let mut decision = match self.admit(request, &admission).await {
             Ok(AdmitOutcome::Allowed {

@@ -17,7 +17,8 @@ use crate::store::{sessions, Endpoint, Pool};
 const SESSION_ENDED_CHANNEL: &str = "playgate_session_ended";
 const LISTEN_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
-/// Ends sessions past their expiry (`timeout`) and purges old history.
+/// Ends sessions past their expiry (`timeout`), moves ended ones to the
+/// history and drops history days past `PLAYGATE_HISTORY_DAYS`.
 pub async fn sweep_sessions(
     pool: Pool,
     settings: Arc<Settings>,
@@ -40,11 +41,12 @@ pub async fn sweep_sessions(
                 for (stream, seconds) in &swept.watched_by_stream {
                     metrics.watched(stream, *seconds);
                 }
-                if swept.timed_out > 0 || swept.purged > 0 {
+                if swept.timed_out > 0 || swept.moved > 0 || swept.partitions_dropped > 0 {
                     log::debug!(
-                        "sweep: {} sessions timed out, {} history rows purged",
+                        "sweep: {} sessions timed out, {} ended sessions moved to the history, {} history days dropped",
                         swept.timed_out,
-                        swept.purged
+                        swept.moved,
+                        swept.partitions_dropped
                     );
                 }
             }

@@ -8,6 +8,17 @@ pub enum LimitPolicy {
     KickOldest,
 }
 
+/// How an admission's transaction commits (PLAYGATE_SESSION_COMMIT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionCommit {
+    /// `durable`: the answer waits until the session row is on disk.
+    Durable,
+    /// `async`: PostgreSQL's `synchronous_commit = off` for admissions; a
+    /// crash of PostgreSQL can lose the admissions of its last moments
+    /// (docs/performance.md).
+    Async,
+}
+
 /// What a hook answers when PostgreSQL cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnDbError {

@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "viewer_cookie_key",
         sql: include_str!("../../sql/V11__viewer_cookie_key.sql"),
     },
+    Migration {
+        version: 12,
+        name: "session_history",
+        sql: include_str!("../../sql/V12__session_history.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

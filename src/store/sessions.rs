@@ -38,6 +38,8 @@ pub struct Admission<'a> {
     pub hold: Duration,
     /// How long a session ended by `kick_oldest` keeps its key refused.
     pub block: Duration,
+    /// False: commit without waiting for the WAL flush (PLAYGATE_SESSION_COMMIT=async).
+    pub synchronous: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,15 +70,16 @@ fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
-/// Steps 6–8 in one round trip (`playgate_admit`, sql/V8): refresh the
-/// active session under this key, else refuse a recently kicked key, enforce
-/// the limit under the user's advisory lock, and start the session.
+/// Steps 6–8 in one round trip (`playgate_admit`, sql/V8, with V12's commit
+/// choice): refresh the active session under this key, else refuse a
+/// recently kicked key, enforce the limit under the user's advisory lock, and
+/// start the session.
 pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
     let kick_oldest = admission.limit_policy == LimitPolicy::KickOldest;
     let rows = client
         .query_hot(
             "SELECT o_refusal, o_session_id, o_active, o_started, o_watched
-               FROM playgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+               FROM playgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             params![
                 &admission.key,
                 &admission.login,
@@ -91,6 +94,7 @@ pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOu
                 &admission.bytes,
                 &seconds(admission.hold),
                 &seconds(admission.block),
+                &admission.synchronous,
             ],
         )
         .await?;
@@ -359,11 +363,21 @@ pub struct SweepResult {
     pub timed_out: u64,
     /// Seconds watched by the timed-out sessions since they were last seen, per stream.
     pub watched_by_stream: Vec<(String, f64)>,
-    pub purged: u64,
+    /// Ended sessions moved to `session_history`.
+    pub moved: u64,
+    /// Daily history partitions dropped (older than `history_days`).
+    pub partitions_dropped: u64,
 }
 
-/// Marks sessions that were not refreshed in time as ended (`timeout`) and
-/// deletes history older than `history_days`. One replica at a time.
+/// Ended sessions moved to the history per sweep at most: a backlog (after
+/// an outage, or a mass kick) drains over a few sweeps instead of one long
+/// transaction.
+const MOVE_BATCH: i64 = 50_000;
+
+/// Marks sessions that were not refreshed in time as ended (`timeout`),
+/// moves ended sessions into `session_history` (sql/V12), makes sure the
+/// daily partitions around today exist and drops those older than
+/// `history_days`. One replica at a time.
 ///
 /// A timed-out viewer is taken to have watched until its last answer stopped
 /// holding (last seen + `session_duration`, at most its expiry): the grace
@@ -395,18 +409,43 @@ pub async fn sweep(
         .await?;
     let timed_out = watched.iter().map(|row| row.get::<_, i64>(1) as u64).sum();
     let watched_by_stream = watched.iter().map(|row| (row.get(0), row.get(2))).collect();
-    let purged = transaction
-        .execute_typed(
-            "DELETE FROM sessions WHERE ended_at < now() - make_interval(days => $1)",
-            params![&(history_days as i32)],
+    // Yesterday (a session ended just before midnight, moved after it) to
+    // the day after tomorrow, so a move never waits for a partition.
+    transaction
+        .query_typed_one(
+            "SELECT playgate_history_partitions((now() AT TIME ZONE 'UTC')::date - 1,
+                                                (now() AT TIME ZONE 'UTC')::date + 2)",
+            params![],
         )
         .await?;
+    let moved = transaction
+        .execute_typed(
+            "WITH moved AS (
+                DELETE FROM sessions
+                 WHERE id IN (SELECT id FROM sessions
+                               WHERE ended_at IS NOT NULL AND (blocked_until IS NULL OR blocked_until <= now())
+                               LIMIT $1)
+             RETURNING id, key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
+                       started_at, last_seen_at, expires_at, ended_at, end_reason, bytes,
+                       blocked_until, playback_id, cookie_seen)
+             INSERT INTO session_history SELECT * FROM moved",
+            params![&MOVE_BATCH],
+        )
+        .await?;
+    let partitions_dropped: i32 = transaction
+        .query_typed_one(
+            "SELECT playgate_purge_history(now() - make_interval(days => $1))",
+            params![&(history_days as i32)],
+        )
+        .await?
+        .get(0);
     transaction.commit().await?;
     Ok(SweepResult {
         ran: true,
         timed_out,
         watched_by_stream,
-        purged,
+        moved,
+        partitions_dropped: partitions_dropped as u64,
     })
 }
 
@@ -437,7 +476,7 @@ pub async fn get<C: super::Db>(client: &C, id: Uuid) -> Result<Option<SessionRow
         .query_typed_opt(
             "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                     started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
-               FROM sessions WHERE id = $1",
+               FROM session_log WHERE id = $1 LIMIT 1",
             params![&id],
         )
         .await?;
@@ -462,10 +501,16 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<SessionRow>, i64), StoreError> {
-    let (state, order) = if filter.ended {
-        ("ended_at IS NOT NULL", "ended_at DESC, id")
+    // History is spread over session_history and the rows the sweeper has
+    // not moved yet; active sessions are all in `sessions`.
+    let (table, state, order) = if filter.ended {
+        ("session_log", "ended_at IS NOT NULL", "ended_at DESC, id")
     } else {
-        ("ended_at IS NULL AND expires_at > now()", "started_at, id")
+        (
+            "sessions",
+            "ended_at IS NULL AND expires_at > now()",
+            "started_at, id",
+        )
     };
     let condition = format!(
         "{state} AND ($1::text IS NULL OR login = $1) AND ($2::text IS NULL OR stream = $2)
@@ -476,7 +521,7 @@ pub async fn list(
             &format!(
                 "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                         started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
-                   FROM sessions WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
+                   FROM {table} WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
             ),
             params![
                 &filter.login,
@@ -489,7 +534,7 @@ pub async fn list(
         .await?;
     let total: i64 = client
         .query_typed_one(
-            &format!("SELECT count(*) FROM sessions WHERE {condition}"),
+            &format!("SELECT count(*) FROM {table} WHERE {condition}"),
             params![&filter.login, &filter.stream, &filter.streamer],
         )
         .await?

@@ -51,12 +51,13 @@ pub struct StreamStats {
     pub peak_viewers: i64,
 }
 
-/// Sessions overlapping [from, to): ended ones through the ended_at index,
-/// open ones through the open-session index, so a window at the end of a long
-/// history reads only what it needs.
+/// Sessions overlapping [from, to): ended ones from the history partitions
+/// the window touches (and the few not moved yet), open ones from the small
+/// active table, so a window at the end of a long history reads only what it
+/// needs.
 const WINDOW_SESSIONS: &str = "
     window_sessions AS (
-        SELECT stream, login, started_at, ended_at FROM sessions
+        SELECT stream, login, started_at, ended_at FROM session_log
          WHERE ended_at > $1 AND started_at < $2
         UNION ALL
         SELECT stream, login, started_at, LEAST(expires_at, now()) FROM sessions
@@ -145,7 +146,7 @@ pub async fn user(
             "SELECT stream, count(*),
                     COALESCE(sum(GREATEST(extract(epoch FROM
                         LEAST(COALESCE(ended_at, LEAST(expires_at, now())), $3) - GREATEST(started_at, $2)), 0)), 0)::float8
-               FROM sessions
+               FROM session_log
               WHERE login = $1 AND started_at < $3 AND (ended_at IS NULL OR ended_at > $2)
               GROUP BY stream ORDER BY 3 DESC, 1",
             params![&login, &from, &to],
@@ -171,7 +172,7 @@ pub async fn user(
 pub async fn has_history(client: &Client, login: &str) -> Result<bool, StoreError> {
     Ok(client
         .query_typed_one(
-            "SELECT EXISTS (SELECT 1 FROM sessions WHERE login = $1)",
+            "SELECT EXISTS (SELECT 1 FROM session_log WHERE login = $1)",
             params![&login],
         )
         .await?
@@ -203,7 +204,7 @@ pub async fn timeline(
                                        make_interval(secs => $3::float8)) AS t
              ),
              window_sessions AS (
-                SELECT started_at, ended_at AS to_t FROM sessions
+                SELECT started_at, ended_at AS to_t FROM session_log
                  WHERE ended_at > $1 AND started_at <= $2 AND ($4::text IS NULL OR stream = $4)
                 UNION ALL
                 SELECT started_at, LEAST(expires_at, now()) FROM sessions

@@ -350,7 +350,7 @@ async fn bad_input_gets_400_with_a_reason() {
     let sessions: i64 = app
         .db()
         .await
-        .query_one("SELECT count(*) FROM sessions", &[])
+        .query_one("SELECT count(*) FROM session_log", &[])
         .await
         .unwrap()
         .get(0);

@@ -229,7 +229,7 @@ async fn sessions_of(
         .await
         .query(
             "SELECT id, ended_at IS NOT NULL, end_reason, last_seen_at > started_at
-               FROM sessions WHERE login = $1 AND dialect = $2 ORDER BY started_at",
+               FROM session_log WHERE login = $1 AND dialect = $2 ORDER BY started_at",
             &[&login, &dialect],
         )
         .await

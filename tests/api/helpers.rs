@@ -289,7 +289,7 @@ impl TestApp {
             .db()
             .await
             .query_one(
-                "SELECT ended_at IS NOT NULL, end_reason FROM sessions WHERE id = $1",
+                "SELECT ended_at IS NOT NULL, end_reason FROM session_log WHERE id = $1",
                 &[&id],
             )
             .await
@@ -436,7 +436,7 @@ impl TestApp {
         self.db()
             .await
             .query(
-                "SELECT login, ended_at IS NOT NULL, end_reason FROM sessions WHERE dialect = $1 ORDER BY started_at",
+                "SELECT login, ended_at IS NOT NULL, end_reason FROM session_log WHERE dialect = $1 ORDER BY started_at",
                 &[&dialect],
             )
             .await

@@ -53,7 +53,7 @@ async fn on_close_ends_the_connection_session() {
     let row = app
         .db()
         .await
-        .query_one("SELECT end_reason, bytes FROM sessions", &[])
+        .query_one("SELECT end_reason, bytes FROM session_log", &[])
         .await
         .unwrap();
     let row: (Option<String>, Option<i64>) = (row.get(0), row.get(1));

@@ -139,6 +139,7 @@ fn invalid_configuration_names_the_variable() {
     let cases = [
         ("PLAYGATE_SESSION_DURATION", "soon"),
         ("PLAYGATE_LIMIT_POLICY", "random"),
+        ("PLAYGATE_SESSION_COMMIT", "off"),
         ("PLAYGATE_LISTEN", "not-an-address"),
         ("PLAYGATE_HOOK_NETWORKS", "10.0.0.0/40"),
         ("PLAYGATE_HOOK_NETWORKS", "*,10.0.0.0/8"),

@@ -54,6 +54,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// "pid (comm) state ppid …" of /proc/PID/stat, after the comm (which may hold spaces).
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+fn processes_with_parent(parent: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|pid| {
+            stat_fields(pid).is_some_and(|fields| fields.get(1).map(String::as_str) == Some(parent))
+        })
+        .collect()
+}
+
+/// Exists and is not a zombie.
+fn is_running(pid: &str) -> bool {
+    stat_fields(pid).is_some_and(|fields| fields.first().map(String::as_str) != Some("Z"))
+}
+
 fn checked(what: &str, output: std::process::Output) {
     assert!(
         output.status.success(),
@@ -189,6 +212,41 @@ impl PrivatePostgres {
             .output()
             .unwrap();
         checked("pg_ctl stop", output);
+    }
+
+    /// SIGKILL to the postmaster and every process it started, at once: a
+    /// crash of the machine as far as unwritten WAL is concerned (what sits
+    /// in shared memory is gone; what was written survives in the page cache).
+    pub fn kill9(&self) {
+        let pid_file = self.data().join("postmaster.pid");
+        let postmaster = std::fs::read_to_string(&pid_file).unwrap();
+        let postmaster = postmaster.lines().next().unwrap().trim().to_string();
+        // Stopped first, so that it forks no backend between the look at
+        // its children and the kill.
+        let signal = |signal: &str, pids: &[String]| {
+            let status = Command::new("kill")
+                .arg(signal)
+                .args(pids)
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill {signal} {pids:?}");
+        };
+        signal("-STOP", std::slice::from_ref(&postmaster));
+        let mut pids = processes_with_parent(&postmaster);
+        pids.push(postmaster);
+        signal("-9", &pids);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pids.iter().any(|pid| is_running(pid)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "survived kill -9: {pids:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The dead postmaster may stay a zombie (nobody here reaps it), which
+        // the next start would take for a running server by its lock files.
+        std::fs::remove_file(pid_file).unwrap();
+        let _ = std::fs::remove_file(self.dir.join(format!(".s.PGSQL.{}.lock", self.port)));
     }
 
     /// A streaming standby of this (running) cluster on a port of its own,

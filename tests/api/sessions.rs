@@ -124,7 +124,7 @@ async fn sessions_not_refreshed_end_by_timeout() {
         .db()
         .await
         .query_one(
-            "SELECT ended_at = last_seen_at + interval '1 second' FROM sessions WHERE id = $1",
+            "SELECT ended_at = last_seen_at + interval '1 second' FROM session_log WHERE id = $1",
             &[&id.parse::<uuid::Uuid>().unwrap()],
         )
         .await
