@@ -9,8 +9,9 @@
 -- 2. `sessions` keeps the indexes its hot statements use, and none on a
 --    column a heartbeat changes, so heartbeats are HOT updates (no index
 --    write) in pages left room for them (fillfactor).
--- 3. `playgate_admit` gains an overload that may commit without waiting for
---    the WAL flush (PLAYGATE_SESSION_COMMIT=async).
+-- 3. Admissions are grouped into one round trip and one commit
+--    (`playgate_admit_batch`), which may commit without waiting for the WAL
+--    flush (PLAYGATE_SESSION_COMMIT=async).
 
 CREATE TABLE session_history (
     id            uuid NOT NULL,
@@ -140,23 +141,41 @@ ALTER TABLE sessions SET (
     autovacuum_vacuum_cost_delay = 1
 );
 
--- p_synchronous false: this admission commits without waiting for its WAL
--- to reach the disk (synchronous_commit = off for this transaction only).
--- A PostgreSQL crash can lose the admissions of the last moments; see
--- docs/performance.md. The 13-argument function stays as it is, so
--- replicas of the previous release keep working during a rolling upgrade.
-CREATE FUNCTION playgate_admit(
-    p_key text, p_login text, p_max_sessions integer, p_kick_oldest boolean,
-    p_stream text, p_client_ip inet, p_protocol text, p_dialect text, p_streamer text,
-    p_user_agent text, p_bytes bigint, p_hold float8, p_block float8, p_synchronous boolean)
-RETURNS TABLE (o_refusal text, o_session_id uuid, o_active bigint, o_started boolean, o_watched float8)
+-- Admissions grouped: the admissions a replica has waiting run in one
+-- round trip and one commit (src/decision/admission_batch.rs), each
+-- through the V8 function, so limits stay exact exactly as before. They run
+-- in the order of their users' advisory locks (anonymous ones first: they
+-- take none), so two batches that share users never wait for each other in
+-- a cycle; a user's lock is held until the batch commits. o_ord is the
+-- position of the admission in the arrays (1-based).
+--
+-- p_synchronous false: the batch commits without waiting for its WAL to
+-- reach the disk (synchronous_commit = off for this transaction only). A
+-- PostgreSQL crash can lose the admissions of its last moments; see
+-- docs/performance.md. The V8 function stays as it is, so replicas of the
+-- previous release keep working during a rolling upgrade.
+CREATE FUNCTION playgate_admit_batch(
+    p_keys text[], p_logins text[], p_max_sessions integer[], p_kick_oldest boolean[],
+    p_streams text[], p_client_ips inet[], p_protocols text[], p_dialects text[], p_streamers text[],
+    p_user_agents text[], p_bytes bigint[], p_holds float8[], p_blocks float8[], p_synchronous boolean)
+RETURNS TABLE (o_ord integer, o_refusal text, o_session_id uuid, o_active bigint, o_started boolean,
+               o_watched float8)
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_ord integer;
 BEGIN
     IF NOT p_synchronous THEN
         PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
-    RETURN QUERY SELECT * FROM playgate_admit(
-        p_key, p_login, p_max_sessions, p_kick_oldest, p_stream, p_client_ip, p_protocol,
-        p_dialect, p_streamer, p_user_agent, p_bytes, p_hold, p_block);
+    FOR v_ord IN
+        SELECT i FROM generate_subscripts(p_keys, 1) AS i
+         ORDER BY hashtext(p_logins[i]) NULLS FIRST, p_keys[i], i
+    LOOP
+        RETURN QUERY SELECT v_ord, a.* FROM playgate_admit(
+            p_keys[v_ord], p_logins[v_ord], p_max_sessions[v_ord], p_kick_oldest[v_ord],
+            p_streams[v_ord], p_client_ips[v_ord], p_protocols[v_ord], p_dialects[v_ord],
+            p_streamers[v_ord], p_user_agents[v_ord], p_bytes[v_ord], p_holds[v_ord],
+            p_blocks[v_ord]) AS a;
+    END LOOP;
 END
 $$;

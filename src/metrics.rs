@@ -29,6 +29,7 @@ pub struct Metrics {
     active_sessions: IntGauge,
     users: IntGauge,
     db_pool_connections: IntGaugeVec,
+    admission_batch_size: prometheus::Histogram,
     stream_labels: StreamLabels,
 }
 
@@ -162,6 +163,17 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let admission_batch_size = register(
+            &registry,
+            prometheus::Histogram::with_opts(
+                HistogramOpts::new(
+                    "playgate_admission_batch_size",
+                    "Admissions decided together in one database round trip and commit.",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            )
+            .expect("valid metric"),
+        );
         let build_info = register(
             &registry,
             IntGaugeVec::new(
@@ -184,6 +196,7 @@ impl Metrics {
             active_sessions,
             users,
             db_pool_connections,
+            admission_batch_size,
             stream_labels: StreamLabels {
                 max: max_streams,
                 known: Mutex::new(HashSet::new()),
@@ -214,6 +227,10 @@ impl Metrics {
         self.session_refreshes_total
             .with_label_values(&[source])
             .inc();
+    }
+
+    pub fn admission_batch(&self, size: usize) {
+        self.admission_batch_size.observe(size as f64);
     }
 
     pub fn watched(&self, stream: &str, seconds: f64) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::admission_batch::AdmissionBatcher;
 use super::evaluate;
 use super::live::{self, Found, LiveSessions, Viewer};
 use super::viewer_cookie::CookieKey;
@@ -56,12 +57,12 @@ pub struct Engine {
     session_duration: Duration,
     session_grace: Duration,
     limit_policy: LimitPolicy,
-    session_commit: SessionCommit,
     on_db_error: OnDbError,
     db_timeout: Duration,
     passwords: Arc<PasswordVerifier>,
     failures: Arc<FailureLimiter>,
     live: LiveSessions,
+    admissions: Arc<AdmissionBatcher>,
     ministra: Option<MinistraClient>,
     cookie_key: CookieKey,
     hls_continuation: HlsContinuation,
@@ -77,6 +78,14 @@ impl Engine {
         failures: Arc<FailureLimiter>,
         cookie_key: CookieKey,
     ) -> Engine {
+        let admissions = AdmissionBatcher::new(
+            pool.clone(),
+            metrics.clone(),
+            settings.session_commit == SessionCommit::Durable,
+            // Half the pool at most for admissions: heartbeats, stops and
+            // the admin API keep connections even under a flash crowd.
+            settings.database.pool_size / 2,
+        );
         Engine {
             pool,
             policy,
@@ -84,12 +93,12 @@ impl Engine {
             session_duration: settings.session_duration,
             session_grace: settings.session_grace,
             limit_policy: settings.limit_policy,
-            session_commit: settings.session_commit,
             on_db_error: settings.on_db_error,
             db_timeout: settings.db_timeout,
             passwords,
             failures,
             live: LiveSessions::new(LIVE_MARGIN, settings.outage_grace),
+            admissions,
             ministra: settings.ministra_url.as_deref().map(MinistraClient::new),
             cookie_key,
             hls_continuation: settings.hls_continuation,
@@ -236,23 +245,10 @@ impl Engine {
             reason,
             duration,
         } = grantee;
-        let admission = Admission {
-            key,
-            login,
-            max_sessions,
-            limit_policy: self.limit_policy,
-            stream: &request.stream,
-            client_ip: canonical_ip(request.client_ip),
-            protocol: &request.protocol,
-            dialect: request.dialect,
-            streamer: &request.streamer,
-            user_agent: &request.user_agent,
-            bytes: request.bytes,
-            hold: duration + self.session_grace,
-            block: duration,
-            synchronous: self.session_commit == SessionCommit::Durable,
-        };
-        let mut decision = match self.admit(request, &admission).await {
+        let mut decision = match self
+            .admit(request, key, login, max_sessions, duration)
+            .await
+        {
             Ok(AdmitOutcome::Allowed {
                 session_id,
                 active_sessions,
@@ -545,14 +541,13 @@ impl Engine {
     async fn admit(
         &self,
         request: &PlayRequest,
-        admission: &Admission<'_>,
+        key: &str,
+        login: Option<&str>,
+        max_sessions: Option<i32>,
+        duration: Duration,
     ) -> Result<AdmitOutcome, StoreError> {
-        if let Some(hit) = self.live.refresh(
-            admission.key,
-            admission.login,
-            admission.hold,
-            admission.bytes,
-        ) {
+        let hold = duration + self.session_grace;
+        if let Some(hit) = self.live.refresh(key, login, hold, request.bytes) {
             self.metrics.session_refreshed(true);
             return Ok(AdmitOutcome::Allowed {
                 session_id: hit.session_id,
@@ -562,13 +557,23 @@ impl Engine {
                 watched_seconds: 0.0,
             });
         }
+        let admission = Admission {
+            key: key.to_string(),
+            login: login.map(str::to_string),
+            max_sessions,
+            limit_policy: self.limit_policy,
+            stream: request.stream.clone(),
+            client_ip: canonical_ip(request.client_ip),
+            protocol: request.protocol.clone(),
+            dialect: request.dialect,
+            streamer: request.streamer.clone(),
+            user_agent: request.user_agent.clone(),
+            bytes: request.bytes,
+            hold,
+            block: duration,
+        };
         let asked_at = Instant::now();
-        let outcome = self
-            .bounded(async {
-                let client = self.pool.get().await?;
-                sessions::admit(&client, admission).await
-            })
-            .await?;
+        let outcome = self.bounded(self.admissions.admit(admission)).await?;
         if let AdmitOutcome::Allowed {
             session_id,
             active_sessions,
@@ -584,22 +589,20 @@ impl Engine {
             // database (refused), not this replica's memory, even before the
             // end is announced.
             let kicked_some = started
-                && admission.limit_policy == LimitPolicy::KickOldest
-                && admission
-                    .max_sessions
-                    .is_some_and(|max| active_sessions >= i64::from(max));
-            if let (true, Some(login)) = (kicked_some, admission.login) {
+                && self.limit_policy == LimitPolicy::KickOldest
+                && max_sessions.is_some_and(|max| active_sessions >= i64::from(max));
+            if let (true, Some(login)) = (kicked_some, login) {
                 self.live.forget_login(login);
             }
             let admitted = live::Admitted {
                 session_id,
-                login: admission.login.map(str::to_string),
+                login: login.map(str::to_string),
                 viewer: viewer_of(request),
-                hold: admission.hold,
+                hold,
                 active_sessions,
                 asked_at,
             };
-            self.live.admitted(admission.key, admitted);
+            self.live.admitted(key, admitted);
         }
         Ok(outcome)
     }

@@ -5,6 +5,7 @@
 //! (kicked sessions, connection limits, the session row) against PostgreSQL,
 //! and `live` the sessions this replica answers refreshes of from memory.
 
+pub mod admission_batch;
 pub mod engine;
 pub mod evaluate;
 pub mod live;

@@ -48,6 +48,10 @@ pub enum StoreError {
     /// The database did not answer within `PLAYGATE_DB_TIMEOUT_MS`.
     #[error("database did not answer in time")]
     Timeout,
+    /// The database was unreachable for a statement this caller shared
+    /// (a batch of admissions); the text is the original error's.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Other(String),
 }
@@ -59,7 +63,7 @@ impl StoreError {
     /// on the second, whatever `PLAYGATE_ON_DB_ERROR` says.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Pool(_) | StoreError::Timeout => true,
+            StoreError::Pool(_) | StoreError::Timeout | StoreError::Unavailable(_) => true,
             // No SQL state: the connection or the protocol failed, not a statement.
             StoreError::Db(e) => e.is_closed() || e.code().is_none_or(unavailable_state),
             StoreError::Other(_) => false,

@@ -20,26 +20,24 @@ use crate::domain::LimitPolicy;
 const SWEEP_LOCK: i64 = 0x0070_6773_7765_6570; // "pgsweep"
 
 /// Everything needed to start or refresh one session.
-#[derive(Debug)]
-pub struct Admission<'a> {
-    pub key: &'a str,
+#[derive(Clone, Debug)]
+pub struct Admission {
+    pub key: String,
     /// None for an anonymous viewer (allow-listed IP): no limit applies.
-    pub login: Option<&'a str>,
+    pub login: Option<String>,
     pub max_sessions: Option<i32>,
     pub limit_policy: LimitPolicy,
-    pub stream: &'a str,
+    pub stream: String,
     pub client_ip: IpAddr,
-    pub protocol: &'a str,
-    pub dialect: &'a str,
-    pub streamer: &'a str,
-    pub user_agent: &'a str,
+    pub protocol: String,
+    pub dialect: &'static str,
+    pub streamer: String,
+    pub user_agent: String,
     pub bytes: Option<i64>,
     /// Session duration + grace: how long the session stays active without a refresh.
     pub hold: Duration,
     /// How long a session ended by `kick_oldest` keeps its key refused.
     pub block: Duration,
-    /// False: commit without waiting for the WAL flush (PLAYGATE_SESSION_COMMIT=async).
-    pub synchronous: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,55 +68,91 @@ fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
-/// Steps 6–8 in one round trip (`playgate_admit`, sql/V8, with V12's commit
-/// choice): refresh the active session under this key, else refuse a
-/// recently kicked key, enforce the limit under the user's advisory lock, and
-/// start the session.
-pub async fn admit(client: &Client, admission: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-    let kick_oldest = admission.limit_policy == LimitPolicy::KickOldest;
+/// Steps 6–8 for several admissions in one round trip and one commit
+/// (`playgate_admit_batch`, sql/V12, running V8's `playgate_admit` for
+/// each): refresh the active session under the key, else refuse a recently
+/// kicked key, enforce the limit under the user's advisory lock, and start
+/// the session. `synchronous` false commits without waiting for the WAL
+/// flush (PLAYGATE_SESSION_COMMIT=async). The outcomes are in the order of
+/// `admissions`.
+pub async fn admit_batch(
+    client: &Client,
+    admissions: &[Admission],
+    synchronous: bool,
+) -> Result<Vec<AdmitOutcome>, StoreError> {
+    fn column<'a, T>(admissions: &'a [Admission], field: impl Fn(&'a Admission) -> T) -> Vec<T> {
+        admissions.iter().map(field).collect()
+    }
+    let keys = column(admissions, |a| a.key.as_str());
+    let logins = column(admissions, |a| a.login.as_deref());
+    let max_sessions = column(admissions, |a| a.max_sessions);
+    let kick_oldest = column(admissions, |a| a.limit_policy == LimitPolicy::KickOldest);
+    let streams = column(admissions, |a| a.stream.as_str());
+    let client_ips = column(admissions, |a| a.client_ip);
+    let protocols = column(admissions, |a| a.protocol.as_str());
+    let dialects = column(admissions, |a| a.dialect);
+    let streamers = column(admissions, |a| a.streamer.as_str());
+    let user_agents = column(admissions, |a| a.user_agent.as_str());
+    let bytes = column(admissions, |a| a.bytes);
+    let holds = column(admissions, |a| seconds(a.hold));
+    let blocks = column(admissions, |a| seconds(a.block));
     let rows = client
         .query_hot(
-            "SELECT o_refusal, o_session_id, o_active, o_started, o_watched
-               FROM playgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "SELECT o_ord, o_refusal, o_session_id, o_active, o_started, o_watched
+               FROM playgate_admit_batch($1::text[], $2::text[], $3::int4[], $4::bool[], $5::text[],
+                                         $6::inet[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                         $11::int8[], $12::float8[], $13::float8[], $14)",
             params![
-                &admission.key,
-                &admission.login,
-                &admission.max_sessions,
+                &keys,
+                &logins,
+                &max_sessions,
                 &kick_oldest,
-                &admission.stream,
-                &admission.client_ip,
-                &admission.protocol,
-                &admission.dialect,
-                &admission.streamer,
-                &admission.user_agent,
-                &admission.bytes,
-                &seconds(admission.hold),
-                &seconds(admission.block),
-                &admission.synchronous,
+                &streams,
+                &client_ips,
+                &protocols,
+                &dialects,
+                &streamers,
+                &user_agents,
+                &bytes,
+                &holds,
+                &blocks,
+                &synchronous,
             ],
         )
         .await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| StoreError::Other("playgate_admit returned no row".into()))?;
-    let refusal: Option<&str> = row.get(0);
-    let active_sessions: i64 = row.get(2);
-    Ok(match refusal {
-        None => AdmitOutcome::Allowed {
-            session_id: row.get(1),
-            active_sessions,
-            started: row.get(3),
-            watched_seconds: row.get(4),
-        },
-        Some(refusal) => AdmitOutcome::Refused {
-            refusal: if refusal == "kicked" {
-                Refusal::Kicked
-            } else {
-                Refusal::Limit
+    let mut outcomes: Vec<Option<AdmitOutcome>> = vec![None; admissions.len()];
+    for row in &rows {
+        let position = usize::try_from(row.get::<_, i32>(0) - 1)
+            .ok()
+            .filter(|position| *position < admissions.len())
+            .ok_or_else(|| {
+                StoreError::Other("playgate_admit_batch: position out of range".into())
+            })?;
+        let refusal: Option<&str> = row.get(1);
+        let active_sessions: i64 = row.get(3);
+        outcomes[position] = Some(match refusal {
+            None => AdmitOutcome::Allowed {
+                session_id: row.get(2),
+                active_sessions,
+                started: row.get(4),
+                watched_seconds: row.get(5),
             },
-            active_sessions,
-        },
-    })
+            Some(refusal) => AdmitOutcome::Refused {
+                refusal: if refusal == "kicked" {
+                    Refusal::Kicked
+                } else {
+                    Refusal::Limit
+                },
+                active_sessions,
+            },
+        });
+    }
+    outcomes
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            StoreError::Other("playgate_admit_batch left an admission unanswered".into())
+        })
 }
 
 /// One refresh answered from memory, to be written.

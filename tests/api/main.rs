@@ -7,6 +7,7 @@ mod admin_openapi;
 mod admin_resources;
 mod admin_safety;
 mod admin_users;
+mod admission_batch;
 mod admission_failures;
 mod crash_durability;
 mod damping;

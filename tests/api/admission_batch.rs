@@ -1,0 +1,116 @@
+//! Admissions grouped into one round trip (src/decision/admission_batch.rs,
+//! sql/V12 `playgate_admit_batch`): what waits together goes together, and
+//! limits stay exact inside a batch and between the batches of two replicas.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use playgate::decision::admission_batch::AdmissionBatcher;
+use playgate::domain::LimitPolicy;
+use playgate::metrics::Metrics;
+use playgate::store::sessions::{Admission, AdmitOutcome, Refusal};
+
+use crate::helpers::*;
+
+fn admission(key: &str, login: &str, max_sessions: i32) -> Admission {
+    Admission {
+        key: key.to_string(),
+        login: Some(login.to_string()),
+        max_sessions: Some(max_sessions),
+        limit_policy: LimitPolicy::RejectNew,
+        stream: "news".into(),
+        client_ip: "192.0.2.1".parse().unwrap(),
+        protocol: "hls".into(),
+        dialect: "decide",
+        streamer: String::new(),
+        user_agent: "player".into(),
+        bytes: None,
+        hold: Duration::from_secs(90),
+        block: Duration::from_secs(60),
+    }
+}
+
+fn allowed_per_user(admissions: &[Admission], outcomes: &[AdmitOutcome]) -> HashMap<String, usize> {
+    let mut allowed = HashMap::new();
+    for (admission, outcome) in admissions.iter().zip(outcomes) {
+        match outcome {
+            AdmitOutcome::Allowed { started, .. } => {
+                assert!(started, "{} is a new session", admission.key);
+                *allowed.entry(admission.login.clone().unwrap()).or_insert(0) += 1;
+            }
+            AdmitOutcome::Refused { refusal, .. } => assert_eq!(*refusal, Refusal::Limit),
+        }
+    }
+    allowed
+}
+
+fn metric(metrics: &Metrics, name: &str) -> f64 {
+    parse_metrics(&metrics.render())
+        .get(name)
+        .copied()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn admissions_waiting_together_go_in_one_round_trip_and_limits_hold_inside_it() {
+    let app = spawn_app().await;
+    let metrics = Arc::new(Metrics::new(10));
+    // One runner: everything that queues behind the first call waits
+    // together. All 30 are queued before the runner first runs (the test's
+    // runtime has one thread), so they make one batch.
+    let batcher = AdmissionBatcher::new(app.state.pool.clone(), metrics.clone(), true, 1);
+    let admissions: Vec<Admission> = (0..30)
+        .map(|i| admission(&format!("k{i}"), &format!("u{}", i % 10), 2))
+        .collect();
+    let outcomes: Vec<AdmitOutcome> = join_all(admissions.iter().map(|a| batcher.admit(a.clone())))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(metric(&metrics, "playgate_admission_batch_size_count"), 1.0);
+    assert_eq!(metric(&metrics, "playgate_admission_batch_size_sum"), 30.0);
+    let allowed = allowed_per_user(&admissions, &outcomes);
+    assert_eq!(allowed.len(), 10);
+    assert!(allowed.values().all(|n| *n == 2), "{allowed:?}");
+    for user in 0..10 {
+        assert_eq!(app.active_sessions(&format!("u{user}")).await, 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_batches_sharing_users_keep_every_limit() {
+    let app = spawn_app().await;
+    let other = spawn_on(app.db.clone(), |_| {}).await;
+    let batchers = [
+        AdmissionBatcher::new(app.state.pool.clone(), Arc::new(Metrics::new(10)), true, 4),
+        AdmissionBatcher::new(
+            other.state.pool.clone(),
+            Arc::new(Metrics::new(10)),
+            true,
+            4,
+        ),
+    ];
+    // 20 users with a limit of 3, 15 devices each, spread over both replicas
+    // and started all at once.
+    let admissions: Vec<Admission> = (0..300)
+        .map(|i| admission(&format!("k{i}"), &format!("u{}", i % 20), 3))
+        .collect();
+    let outcomes: Vec<AdmitOutcome> = join_all(
+        admissions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| batchers[i % 2].admit(a.clone())),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    let allowed = allowed_per_user(&admissions, &outcomes);
+    assert_eq!(allowed.len(), 20);
+    assert!(allowed.values().all(|n| *n == 3), "{allowed:?}");
+    for user in 0..20 {
+        assert_eq!(app.active_sessions(&format!("u{user}")).await, 3);
+    }
+}
