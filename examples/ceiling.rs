@@ -4,6 +4,10 @@
 //! - `GET /noop` answers 200 at once: the HTTP ceiling.
 //! - `GET /upsert?key=K` does one session upsert (the statement shape of a
 //!   playgate refresh) and answers 200: the one-round-trip ceiling.
+//! - `GET /insert?key=K` inserts one new session row (autocommit: one commit
+//!   per request) and answers 200: the one-insert ceiling an admission is
+//!   compared with. `sessions` has a unique index on the key of open rows,
+//!   so K must be new on every request.
 //!
 //! Usage: `ceiling <listen address> <database url>` (the database must be migrated).
 
@@ -44,6 +48,28 @@ async fn upsert(pool: web::Data<Pool>, query: web::Query<KeyQuery>) -> HttpRespo
     }
 }
 
+async fn insert(pool: web::Data<Pool>, query: web::Query<KeyQuery>) -> HttpResponse {
+    let result = async {
+        let client = pool.get().await.map_err(|e| e.to_string())?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO sessions (key, login, stream, client_ip, expires_at)
+                 VALUES ($1, 'ceiling', 'ceiling', '127.0.0.1', now() + interval '1 hour')",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        client
+            .execute(&statement, &[&query.key])
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match result {
+        Ok(_) => HttpResponse::Ok().finish(),
+        Err(e) => HttpResponse::InternalServerError().body(e),
+    }
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -60,6 +86,7 @@ async fn main() -> std::io::Result<()> {
             .app_data(pool.clone())
             .route("/noop", web::get().to(noop))
             .route("/upsert", web::get().to(upsert))
+            .route("/insert", web::get().to(insert))
     })
     .bind(listen)?
     .run()
