@@ -11,7 +11,8 @@
 --    write) in pages left room for them (fillfactor).
 -- 3. Admissions are grouped into one round trip and one commit
 --    (`playgate_admit_batch`), which may commit without waiting for the WAL
---    flush (PLAYGATE_SESSION_COMMIT=async).
+--    flush (PLAYGATE_SESSION_COMMIT=async); `playgate_admit` does less
+--    for a new session.
 
 CREATE TABLE session_history (
     id            uuid NOT NULL,
@@ -140,6 +141,128 @@ ALTER TABLE sessions SET (
     autovacuum_analyze_scale_factor = 0.05,
     autovacuum_vacuum_cost_delay = 1
 );
+
+-- playgate_admit, leaner for a new session (same arguments, same answers):
+-- V8 looked up the key's open row again after taking the user's lock, in
+-- case another request with this key had started it meanwhile, and listed
+-- every active session of the user to count them. Now the count leaves
+-- this key out (a row of this key started meanwhile is this viewer's own
+-- slot, never counted against it) and the insert turns into a refresh of
+-- such a row (ON CONFLICT, same user only); the ids are read only when
+-- kick_oldest has sessions to end. One index probe and an array fewer per
+-- admission, inside a batch that repeats them for every admission.
+CREATE OR REPLACE FUNCTION playgate_admit(
+    p_key text, p_login text, p_max_sessions integer, p_kick_oldest boolean,
+    p_stream text, p_client_ip inet, p_protocol text, p_dialect text, p_streamer text,
+    p_user_agent text, p_bytes bigint, p_hold float8, p_block float8)
+RETURNS TABLE (o_refusal text, o_session_id uuid, o_active bigint, o_started boolean, o_watched float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id uuid;
+    v_last_seen timestamptz;
+    v_refreshable boolean;
+    v_end_reason text;
+    v_others bigint := 0;
+    v_started boolean;
+BEGIN
+    -- The open row under this key, locked so that the time watched since
+    -- it was last seen is counted once when two refreshes race.
+    SELECT s.id, s.last_seen_at, s.expires_at > now() AND s.login IS NOT DISTINCT FROM p_login
+      INTO v_id, v_last_seen, v_refreshable
+      FROM sessions s
+     WHERE s.key = p_key AND s.ended_at IS NULL
+       FOR UPDATE;
+    -- A refresh of an active session of the same user (the bulk of
+    -- traffic) never counts against its own limit: no lock needed.
+    IF v_refreshable THEN
+        UPDATE sessions s
+           SET last_seen_at = now(), expires_at = now() + make_interval(secs => p_hold),
+               bytes = COALESCE(p_bytes, s.bytes)
+         WHERE s.id = v_id;
+        IF p_login IS NOT NULL THEN
+            SELECT count(*) INTO v_others FROM sessions s
+             WHERE s.login = p_login AND s.ended_at IS NULL AND s.expires_at > now();
+        END IF;
+        RETURN QUERY SELECT NULL::text, v_id, v_others, false,
+                            extract(epoch FROM now() - v_last_seen)::float8;
+        RETURN;
+    END IF;
+
+    -- A new session: serialise with the user's other admissions; every
+    -- statement after the lock reads a fresh snapshot (READ COMMITTED).
+    IF p_login IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(28775, hashtext(p_login)); -- 0x7067, "pg"
+    END IF;
+    SELECT s.end_reason INTO v_end_reason FROM sessions s
+     WHERE s.key = p_key AND s.blocked_until > now()
+     ORDER BY s.started_at DESC LIMIT 1;
+    IF FOUND THEN
+        IF p_login IS NOT NULL THEN
+            SELECT count(*) INTO v_others FROM sessions s
+             WHERE s.login = p_login AND s.ended_at IS NULL AND s.expires_at > now();
+        END IF;
+        RETURN QUERY SELECT CASE WHEN v_end_reason = 'kicked' THEN 'kicked' ELSE 'limit' END,
+                            NULL::uuid, v_others, false, 0::float8;
+        RETURN;
+    END IF;
+
+    -- An open row for this key that is no longer active (or belongs to
+    -- another user) is closed so the key can be reused.
+    IF v_id IS NOT NULL THEN
+        UPDATE sessions s
+           SET ended_at = LEAST(s.expires_at, now()),
+               end_reason = CASE WHEN s.expires_at <= now() THEN 'timeout' ELSE 'stopped' END
+         WHERE s.id = v_id;
+    END IF;
+
+    IF p_login IS NOT NULL THEN
+        SELECT count(*) INTO v_others FROM sessions s
+         WHERE s.login = p_login AND s.ended_at IS NULL AND s.expires_at > now() AND s.key <> p_key;
+        IF p_max_sessions IS NOT NULL AND v_others >= GREATEST(p_max_sessions, 0) THEN
+            IF NOT p_kick_oldest OR p_max_sessions <= 0 THEN
+                RETURN QUERY SELECT 'limit'::text, NULL::uuid, v_others, false, 0::float8;
+                RETURN;
+            END IF;
+            -- kick_oldest: end the oldest sessions to make room for this one;
+            -- their keys are refused for p_block.
+            UPDATE sessions s
+               SET ended_at = now(), end_reason = 'limit',
+                   blocked_until = now() + make_interval(secs => p_block)
+             WHERE s.id IN (SELECT o.id FROM sessions o
+                             WHERE o.login = p_login AND o.ended_at IS NULL AND o.expires_at > now()
+                               AND o.key <> p_key
+                             ORDER BY o.started_at, o.id
+                             LIMIT v_others + 1 - p_max_sessions);
+            v_others := p_max_sessions - 1;
+        END IF;
+    END IF;
+
+    INSERT INTO sessions AS s (key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
+                               expires_at, bytes)
+    VALUES (p_key, p_login, p_stream, p_client_ip, p_protocol, p_dialect, p_streamer, p_user_agent,
+            now() + make_interval(secs => p_hold), p_bytes)
+    -- Started meanwhile by another request with this key (the same viewer,
+    -- or two anonymous starts, which take no lock): a refresh of it.
+    ON CONFLICT (key) WHERE ended_at IS NULL
+    DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at,
+                  bytes = COALESCE(EXCLUDED.bytes, s.bytes)
+         WHERE s.login IS NOT DISTINCT FROM EXCLUDED.login
+    RETURNING s.id, s.xmax = 0 INTO v_id, v_started;
+    IF v_id IS NULL THEN
+        -- Started meanwhile under this key by someone else: theirs ends, as
+        -- a stale row of the key does above.
+        UPDATE sessions s SET ended_at = now(), end_reason = 'stopped'
+         WHERE s.key = p_key AND s.ended_at IS NULL;
+        INSERT INTO sessions AS s (key, login, stream, client_ip, protocol, dialect, streamer,
+                                   user_agent, expires_at, bytes)
+        VALUES (p_key, p_login, p_stream, p_client_ip, p_protocol, p_dialect, p_streamer,
+                p_user_agent, now() + make_interval(secs => p_hold), p_bytes)
+        RETURNING s.id, true INTO v_id, v_started;
+    END IF;
+    RETURN QUERY SELECT NULL::text, v_id, CASE WHEN p_login IS NULL THEN 0 ELSE v_others + 1 END,
+                        v_started, 0::float8;
+END
+$$;
 
 -- Admissions grouped: the admissions a replica has waiting run in one
 -- round trip and one commit (src/decision/admission_batch.rs), each

@@ -114,3 +114,52 @@ async fn two_replicas_batches_sharing_users_keep_every_limit() {
         assert_eq!(app.active_sessions(&format!("u{user}")).await, 3);
     }
 }
+
+/// One viewer's start reaching two replicas at once (a player retrying,
+/// a proxy sending twice): one session, the same for both answers, and the
+/// second is never refused by the viewer's own slot, even at a limit of 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_started_on_two_replicas_at_once_is_one_session() {
+    let app = spawn_app().await;
+    let other = spawn_on(app.db.clone(), |_| {}).await;
+    let batchers = [
+        AdmissionBatcher::new(app.state.pool.clone(), Arc::new(Metrics::new(10)), true, 4),
+        AdmissionBatcher::new(
+            other.state.pool.clone(),
+            Arc::new(Metrics::new(10)),
+            true,
+            4,
+        ),
+    ];
+    let admissions: Vec<Admission> = (0..40)
+        .map(|i| admission(&format!("k{}", i / 2), &format!("u{}", i / 2), 1))
+        .collect();
+    let outcomes: Vec<AdmitOutcome> = join_all(
+        admissions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| batchers[i % 2].admit(a.clone())),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect();
+    for (pair, answers) in outcomes.chunks(2).enumerate() {
+        let ids: Vec<_> = answers
+            .iter()
+            .map(|outcome| match outcome {
+                AdmitOutcome::Allowed {
+                    session_id,
+                    active_sessions,
+                    ..
+                } => {
+                    assert_eq!(*active_sessions, 1);
+                    *session_id
+                }
+                refused => panic!("viewer {pair}: {refused:?}"),
+            })
+            .collect();
+        assert_eq!(ids[0], ids[1], "viewer {pair}: one session");
+        assert_eq!(app.active_sessions(&format!("u{pair}")).await, 1);
+    }
+}
