@@ -237,10 +237,12 @@ BEGIN
         END IF;
     END IF;
 
+    -- started_at from the clock: the admissions of one batch share a
+    -- transaction, and kick_oldest orders by it.
     INSERT INTO sessions AS s (key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
-                               expires_at, bytes)
+                               started_at, last_seen_at, expires_at, bytes)
     VALUES (p_key, p_login, p_stream, p_client_ip, p_protocol, p_dialect, p_streamer, p_user_agent,
-            now() + make_interval(secs => p_hold), p_bytes)
+            clock_timestamp(), clock_timestamp(), now() + make_interval(secs => p_hold), p_bytes)
     -- Started meanwhile by another request with this key (the same viewer,
     -- or two anonymous starts, which take no lock): a refresh of it.
     ON CONFLICT (key) WHERE ended_at IS NULL
@@ -254,9 +256,10 @@ BEGIN
         UPDATE sessions s SET ended_at = now(), end_reason = 'stopped'
          WHERE s.key = p_key AND s.ended_at IS NULL;
         INSERT INTO sessions AS s (key, login, stream, client_ip, protocol, dialect, streamer,
-                                   user_agent, expires_at, bytes)
+                                   user_agent, started_at, last_seen_at, expires_at, bytes)
         VALUES (p_key, p_login, p_stream, p_client_ip, p_protocol, p_dialect, p_streamer,
-                p_user_agent, now() + make_interval(secs => p_hold), p_bytes)
+                p_user_agent, clock_timestamp(), clock_timestamp(),
+                now() + make_interval(secs => p_hold), p_bytes)
         RETURNING s.id, true INTO v_id, v_started;
     END IF;
     RETURN QUERY SELECT NULL::text, v_id, CASE WHEN p_login IS NULL THEN 0 ELSE v_others + 1 END,
@@ -265,18 +268,27 @@ END
 $$;
 
 -- Admissions grouped: the admissions a replica has waiting run in one
--- round trip and one commit (src/decision/admission_batch.rs), each
--- through the V8 function, so limits stay exact exactly as before. They run
--- in the order of their users' advisory locks (anonymous ones first: they
--- take none), so two batches that share users never wait for each other in
--- a cycle; a user's lock is held until the batch commits. o_ord is the
+-- round trip and one commit (src/decision/admission_batch.rs). o_ord is the
 -- position of the admission in the arrays (1-based).
+--
+-- First every user's advisory lock is taken, in lock order, so two batches
+-- that share users never wait for each other in a cycle, and from then on
+-- no other admission of those users can run until this batch commits: the
+-- counts below are exact, as one admission at a time under the same lock
+-- was. Then the common case is decided in one statement for the whole batch:
+-- a new key (no open row, not refused, not seen earlier in the batch) is
+-- admitted while its user's active sessions plus the batch's earlier
+-- admissions of that user stay within the limit, and refused `limit` past
+-- it under reject_new. Everything else (a refresh that reached the
+-- database, a stale or refused key, kick_oldest past the limit, a key
+-- started meanwhile by an anonymous viewer) goes through playgate_admit
+-- one by one, which sees what the batch already wrote.
 --
 -- p_synchronous false: the batch commits without waiting for its WAL to
 -- reach the disk (synchronous_commit = off for this transaction only). A
 -- PostgreSQL crash can lose the admissions of its last moments; see
--- docs/performance.md. The V8 function stays as it is, so replicas of the
--- previous release keep working during a rolling upgrade.
+-- docs/performance.md. The V8 function keeps its arguments and answers, so
+-- replicas of the previous release keep working during a rolling upgrade.
 CREATE FUNCTION playgate_admit_batch(
     p_keys text[], p_logins text[], p_max_sessions integer[], p_kick_oldest boolean[],
     p_streams text[], p_client_ips inet[], p_protocols text[], p_dialects text[], p_streamers text[],
@@ -286,13 +298,82 @@ RETURNS TABLE (o_ord integer, o_refusal text, o_session_id uuid, o_active bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_ord integer;
+    v_done integer[];
+    v_refusals text[];
+    v_ids uuid[];
+    v_actives bigint[];
+    v_started boolean[];
 BEGIN
     IF NOT p_synchronous THEN
         PERFORM set_config('synchronous_commit', 'off', true);
     END IF;
+    PERFORM pg_advisory_xact_lock(28775, lock_key) -- the lock playgate_admit takes
+       FROM (SELECT DISTINCT hashtext(login) AS lock_key
+               FROM unnest(p_logins) AS login
+              WHERE login IS NOT NULL
+              ORDER BY 1) AS locks;
+
+    WITH item AS (
+        SELECT i AS ord, p_keys[i] AS key, p_logins[i] AS login, p_max_sessions[i] AS max_sessions,
+               p_kick_oldest[i] AS kick_oldest
+          FROM generate_subscripts(p_keys, 1) AS i
+    ),
+    fresh AS (
+        SELECT item.*,
+               CASE WHEN item.login IS NULL THEN 0 ELSE
+                   (SELECT count(*) FROM sessions s
+                     WHERE s.login = item.login AND s.ended_at IS NULL AND s.expires_at > now())
+               END AS active,
+               row_number() OVER (PARTITION BY item.login ORDER BY item.ord) AS nth
+          FROM item
+         -- Scalar subqueries, not NOT EXISTS: the planner would make those
+         -- anti-joins and, not knowing the batch is small, scan sessions.
+         WHERE (SELECT 1 FROM sessions s WHERE s.key = item.key AND s.ended_at IS NULL LIMIT 1) IS NULL
+           AND (SELECT 1 FROM sessions s WHERE s.key = item.key AND s.blocked_until > now() LIMIT 1) IS NULL
+           AND (SELECT 1 FROM item earlier WHERE earlier.key = item.key AND earlier.ord < item.ord LIMIT 1) IS NULL
+    ),
+    verdict AS (
+        SELECT fresh.*,
+               fresh.login IS NULL OR fresh.max_sessions IS NULL
+                   OR fresh.active + fresh.nth <= fresh.max_sessions AS admit,
+               fresh.login IS NOT NULL AND fresh.max_sessions IS NOT NULL
+                   AND fresh.active + fresh.nth > fresh.max_sessions
+                   AND (NOT fresh.kick_oldest OR fresh.max_sessions <= 0) AS refuse
+          FROM fresh
+    ),
+    inserted AS (
+        -- started_at from the clock, in batch order: sessions started in
+        -- one transaction would all share now(), and kick_oldest could not
+        -- tell which is the oldest.
+        INSERT INTO sessions AS s (key, login, stream, client_ip, protocol, dialect, streamer,
+                                   user_agent, started_at, last_seen_at, expires_at, bytes)
+        SELECT v.key, v.login, p_streams[v.ord], p_client_ips[v.ord], p_protocols[v.ord],
+               p_dialects[v.ord], p_streamers[v.ord], p_user_agents[v.ord], clock_timestamp(),
+               clock_timestamp(), now() + make_interval(secs => p_holds[v.ord]), p_bytes[v.ord]
+          FROM verdict v WHERE v.admit ORDER BY v.ord
+        -- Started since the look above by an anonymous viewer (no lock):
+        -- decided one by one below.
+        ON CONFLICT (key) WHERE ended_at IS NULL DO NOTHING
+        RETURNING s.id, s.key
+    ),
+    answer AS (
+        SELECT v.ord, NULL::text AS refusal, i.id AS session_id,
+               CASE WHEN v.login IS NULL THEN 0 ELSE v.active + v.nth END AS active, true AS started
+          FROM verdict v JOIN inserted i ON i.key = v.key
+        UNION ALL
+        SELECT v.ord, 'limit', NULL, GREATEST(v.active, v.max_sessions), false
+          FROM verdict v WHERE v.refuse
+    )
+    SELECT array_agg(a.ord), array_agg(a.refusal), array_agg(a.session_id), array_agg(a.active),
+           array_agg(a.started)
+      INTO v_done, v_refusals, v_ids, v_actives, v_started
+      FROM answer a;
+    RETURN QUERY SELECT a.ord, a.refusal, a.session_id, a.active, a.started, 0::float8
+                   FROM unnest(v_done, v_refusals, v_ids, v_actives, v_started)
+                        AS a(ord, refusal, session_id, active, started);
     FOR v_ord IN
         SELECT i FROM generate_subscripts(p_keys, 1) AS i
-         ORDER BY hashtext(p_logins[i]) NULLS FIRST, p_keys[i], i
+         WHERE NOT (i = ANY (COALESCE(v_done, '{}'))) ORDER BY i
     LOOP
         RETURN QUERY SELECT v_ord, a.* FROM playgate_admit(
             p_keys[v_ord], p_logins[v_ord], p_max_sessions[v_ord], p_kick_oldest[v_ord],

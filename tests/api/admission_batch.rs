@@ -163,3 +163,43 @@ async fn one_key_started_on_two_replicas_at_once_is_one_session() {
         assert_eq!(app.active_sessions(&format!("u{pair}")).await, 1);
     }
 }
+
+/// kick_oldest inside one batch: every start is admitted, each past the
+/// limit ending the oldest, so the newest `max_sessions` remain.
+#[tokio::test]
+async fn kick_oldest_inside_one_batch_keeps_the_newest() {
+    let app = spawn_app().await;
+    let metrics = Arc::new(Metrics::new(10));
+    let batcher = AdmissionBatcher::new(app.state.pool.clone(), metrics.clone(), true, 1);
+    let admissions: Vec<Admission> = (0..5)
+        .map(|i| Admission {
+            limit_policy: LimitPolicy::KickOldest,
+            ..admission(&format!("k{i}"), "alice", 2)
+        })
+        .collect();
+    let outcomes: Vec<AdmitOutcome> = join_all(admissions.iter().map(|a| batcher.admit(a.clone())))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(metric(&metrics, "playgate_admission_batch_size_count"), 1.0);
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, AdmitOutcome::Allowed { started: true, active_sessions, .. } if *active_sessions <= 2),
+            "{outcome:?}"
+        );
+    }
+    let open: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "SELECT key FROM sessions WHERE login = 'alice' AND ended_at IS NULL ORDER BY key",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(open, ["k3", "k4"]);
+}
