@@ -24,20 +24,16 @@ async fn noop() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
-async fn upsert(pool: web::Data<Pool>, query: web::Query<KeyQuery>) -> HttpResponse {
+/// One statement with the request's key, its own commit: 200, or 500 with the error.
+async fn one_statement(pool: &Pool, sql: &str, key: &str) -> HttpResponse {
     let result = async {
         let client = pool.get().await.map_err(|e| e.to_string())?;
         let statement = client
-            .prepare_cached(
-                "INSERT INTO sessions (key, login, stream, client_ip, expires_at)
-                 VALUES ($1, 'ceiling', 'ceiling', '127.0.0.1', now() + interval '90 seconds')
-                 ON CONFLICT (key) WHERE ended_at IS NULL
-                 DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at",
-            )
+            .prepare_cached(sql)
             .await
             .map_err(|e| e.to_string())?;
         client
-            .execute(&statement, &[&query.key])
+            .execute(&statement, &[&key])
             .await
             .map_err(|e| e.to_string())
     }
@@ -48,26 +44,26 @@ async fn upsert(pool: web::Data<Pool>, query: web::Query<KeyQuery>) -> HttpRespo
     }
 }
 
+async fn upsert(pool: web::Data<Pool>, query: web::Query<KeyQuery>) -> HttpResponse {
+    one_statement(
+        &pool,
+        "INSERT INTO sessions (key, login, stream, client_ip, expires_at)
+         VALUES ($1, 'ceiling', 'ceiling', '127.0.0.1', now() + interval '90 seconds')
+         ON CONFLICT (key) WHERE ended_at IS NULL
+         DO UPDATE SET last_seen_at = now(), expires_at = EXCLUDED.expires_at",
+        &query.key,
+    )
+    .await
+}
+
 async fn insert(pool: web::Data<Pool>, query: web::Query<KeyQuery>) -> HttpResponse {
-    let result = async {
-        let client = pool.get().await.map_err(|e| e.to_string())?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO sessions (key, login, stream, client_ip, expires_at)
-                 VALUES ($1, 'ceiling', 'ceiling', '127.0.0.1', now() + interval '1 hour')",
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        client
-            .execute(&statement, &[&query.key])
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    match result {
-        Ok(_) => HttpResponse::Ok().finish(),
-        Err(e) => HttpResponse::InternalServerError().body(e),
-    }
+    one_statement(
+        &pool,
+        "INSERT INTO sessions (key, login, stream, client_ip, expires_at)
+         VALUES ($1, 'ceiling', 'ceiling', '127.0.0.1', now() + interval '1 hour')",
+        &query.key,
+    )
+    .await
 }
 
 #[actix_web::main]

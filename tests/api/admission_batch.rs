@@ -46,6 +46,33 @@ fn allowed_per_user(admissions: &[Admission], outcomes: &[AdmitOutcome]) -> Hash
     allowed
 }
 
+/// Every admission through one batcher at once; the outcomes in order.
+async fn admit_all(batcher: &Arc<AdmissionBatcher>, admissions: &[Admission]) -> Vec<AdmitOutcome> {
+    join_all(admissions.iter().map(|a| batcher.admit(a.clone())))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every admission at once, alternately through this replica's pool and a
+/// second replica's on the same database (4 runners each).
+async fn admit_on_two_replicas(app: &TestApp, admissions: &[Admission]) -> Vec<AdmitOutcome> {
+    let other = spawn_on(app.db.clone(), |_| {}).await;
+    let batchers = [&app.state.pool, &other.state.pool]
+        .map(|pool| AdmissionBatcher::new(pool.clone(), Arc::new(Metrics::new(10)), true, 4));
+    join_all(
+        admissions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| batchers[i % 2].admit(a.clone())),
+    )
+    .await
+    .into_iter()
+    .map(Result::unwrap)
+    .collect()
+}
+
 fn metric(metrics: &Metrics, name: &str) -> f64 {
     parse_metrics(&metrics.render())
         .get(name)
@@ -64,11 +91,7 @@ async fn admissions_waiting_together_go_in_one_round_trip_and_limits_hold_inside
     let admissions: Vec<Admission> = (0..30)
         .map(|i| admission(&format!("k{i}"), &format!("u{}", i % 10), 2))
         .collect();
-    let outcomes: Vec<AdmitOutcome> = join_all(admissions.iter().map(|a| batcher.admit(a.clone())))
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let outcomes = admit_all(&batcher, &admissions).await;
     assert_eq!(metric(&metrics, "playgate_admission_batch_size_count"), 1.0);
     assert_eq!(metric(&metrics, "playgate_admission_batch_size_sum"), 30.0);
     let allowed = allowed_per_user(&admissions, &outcomes);
@@ -82,31 +105,12 @@ async fn admissions_waiting_together_go_in_one_round_trip_and_limits_hold_inside
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_batches_sharing_users_keep_every_limit() {
     let app = spawn_app().await;
-    let other = spawn_on(app.db.clone(), |_| {}).await;
-    let batchers = [
-        AdmissionBatcher::new(app.state.pool.clone(), Arc::new(Metrics::new(10)), true, 4),
-        AdmissionBatcher::new(
-            other.state.pool.clone(),
-            Arc::new(Metrics::new(10)),
-            true,
-            4,
-        ),
-    ];
     // 20 users with a limit of 3, 15 devices each, spread over both replicas
     // and started all at once.
     let admissions: Vec<Admission> = (0..300)
         .map(|i| admission(&format!("k{i}"), &format!("u{}", i % 20), 3))
         .collect();
-    let outcomes: Vec<AdmitOutcome> = join_all(
-        admissions
-            .iter()
-            .enumerate()
-            .map(|(i, a)| batchers[i % 2].admit(a.clone())),
-    )
-    .await
-    .into_iter()
-    .map(Result::unwrap)
-    .collect();
+    let outcomes = admit_on_two_replicas(&app, &admissions).await;
     let allowed = allowed_per_user(&admissions, &outcomes);
     assert_eq!(allowed.len(), 20);
     assert!(allowed.values().all(|n| *n == 3), "{allowed:?}");
@@ -121,29 +125,10 @@ async fn two_replicas_batches_sharing_users_keep_every_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_key_started_on_two_replicas_at_once_is_one_session() {
     let app = spawn_app().await;
-    let other = spawn_on(app.db.clone(), |_| {}).await;
-    let batchers = [
-        AdmissionBatcher::new(app.state.pool.clone(), Arc::new(Metrics::new(10)), true, 4),
-        AdmissionBatcher::new(
-            other.state.pool.clone(),
-            Arc::new(Metrics::new(10)),
-            true,
-            4,
-        ),
-    ];
     let admissions: Vec<Admission> = (0..40)
         .map(|i| admission(&format!("k{}", i / 2), &format!("u{}", i / 2), 1))
         .collect();
-    let outcomes: Vec<AdmitOutcome> = join_all(
-        admissions
-            .iter()
-            .enumerate()
-            .map(|(i, a)| batchers[i % 2].admit(a.clone())),
-    )
-    .await
-    .into_iter()
-    .map(Result::unwrap)
-    .collect();
+    let outcomes = admit_on_two_replicas(&app, &admissions).await;
     for (pair, answers) in outcomes.chunks(2).enumerate() {
         let ids: Vec<_> = answers
             .iter()
@@ -177,11 +162,7 @@ async fn kick_oldest_inside_one_batch_keeps_the_newest() {
             ..admission(&format!("k{i}"), "alice", 2)
         })
         .collect();
-    let outcomes: Vec<AdmitOutcome> = join_all(admissions.iter().map(|a| batcher.admit(a.clone())))
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let outcomes = admit_all(&batcher, &admissions).await;
     assert_eq!(metric(&metrics, "playgate_admission_batch_size_count"), 1.0);
     for outcome in &outcomes {
         assert!(
