@@ -138,12 +138,33 @@ async fn history_past_its_days_is_dropped_a_day_at_a_time() {
     );
 }
 
-/// A heartbeat changes only columns no index covers, so PostgreSQL updates
-/// the row in place (HOT) instead of writing every index of `sessions`: the
-/// cost that made heartbeat batches storm (issue 16).
+/// A heartbeat changes only columns no index covers, so PostgreSQL can
+/// update the row in place (HOT) instead of writing every index of
+/// `sessions`: the cost that made heartbeat batches storm (issue 16).
 #[tokio::test]
 async fn heartbeats_write_no_index() {
     let app = spawn_app().await;
+    // What a heartbeat sets (sessions::heartbeat): no index names it, in its
+    // columns, an expression or its predicate.
+    let covering: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "SELECT indexrelid::regclass::text FROM pg_index
+              WHERE indrelid = 'sessions'::regclass
+                AND pg_get_indexdef(indexrelid) ~ '(last_seen_at|expires_at|bytes)'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        covering.is_empty(),
+        "indexes a heartbeat would write: {covering:?}"
+    );
+
     for i in 0..20 {
         app.create(user(&format!("u{i}")).token(Box::leak(format!("t{i}").into_boxed_str())))
             .await;
@@ -156,13 +177,14 @@ async fn heartbeats_write_no_index() {
                 .await;
             assert_eq!(reason(&answer), "ok");
         }
-        // Past the heartbeat interval, so the next round's refreshes are written.
+        // Past the heartbeat spacing, so the next round's refreshes are written.
         tokio::time::sleep(Duration::from_millis(5200)).await;
     }
-    // Statistics reach pg_stat_user_tables within about a second.
+    // Statistics reach pg_stat_user_tables when a backend goes idle, within
+    // seconds.
     let query =
         "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sessions'";
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let (updates, hot): (i64, i64) = loop {
         let row = app.db().await.query_one(query, &[]).await.unwrap();
         let (updates, hot): (i64, i64) = (row.get(0), row.get(1));
@@ -172,10 +194,11 @@ async fn heartbeats_write_no_index() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(updates >= 40, "heartbeats written: {updates}");
-    // Nearly all: an update finds no room in its page now and then. With
-    // an index on expires_at (before sql/V12) none was.
+    // Most, not all: an update that finds no room in its page (old versions
+    // not yet prunable on a busy server) writes the indexes after all. With
+    // an index on expires_at (before sql/V12) none was HOT.
     assert!(
-        hot * 10 >= updates * 9,
+        hot * 2 >= updates,
         "{hot} of {updates} heartbeats were HOT updates"
     );
 }
