@@ -116,6 +116,10 @@ struct Inner {
     key_by_id: HashMap<Uuid, String>,
     latest_by_viewer: HashMap<Viewer, String>,
     key_by_playback: HashMap<PlaybackKey, String>,
+    /// The size at which an admission next prunes (0: MAX_ENTRIES).
+    prune_at: usize,
+    /// Full scans by an admission so far (what `prune_at` keeps rare).
+    admission_prunes: u64,
 }
 
 fn playback_key(viewer: &Viewer, playback_id: &str) -> PlaybackKey {
@@ -179,8 +183,16 @@ impl LiveSessions {
     /// Remembers a session PostgreSQL just admitted or refreshed.
     pub fn admitted(&self, key: &str, admitted: Admitted) {
         let mut inner = self.lock();
-        if inner.by_key.len() >= MAX_ENTRIES && !inner.by_key.contains_key(key) {
+        // A prune scans every entry under the lock. When the sessions are
+        // all still active (a flash crowd, long holds) it frees nothing, so
+        // the next one waits until the map has doubled: one scan per
+        // admission past the cap stalled every worker (issue 16, 330
+        // admissions a second past 200 000 active sessions).
+        if inner.by_key.len() >= inner.prune_at.max(MAX_ENTRIES) && !inner.by_key.contains_key(key)
+        {
             inner.prune(Instant::now(), self.outage_grace);
+            inner.admission_prunes += 1;
+            inner.prune_at = inner.by_key.len().saturating_mul(2);
         }
         // A new row under this key (the old one ended): forget the old one.
         if inner
@@ -673,6 +685,25 @@ mod tests {
         // The old row's end notification must not forget the new one.
         live.forget_session(old);
         assert_eq!(live.refresh("k", None, HOLD, None).unwrap().session_id, new);
+    }
+
+    #[test]
+    fn admissions_past_the_cap_prune_rarely_and_keep_active_sessions() {
+        let live = live();
+        let now = Instant::now();
+        let hold = Duration::from_secs(3600);
+        for i in 0..MAX_ENTRIES + 5_000 {
+            live.admitted(
+                &format!("k{i}"),
+                admitted(Uuid::new_v4(), Some("u"), now, hold),
+            );
+        }
+        assert_eq!(live.len(), MAX_ENTRIES + 5_000, "active sessions are kept");
+        assert_eq!(
+            live.lock().admission_prunes,
+            1,
+            "one scan, not one per admission"
+        );
     }
 
     #[test]
