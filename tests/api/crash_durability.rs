@@ -8,18 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use playgate::config::SessionCommit;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::helpers::*;
 use crate::private_pg::PrivatePostgres;
 
 const USERS: usize = 400;
 
-fn session(user: usize, session: &str, event: &str) -> Value {
-    with(
-        play("news", "192.0.2.1"),
-        json!({"token": format!("t{user}"), "session": session, "event": event}),
-    )
+/// User `user`'s session `key` (its token is t<user>).
+fn viewer(user: usize, key: &str, event: &str) -> Value {
+    session(&format!("t{user}"), key, event)
 }
 
 struct Admitted {
@@ -46,7 +44,7 @@ async fn admit_until_killed(app: &TestApp, cluster: &PrivatePostgres) -> (Vec<Ad
                 }
                 let answer = http
                     .post(format!("{address}/hook/decide"))
-                    .json(&session(user, &format!("s{user}"), "start"))
+                    .json(&viewer(user, &format!("s{user}"), "start"))
                     .send()
                     .await;
                 let Ok(answer) = answer else { continue };
@@ -87,12 +85,8 @@ async fn crash_under_admissions(commit: SessionCommit) {
     })
     .await;
     for i in 0..USERS {
-        app.create(
-            user(&format!("u{i}"))
-                .token(Box::leak(format!("t{i}").into_boxed_str()))
-                .limit(1),
-        )
-        .await;
+        app.create(user(&format!("u{i}")).token(format!("t{i}")).limit(1))
+            .await;
     }
 
     let (admitted, killed) = admit_until_killed(&app, &cluster).await;
@@ -146,7 +140,7 @@ async fn crash_under_admissions(commit: SessionCommit) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let refresh = app
-                .decide(session(
+                .decide(self::viewer(
                     viewer.user,
                     &format!("s{}", viewer.user),
                     "refresh",
@@ -167,7 +161,7 @@ async fn crash_under_admissions(commit: SessionCommit) {
     // And the limits hold again: a second device of any of them is refused.
     for viewer in &admitted {
         let second = app
-            .decide(session(viewer.user, "another-device", "start"))
+            .decide(self::viewer(viewer.user, "another-device", "start"))
             .await;
         assert_eq!(reason(&second), "session_limit", "user {}", viewer.user);
     }

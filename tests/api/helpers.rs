@@ -158,7 +158,7 @@ pub fn database_settings(
 pub struct UserSpec {
     pub user: NewUser,
     pub password: Option<&'static str>,
-    pub tokens: Vec<&'static str>,
+    pub tokens: Vec<String>,
 }
 
 pub fn user(login: &str) -> UserSpec {
@@ -170,8 +170,8 @@ pub fn user(login: &str) -> UserSpec {
 }
 
 impl UserSpec {
-    pub fn token(mut self, token: &'static str) -> Self {
-        self.tokens.push(token);
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.tokens.push(token.into());
         self
     }
     pub fn password(mut self, password: &'static str) -> Self {
@@ -221,7 +221,7 @@ impl TestApp {
             .await
             .expect("link packages");
         for token in spec.tokens {
-            tokens::insert(&transaction, id, token, "", None, Default::default())
+            tokens::insert(&transaction, id, &token, "", None, Default::default())
                 .await
                 .expect("add token");
         }
@@ -317,6 +317,15 @@ impl TestApp {
 /// A play request for the generic hook.
 pub fn play(stream: &str, ip: &str) -> Value {
     json!({"stream": stream, "ip": ip})
+}
+
+/// A `/hook/decide` request of `news` from 192.0.2.1 with this token,
+/// session key and event (start, refresh, stop).
+pub fn session(token: &str, session: &str, event: &str) -> Value {
+    with(
+        play("news", "192.0.2.1"),
+        json!({"token": token, "session": session, "event": event}),
+    )
 }
 
 pub fn with(mut body: Value, extra: Value) -> Value {

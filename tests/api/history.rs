@@ -4,16 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-
 use crate::helpers::*;
-
-fn session(token: &str, session: &str, event: &str) -> Value {
-    with(
-        play("news", "192.0.2.1"),
-        json!({"token": token, "session": session, "event": event}),
-    )
-}
 
 async fn count(app: &TestApp, query: &str) -> i64 {
     app.db().await.query_one(query, &[]).await.unwrap().get(0)
@@ -166,7 +157,7 @@ async fn heartbeats_write_no_index() {
     );
 
     for i in 0..20 {
-        app.create(user(&format!("u{i}")).token(Box::leak(format!("t{i}").into_boxed_str())))
+        app.create(user(&format!("u{i}")).token(format!("t{i}")))
             .await;
     }
     for round in 0..4 {

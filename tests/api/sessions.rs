@@ -10,13 +10,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-fn session(token: &str, session: &str, event: &str) -> Value {
-    with(
-        play("news", "192.0.2.1"),
-        json!({"token": token, "session": session, "event": event}),
-    )
-}
-
 #[tokio::test]
 async fn refresh_never_counts_against_its_own_limit() {
     let app = spawn_app().await;

@@ -42,7 +42,7 @@ async fn limits_hold_under_random_traffic_on_two_replicas() {
     let first = spawn_app_with(settings).await;
     let second = spawn_on(first.db.clone(), settings).await;
     for user_index in 0..USERS {
-        let token: &'static str = Box::leak(format!("token-{user_index}").into_boxed_str());
+        let token = format!("token-{user_index}");
         first
             .create(
                 user(&format!("u{user_index}"))
