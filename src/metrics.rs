@@ -22,7 +22,9 @@ pub struct Metrics {
     decisions_total: IntCounterVec,
     decision_duration_seconds: HistogramVec,
     sessions_started_total: IntCounterVec,
-    session_refreshes_total: IntCounterVec,
+    /// `playgate_session_refreshes_total` by source: memory, database
+    /// (looked up once; a segment fetch counts one on every request).
+    session_refreshes: [prometheus::IntCounter; 2],
     /// Fractional seconds are kept as milliseconds-precision f64 counters.
     watch_seconds_total: prometheus::CounterVec,
     viewers: IntGaugeVec,
@@ -190,7 +192,8 @@ impl Metrics {
             decisions_total,
             decision_duration_seconds,
             sessions_started_total,
-            session_refreshes_total,
+            session_refreshes: ["memory", "database"]
+                .map(|source| session_refreshes_total.with_label_values(&[source])),
             watch_seconds_total,
             viewers,
             active_sessions,
@@ -223,10 +226,7 @@ impl Metrics {
 
     /// `from_memory`: answered without asking the database.
     pub fn session_refreshed(&self, from_memory: bool) {
-        let source = if from_memory { "memory" } else { "database" };
-        self.session_refreshes_total
-            .with_label_values(&[source])
-            .inc();
+        self.session_refreshes[usize::from(!from_memory)].inc();
     }
 
     pub fn admission_batch(&self, size: usize) {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::admission_batch::AdmissionBatcher;
 use super::evaluate;
-use super::live::{self, Found, LiveSessions, Viewer};
+use super::live::{self, Found, LiveSessions, Viewer, ViewerRef};
 use super::viewer_cookie::CookieKey;
 use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
@@ -347,16 +347,16 @@ impl Engine {
             )
             .await;
         if let (true, Some(session_id)) = (decision.allow, decision.session_id) {
-            self.live
-                .bound(&found.key, found.playback_id.as_deref(), found.cookie_seen);
-            match by {
-                // The player keeps cookies: from now on only its cookie (or
-                // playback id) continues the session, on every replica.
-                FoundBy::Cookie if !found.cookie_seen => {
-                    self.bind(session_id, &found.key, None, true).await
-                }
-                FoundBy::ClientIp => self.live.continuable_by_ip(&found.key),
-                _ => {}
+            self.live.continued(
+                &found.key,
+                found.playback_id.as_deref(),
+                found.cookie_seen,
+                by == FoundBy::ClientIp,
+            );
+            // The player keeps cookies: from now on only its cookie (or
+            // playback id) continues the session, on every replica.
+            if by == FoundBy::Cookie && !found.cookie_seen {
+                self.bind(session_id, &found.key, None, true).await
             }
         }
         Some((decision, by))
@@ -396,16 +396,20 @@ impl Engine {
         if self.hls_continuation == HlsContinuation::Strict {
             return None;
         }
-        let viewer = viewer_of(request);
-        let viewer = &viewer;
+        let viewer = ViewerRef {
+            dialect,
+            stream: &request.stream,
+            client_ip: canonical_ip(request.client_ip),
+            user_agent: &request.user_agent,
+        };
         let found = self
             .remembered_or_looked_up(self.live.latest_of(viewer), |client| async move {
                 sessions::find_active_viewer(
                     &client,
                     viewer.dialect,
-                    &viewer.stream,
+                    viewer.stream,
                     viewer.client_ip,
-                    &viewer.user_agent,
+                    viewer.user_agent,
                 )
                 .await
             })

@@ -8,12 +8,14 @@
 //! directly, on the others through the `playgate_session_ended` notification,
 //! and at the latest when a batch finds the row ended.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+
+/// Keys come from clients (session ids, user agents): a seeded hash, cheaper than SipHash.
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 /// Beyond this many entries, those that can no longer answer are pruned.
 const MAX_ENTRIES: usize = 200_000;
@@ -31,6 +33,27 @@ pub struct Viewer {
     pub stream: String,
     pub client_ip: IpAddr,
     pub user_agent: String,
+}
+
+/// A viewer as a request names it, borrowed: a segment's lookup copies no
+/// string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ViewerRef<'a> {
+    pub dialect: &'static str,
+    pub stream: &'a str,
+    pub client_ip: IpAddr,
+    pub user_agent: &'a str,
+}
+
+impl Viewer {
+    pub fn as_ref(&self) -> ViewerRef<'_> {
+        ViewerRef {
+            dialect: self.dialect,
+            stream: &self.stream,
+            client_ip: self.client_ip,
+            user_agent: &self.user_agent,
+        }
+    }
 }
 
 /// What is known of one session after PostgreSQL admitted or refreshed it.
@@ -114,7 +137,11 @@ type PlaybackKey = (&'static str, String, String);
 struct Inner {
     by_key: HashMap<String, Entry>,
     key_by_id: HashMap<Uuid, String>,
-    latest_by_viewer: HashMap<Viewer, String>,
+    /// By the viewer's seeded hash (`viewer_slot`), so that a lookup needs no
+    /// owned `Viewer`; the entry's own viewer is compared on every hit, so
+    /// two viewers sharing a slot only cost the earlier one a database lookup.
+    latest_by_viewer: HashMap<u64, String>,
+    viewer_seed: foldhash::fast::RandomState,
     key_by_playback: HashMap<PlaybackKey, String>,
     /// The size at which an admission next prunes (0: MAX_ENTRIES).
     prune_at: usize,
@@ -131,17 +158,43 @@ fn playback_key(viewer: &Viewer, playback_id: &str) -> PlaybackKey {
 }
 
 impl Inner {
+    fn viewer_slot(&self, viewer: ViewerRef<'_>) -> u64 {
+        use std::hash::BuildHasher;
+        self.viewer_seed.hash_one(viewer)
+    }
+
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let entry = self.by_key.remove(key)?;
         self.key_by_id.remove(&entry.session_id);
-        if self.latest_by_viewer.get(&entry.viewer).map(String::as_str) == Some(key) {
-            self.latest_by_viewer.remove(&entry.viewer);
+        let slot = self.viewer_slot(entry.viewer.as_ref());
+        if self.latest_by_viewer.get(&slot).map(String::as_str) == Some(key) {
+            self.latest_by_viewer.remove(&slot);
         }
         if let Some(id) = &entry.playback_id {
             self.key_by_playback
                 .remove(&playback_key(&entry.viewer, id));
         }
         Some(entry)
+    }
+
+    fn bind(&mut self, key: &str, playback_id: Option<&str>, cookie_seen: bool) {
+        let Some(entry) = self.by_key.get_mut(key) else {
+            return;
+        };
+        entry.cookie_seen |= cookie_seen;
+        let Some(id) = playback_id else {
+            return;
+        };
+        if entry.playback_id.as_deref() == Some(id) {
+            return;
+        }
+        let old = entry.playback_id.replace(id.to_string());
+        let viewer = entry.viewer.clone();
+        if let Some(old) = old {
+            self.key_by_playback.remove(&playback_key(&viewer, &old));
+        }
+        self.key_by_playback
+            .insert(playback_key(&viewer, id), key.to_string());
     }
 
     fn prune(&mut self, now: Instant, outage_grace: Duration) {
@@ -203,9 +256,8 @@ impl LiveSessions {
             inner.remove(key);
         }
         inner.key_by_id.insert(admitted.session_id, key.to_string());
-        inner
-            .latest_by_viewer
-            .insert(admitted.viewer.clone(), key.to_string());
+        let slot = inner.viewer_slot(admitted.viewer.as_ref());
+        inner.latest_by_viewer.insert(slot, key.to_string());
         let db_expires = admitted.asked_at + admitted.hold;
         let entry = inner.by_key.entry(key.to_string()).or_insert(Entry {
             session_id: admitted.session_id,
@@ -267,11 +319,14 @@ impl LiveSessions {
 
     /// The most recently answered session of this viewer that the database
     /// found continuable by client IP and that is bound to no player.
-    pub fn latest_of(&self, viewer: &Viewer) -> Option<Found> {
+    pub fn latest_of(&self, viewer: ViewerRef<'_>) -> Option<Found> {
         let inner = self.lock();
-        let key = inner.latest_by_viewer.get(viewer)?;
+        let key = inner.latest_by_viewer.get(&inner.viewer_slot(viewer))?;
         let entry = inner.by_key.get(key)?;
-        let continuable = entry.ip_continuable && entry.playback_id.is_none() && !entry.cookie_seen;
+        let continuable = entry.viewer.as_ref() == viewer
+            && entry.ip_continuable
+            && entry.playback_id.is_none()
+            && !entry.cookie_seen;
         (continuable && self.is_safe(entry)).then(|| entry.found(key))
     }
 
@@ -298,35 +353,27 @@ impl LiveSessions {
         entry.db_expires > Instant::now() + self.margin
     }
 
-    /// The database found this session by client IP (it was bound to no player).
-    pub fn continuable_by_ip(&self, key: &str) {
-        if let Some(entry) = self.lock().by_key.get_mut(key) {
+    /// After a continued request was allowed: what its session's row is
+    /// known to be bound to (`bound`), and, when it was found by client IP
+    /// (bound to no player), that it may go on being found so. One lock.
+    pub fn continued(
+        &self,
+        key: &str,
+        playback_id: Option<&str>,
+        cookie_seen: bool,
+        found_by_ip: bool,
+    ) {
+        let mut inner = self.lock();
+        if let (true, Some(entry)) = (found_by_ip, inner.by_key.get_mut(key)) {
             entry.ip_continuable = true;
         }
+        inner.bind(key, playback_id, cookie_seen);
     }
 
     /// What the row's binding is known to be (read from or written to the
     /// database): a playback session id, the cookie seen.
     pub fn bound(&self, key: &str, playback_id: Option<&str>, cookie_seen: bool) {
-        let mut inner = self.lock();
-        let Some(entry) = inner.by_key.get_mut(key) else {
-            return;
-        };
-        entry.cookie_seen |= cookie_seen;
-        let Some(id) = playback_id else {
-            return;
-        };
-        if entry.playback_id.as_deref() == Some(id) {
-            return;
-        }
-        let old = entry.playback_id.replace(id.to_string());
-        let viewer = entry.viewer.clone();
-        if let Some(old) = old {
-            inner.key_by_playback.remove(&playback_key(&viewer, &old));
-        }
-        inner
-            .key_by_playback
-            .insert(playback_key(&viewer, id), key.to_string());
+        self.lock().bind(key, playback_id, cookie_seen);
     }
 
     /// The binding this replica knows of a session: (playback id, cookie seen).
@@ -638,19 +685,19 @@ mod tests {
         );
         // Admitted here, but not yet found by IP in the database: it may be
         // bound elsewhere.
-        assert_eq!(live.latest_of(&viewer("news")), None);
-        live.continuable_by_ip("new");
-        let found = live.latest_of(&viewer("news")).unwrap();
+        assert_eq!(live.latest_of(viewer("news").as_ref()), None);
+        live.continued("new", None, false, true);
+        let found = live.latest_of(viewer("news").as_ref()).unwrap();
         assert_eq!(
             (found.key.as_str(), found.login.as_deref()),
             ("new", Some("alice"))
         );
         // Bound to its player: never continued by IP again.
         live.bound("new", None, true);
-        assert_eq!(live.latest_of(&viewer("news")), None);
+        assert_eq!(live.latest_of(viewer("news").as_ref()), None);
         live.forget_key("new");
-        assert_eq!(live.latest_of(&viewer("news")), None);
-        assert_eq!(live.latest_of(&viewer("sport")), None);
+        assert_eq!(live.latest_of(viewer("news").as_ref()), None);
+        assert_eq!(live.latest_of(viewer("sport").as_ref()), None);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct TokenEntry {
 /// Users indexed the three ways a request can name them.
 #[derive(Default)]
 struct UserIndex {
-    by_login: HashMap<String, Arc<PolicyUser>>,
+    by_login: foldhash::HashMap<String, Arc<PolicyUser>>,
     tokens: FastMap<[u8; 32], TokenEntry>,
     by_ip: PrefixTable<Arc<PolicyUser>>,
     /// Sorted: which users are here, to count an overlay against the base.
@@ -49,7 +49,7 @@ impl UserIndex {
         tokens: Vec<TokenRecord>,
     ) -> UserIndex {
         let mut index = UserIndex {
-            by_login: HashMap::with_capacity(users.len()),
+            by_login: foldhash::HashMap::with_capacity_and_hasher(users.len(), Default::default()),
             tokens: FastMap::with_capacity_and_hasher(tokens.len(), Default::default()),
             ..UserIndex::default()
         };
