@@ -74,6 +74,10 @@ pub struct TestApp {
     pub db: Arc<TestDb>,
     pub http: reqwest::Client,
     handle: AppHandle,
+    /// The tests' own SQL, when the application's pool goes through the
+    /// shared pgbouncer: plain statements of tokio-postgres are named
+    /// prepared ones, which a transaction pooler does not keep.
+    direct: Option<playgate::store::Pool>,
 }
 
 impl Drop for TestApp {
@@ -116,6 +120,17 @@ pub async fn try_spawn_on(
 ) -> Result<TestApp, StartupError> {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut settings = test_settings(&db.url);
+    let mut direct = None;
+    if crate::pooler::through_pgbouncer() && crate::pooler::is_on_default_server(&db) {
+        let through = crate::pooler::shared_url(&db);
+        settings.database = database_settings(&through, Some(&db.url), None, Some("off"));
+        direct = Some(
+            test_settings(&db.url)
+                .database
+                .create_pool()
+                .expect("direct pool"),
+        );
+    }
     configure(&mut settings);
     let application = Application::build(settings).await?;
     let address = format!("http://127.0.0.1:{}", application.port());
@@ -128,6 +143,7 @@ pub async fn try_spawn_on(
         db,
         http: reqwest::Client::new(),
         handle,
+        direct,
     })
 }
 
@@ -202,7 +218,8 @@ impl UserSpec {
 
 impl TestApp {
     pub async fn db(&self) -> playgate::store::Client {
-        self.state.pool.get().await.expect("database connection")
+        let pool = self.direct.as_ref().unwrap_or(&self.state.pool);
+        pool.get().await.expect("database connection")
     }
 
     /// Creates the user and its tokens, then reloads this replica's policy view.

@@ -35,6 +35,7 @@ mod metrics;
 mod ministra;
 mod pgbouncer;
 mod policy_propagation;
+mod pooler;
 mod private_pg;
 mod reliability;
 mod secret_logging;

@@ -4,129 +4,12 @@
 //! stop and see each other's admin changes; a listen URL through the
 //! pooler, or prepared statements, stop start-up.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::private_pg::{free_port, missing};
-
-/// A pgbouncer of its own on a free loopback port; stopped on drop.
-struct PgBouncer {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-fn pgbouncer_binary() -> Option<PathBuf> {
-    [
-        "/usr/sbin/pgbouncer",
-        "/usr/bin/pgbouncer",
-        "/usr/local/bin/pgbouncer",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|path| path.exists())
-}
-
-/// The uid and gid of `postgres`, when running as root (pgbouncer refuses root).
-fn unprivileged() -> Option<(u32, u32)> {
-    let id = |flag: &str| -> Option<u32> {
-        let output = Command::new("id").args([flag, "postgres"]).output().ok()?;
-        String::from_utf8_lossy(&output.stdout).trim().parse().ok()
-    };
-    let me = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
-        return None;
-    }
-    Some((id("-u")?, id("-g")?))
-}
-
-impl PgBouncer {
-    /// In front of the server of `TEST_DATABASE_URL`, every database, few
-    /// server connections (so that clients really share them).
-    fn start() -> Option<PgBouncer> {
-        let Some(binary) = pgbouncer_binary() else {
-            missing("pgbouncer");
-            return None;
-        };
-        let server: tokio_postgres::Config = server_url().parse().unwrap();
-        let host = match &server.get_hosts()[0] {
-            tokio_postgres::config::Host::Tcp(host) => host.clone(),
-            #[allow(unreachable_patterns)]
-            _ => "127.0.0.1".to_string(),
-        };
-        let server_port = server.get_ports().first().copied().unwrap_or(5432);
-        let user = server.get_user().unwrap_or("postgres").to_string();
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "playgate-pgbouncer-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("users.txt"), format!("\"{user}\" \"\"\n")).unwrap();
-        std::fs::write(
-            dir.join("pgbouncer.ini"),
-            format!(
-                "[databases]\n\
-                 * = host={host} port={server_port}\n\
-                 [pgbouncer]\n\
-                 listen_addr = 127.0.0.1\n\
-                 listen_port = {port}\n\
-                 unix_socket_dir =\n\
-                 auth_type = trust\n\
-                 auth_file = {dir}/users.txt\n\
-                 pool_mode = transaction\n\
-                 default_pool_size = 3\n\
-                 max_client_conn = 500\n\
-                 logfile = {dir}/pgbouncer.log\n",
-                dir = dir.display()
-            ),
-        )
-        .unwrap();
-        let mut command = Command::new(binary);
-        command
-            .arg(dir.join("pgbouncer.ini"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some((uid, gid)) = unprivileged() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            use std::os::unix::process::CommandExt;
-            command.uid(uid).gid(gid);
-        }
-        let child = command.spawn().expect("start pgbouncer");
-        let bouncer = PgBouncer { port, dir, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "pgbouncer did not start: {}",
-                std::fs::read_to_string(bouncer.dir.join("pgbouncer.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(bouncer)
-    }
-
-    fn url(&self, db: &TestDb) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, db.name)
-    }
-}
-
-impl Drop for PgBouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use crate::pooler::PgBouncer;
 
 fn start(session: &str) -> serde_json::Value {
     with(
@@ -149,7 +32,7 @@ async fn active(direct: &tokio_postgres::Client, login: &str) -> i64 {
 
 #[tokio::test]
 async fn two_replicas_work_through_pgbouncer_in_transaction_mode() {
-    let Some(bouncer) = PgBouncer::start() else {
+    let Some(bouncer) = PgBouncer::start(3) else {
         return;
     };
     let db = TestDb::new();
@@ -299,7 +182,7 @@ async fn two_replicas_work_through_pgbouncer_in_transaction_mode() {
 
 #[tokio::test]
 async fn listen_or_prepared_statements_through_pgbouncer_stop_start_up() {
-    let Some(bouncer) = PgBouncer::start() else {
+    let Some(bouncer) = PgBouncer::start(3) else {
         return;
     };
     let db = TestDb::new();
@@ -330,5 +213,28 @@ async fn listen_or_prepared_statements_through_pgbouncer_stop_start_up() {
     assert!(
         error.starts_with("DATABASE_URL: ") && error.contains("unsupported startup parameter"),
         "{error}"
+    );
+}
+
+/// The second pass of `scripts/test` (`TEST_THROUGH_PGBOUNCER=1`) really
+/// puts the applications behind the shared pgbouncer: its admin console
+/// lists the test application's connections to the test database.
+#[tokio::test]
+async fn the_shared_pgbouncer_carries_the_test_applications() {
+    if !crate::pooler::through_pgbouncer() {
+        eprintln!("SKIPPED: runs with TEST_THROUGH_PGBOUNCER=1 (scripts/test's second pass)");
+        return;
+    }
+    let app = spawn_app().await;
+    app.create(user("alice").token("alice-token")).await;
+    assert_eq!(
+        reason(&app.decide(session("alice-token", "s1", "start")).await),
+        "ok"
+    );
+    let databases = crate::pooler::client_databases(crate::pooler::shared_port()).await;
+    assert!(
+        databases.iter().any(|name| *name == app.db.name),
+        "no client of {} in pgbouncer: {databases:?}",
+        app.db.name
     );
 }
