@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "session_history",
         sql: include_str!("../../sql/V12__session_history.sql"),
     },
+    Migration {
+        version: 13,
+        name: "admission_plans",
+        sql: include_str!("../../sql/V13__admission_plans.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {
