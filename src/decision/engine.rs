@@ -313,6 +313,9 @@ impl Engine {
         {
             return None;
         }
+        if let Some(decision) = self.continue_from_memory(request) {
+            return Some((decision, FoundBy::ClientIp));
+        }
         let (found, by) = self.find_player_session(request).await?;
         // Anonymous (allow-listed) viewers are decided by their IP as they are.
         let login = found.login.clone()?;
@@ -360,6 +363,63 @@ impl Engine {
             }
         }
         Some((decision, by))
+    }
+
+    /// The common HLS segment, answered under one lock of the live
+    /// sessions: a player without cookie or playback id whose session this
+    /// replica knows by client IP and can answer from memory. The user is
+    /// re-checked as on the usual path, which decides whatever this does
+    /// not (None).
+    fn continue_from_memory(&self, request: &PlayRequest) -> Option<Decision> {
+        if !request.hls.cookies.is_empty()
+            || request.hls.playback_id.is_some()
+            || self.hls_continuation == HlsContinuation::Strict
+        {
+            return None;
+        }
+        let viewer = ViewerRef {
+            dialect: request.dialect,
+            stream: &request.stream,
+            client_ip: canonical_ip(request.client_ip),
+            user_agent: &request.user_agent,
+        };
+        let continued = self
+            .live
+            .continue_viewer(viewer, self.session_duration + self.session_grace)?;
+        let recheck = continued.login.as_deref().and_then(|login| {
+            evaluate::recheck_session_user(
+                &self.policy.snapshot(),
+                login,
+                viewer.client_ip,
+                &request.stream,
+                Utc::now(),
+            )
+        });
+        match recheck {
+            Some((user, Ok(()))) => {
+                self.metrics.session_refreshed(true);
+                Some(Decision {
+                    user: continued.login,
+                    session_id: Some(continued.hit.session_id),
+                    active_sessions: Some(continued.hit.active_sessions),
+                    max_sessions: user.max_sessions,
+                    ..self.answer(true, Reason::Ok)
+                })
+            }
+            Some((user, Err(reason))) => {
+                self.live.undo(&continued);
+                Some(Decision {
+                    user: continued.login,
+                    max_sessions: user.max_sessions,
+                    ..self.answer(false, reason)
+                })
+            }
+            // Anonymous, or the user is gone: as the usual path decides.
+            None => {
+                self.live.undo(&continued);
+                None
+            }
+        }
     }
 
     /// The active session this player's request belongs to, and how it was

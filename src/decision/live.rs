@@ -89,6 +89,15 @@ pub struct Found {
     pub cookie_seen: bool,
 }
 
+/// A viewer's request continued from memory (`LiveSessions::continue_viewer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Continued {
+    pub login: Option<String>,
+    pub hit: Hit,
+    /// The heartbeat it replaced, for `LiveSessions::undo`.
+    previous: Option<(Instant, Option<i64>)>,
+}
+
 /// A refresh answered from memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hit {
@@ -304,6 +313,48 @@ impl LiveSessions {
             session_id: entry.session_id,
             active_sessions: entry.active_sessions,
         })
+    }
+
+    /// An HLS segment's fast path, under one lock: the latest session of
+    /// this viewer that may be continued by client IP (`latest_of`) and
+    /// answered from memory (`refresh`), its heartbeat queued. The caller
+    /// re-checks the user and `undo`es the heartbeat if it denies.
+    pub fn continue_viewer(&self, viewer: ViewerRef<'_>, hold: Duration) -> Option<Continued> {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let slot = guard.viewer_slot(viewer);
+        let inner = &mut *guard;
+        let key = inner.latest_by_viewer.get(&slot)?;
+        let entry = inner.by_key.get_mut(key)?;
+        let continuable = entry.viewer.as_ref() == viewer
+            && entry.ip_continuable
+            && entry.playback_id.is_none()
+            && !entry.cookie_seen;
+        if !continuable || entry.hold != hold || entry.db_expires < now + self.margin {
+            return None;
+        }
+        let previous = entry.pending;
+        entry.pending = Some((now, entry.pending.and_then(|(_, bytes)| bytes)));
+        Some(Continued {
+            login: entry.login.clone(),
+            hit: Hit {
+                session_id: entry.session_id,
+                active_sessions: entry.active_sessions,
+            },
+            previous,
+        })
+    }
+
+    /// Takes back the heartbeat `continue_viewer` queued (the request was
+    /// denied after all): a denied viewer must not extend the row.
+    pub fn undo(&self, continued: &Continued) {
+        let mut inner = self.lock();
+        let Some(key) = inner.key_by_id.get(&continued.hit.session_id).cloned() else {
+            return;
+        };
+        if let Some(entry) = inner.by_key.get_mut(&key) {
+            entry.pending = continued.previous;
+        }
     }
 
     /// Through a database outage: the session under this key, if its row was
@@ -550,6 +601,35 @@ mod tests {
         assert_eq!(beats.len(), 1);
         assert_eq!(beats[0].bytes, Some(30));
         assert!(live.take_beats(BATCH).is_empty(), "a beat is taken once");
+    }
+
+    #[test]
+    fn a_viewer_continued_from_memory_queues_a_beat_that_a_denial_takes_back() {
+        let live = live();
+        let id = Uuid::new_v4();
+        live.admitted("k", admitted(id, Some("alice"), a_while_ago(), HOLD));
+        // Not yet found by IP in the database: it may be bound elsewhere.
+        assert_eq!(live.continue_viewer(viewer("news").as_ref(), HOLD), None);
+        live.continued("k", None, false, true);
+        assert_eq!(live.continue_viewer(viewer("sport").as_ref(), HOLD), None);
+        assert_eq!(
+            live.continue_viewer(viewer("news").as_ref(), HOLD / 2),
+            None,
+            "another hold goes to the database"
+        );
+        let continued = live.continue_viewer(viewer("news").as_ref(), HOLD).unwrap();
+        assert_eq!(
+            (continued.login.as_deref(), continued.hit.session_id),
+            (Some("alice"), id)
+        );
+        assert_eq!(live.take_beats(BATCH).len(), 1);
+        // Denied after the user's re-check: no heartbeat extends the row.
+        let denied = live.continue_viewer(viewer("news").as_ref(), HOLD).unwrap();
+        live.undo(&denied);
+        assert!(live.lock().by_key["k"].pending.is_none());
+        // Bound to its player: no longer continued by IP.
+        live.bound("k", None, true);
+        assert_eq!(live.continue_viewer(viewer("news").as_ref(), HOLD), None);
     }
 
     #[test]
