@@ -377,12 +377,7 @@ impl Engine {
         {
             return None;
         }
-        let viewer = ViewerRef {
-            dialect: request.dialect,
-            stream: &request.stream,
-            client_ip: canonical_ip(request.client_ip),
-            user_agent: &request.user_agent,
-        };
+        let viewer = viewer_ref(request);
         let continued = self
             .live
             .continue_viewer(viewer, self.session_duration + self.session_grace)?;
@@ -456,12 +451,7 @@ impl Engine {
         if self.hls_continuation == HlsContinuation::Strict {
             return None;
         }
-        let viewer = ViewerRef {
-            dialect,
-            stream: &request.stream,
-            client_ip: canonical_ip(request.client_ip),
-            user_agent: &request.user_agent,
-        };
+        let viewer = viewer_ref(request);
         let found = self
             .remembered_or_looked_up(self.live.latest_of(viewer), |client| async move {
                 sessions::find_active_viewer(
@@ -800,6 +790,16 @@ fn guesser(request: &PlayRequest) -> Guesser {
 }
 
 /// Who is fetching: how a request without credentials finds its session.
+/// The request's viewer, borrowed (for lookups).
+fn viewer_ref(request: &PlayRequest) -> ViewerRef<'_> {
+    ViewerRef {
+        dialect: request.dialect,
+        stream: &request.stream,
+        client_ip: canonical_ip(request.client_ip),
+        user_agent: &request.user_agent,
+    }
+}
+
 fn viewer_of(request: &PlayRequest) -> Viewer {
     Viewer {
         dialect: request.dialect,
