@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::domain::{canonical_ip, HlsContinuation, LimitPolicy, OnDbError, SessionCommit};
 use crate::metrics::Metrics;
 use crate::password::{Check, PasswordVerifier};
-use crate::policy_view::{PolicySnapshot, PolicyView};
+use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView};
 use crate::rate_limit::{FailureLimiter, Guesser};
 use crate::store::sessions::{self, ActiveViewer, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::{Pool, StoreError};
@@ -319,23 +319,9 @@ impl Engine {
         let (found, by) = self.find_player_session(request).await?;
         // Anonymous (allow-listed) viewers are decided by their IP as they are.
         let login = found.login.clone()?;
-        // The credentials were checked when the session started; re-check
-        // what can change since, as a refresh does.
-        let client_ip = canonical_ip(request.client_ip);
-        let (user, verdict) = evaluate::recheck_session_user(
-            &self.policy.snapshot(),
-            &login,
-            client_ip,
-            &request.stream,
-            Utc::now(),
-        )?;
+        let (user, verdict) = self.recheck(request, &login)?;
         if let Err(reason) = verdict {
-            let decision = Decision {
-                user: Some(login),
-                max_sessions: user.max_sessions,
-                ..self.answer(false, reason)
-            };
-            return Some((decision, by));
+            return Some((self.denied_on_recheck(login, &user, reason), by));
         }
         let decision = self
             .admit_session(
@@ -365,6 +351,31 @@ impl Engine {
         Some((decision, by))
     }
 
+    /// A continued request names no credentials; they were checked when the
+    /// session started. What can change since is re-checked, as a refresh
+    /// does. None: the user is gone.
+    fn recheck(
+        &self,
+        request: &PlayRequest,
+        login: &str,
+    ) -> Option<(Arc<PolicyUser>, Result<(), Reason>)> {
+        evaluate::recheck_session_user(
+            &self.policy.snapshot(),
+            login,
+            canonical_ip(request.client_ip),
+            &request.stream,
+            Utc::now(),
+        )
+    }
+
+    fn denied_on_recheck(&self, login: String, user: &PolicyUser, reason: Reason) -> Decision {
+        Decision {
+            user: Some(login),
+            max_sessions: user.max_sessions,
+            ..self.answer(false, reason)
+        }
+    }
+
     /// The common HLS segment, answered under one lock of the live
     /// sessions: a player without cookie or playback id whose session this
     /// replica knows by client IP and can answer from memory. The user is
@@ -378,23 +389,19 @@ impl Engine {
             return None;
         }
         let viewer = viewer_ref(request);
-        let continued = self
+        let mut continued = self
             .live
             .continue_viewer(viewer, self.session_duration + self.session_grace)?;
-        let recheck = continued.login.as_deref().and_then(|login| {
-            evaluate::recheck_session_user(
-                &self.policy.snapshot(),
-                login,
-                viewer.client_ip,
-                &request.stream,
-                Utc::now(),
-            )
-        });
-        match recheck {
+        // Anonymous (allow-listed) viewers: as the usual path decides.
+        let Some(login) = continued.login.take() else {
+            self.live.undo(&continued);
+            return None;
+        };
+        match self.recheck(request, &login) {
             Some((user, Ok(()))) => {
                 self.metrics.session_refreshed(true);
                 Some(Decision {
-                    user: continued.login,
+                    user: Some(login),
                     session_id: Some(continued.hit.session_id),
                     active_sessions: Some(continued.hit.active_sessions),
                     max_sessions: user.max_sessions,
@@ -403,13 +410,9 @@ impl Engine {
             }
             Some((user, Err(reason))) => {
                 self.live.undo(&continued);
-                Some(Decision {
-                    user: continued.login,
-                    max_sessions: user.max_sessions,
-                    ..self.answer(false, reason)
-                })
+                Some(self.denied_on_recheck(login, &user, reason))
             }
-            // Anonymous, or the user is gone: as the usual path decides.
+            // The user is gone: as the usual path decides.
             None => {
                 self.live.undo(&continued);
                 None
