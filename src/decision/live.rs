@@ -128,6 +128,15 @@ struct Entry {
 }
 
 impl Entry {
+    /// This viewer's session, found by the database by client IP and bound
+    /// to no player: a request without cookie or playback id continues it.
+    fn continues(&self, viewer: ViewerRef<'_>) -> bool {
+        self.viewer.as_ref() == viewer
+            && self.ip_continuable
+            && self.playback_id.is_none()
+            && !self.cookie_seen
+    }
+
     fn found(&self, key: &str) -> Found {
         Found {
             key: key.to_string(),
@@ -326,11 +335,7 @@ impl LiveSessions {
         let inner = &mut *guard;
         let key = inner.latest_by_viewer.get(&slot)?;
         let entry = inner.by_key.get_mut(key)?;
-        let continuable = entry.viewer.as_ref() == viewer
-            && entry.ip_continuable
-            && entry.playback_id.is_none()
-            && !entry.cookie_seen;
-        if !continuable || entry.hold != hold || entry.db_expires < now + self.margin {
+        if !entry.continues(viewer) || entry.hold != hold || entry.db_expires < now + self.margin {
             return None;
         }
         let previous = entry.pending;
@@ -374,11 +379,7 @@ impl LiveSessions {
         let inner = self.lock();
         let key = inner.latest_by_viewer.get(&inner.viewer_slot(viewer))?;
         let entry = inner.by_key.get(key)?;
-        let continuable = entry.viewer.as_ref() == viewer
-            && entry.ip_continuable
-            && entry.playback_id.is_none()
-            && !entry.cookie_seen;
-        (continuable && self.is_safe(entry)).then(|| entry.found(key))
+        (entry.continues(viewer) && self.is_safe(entry)).then(|| entry.found(key))
     }
 
     /// The session with this id (a viewer cookie names it).
