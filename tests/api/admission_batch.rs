@@ -210,6 +210,17 @@ fn batch_statement(base: usize, n: usize) -> String {
     )
 }
 
+/// Eight batches of `size` new users from user `first` on, one after the
+/// other on `client`: past the five custom plans a connection makes first.
+async fn run_batches(client: &tokio_postgres::Client, first: usize, size: usize) {
+    for round in 0..8 {
+        client
+            .batch_execute(&batch_statement(first + round * 100, size))
+            .await
+            .unwrap();
+    }
+}
+
 /// The most rows any node of the batch statement's plan filtered away, read
 /// from the auto_explain notices of its last run.
 fn most_filtered(notices: &[String]) -> u64 {
@@ -272,12 +283,7 @@ async fn a_batch_is_planned_for_the_table_it_finds_not_the_empty_one_it_first_sa
         .unwrap();
     // Plans that could be cached on the empty table (five custom ones, then
     // a generic one, were it allowed).
-    for round in 0..8 {
-        client
-            .batch_execute(&batch_statement(round * 10, 10))
-            .await
-            .unwrap();
-    }
+    run_batches(&client, 0, 10).await;
     writer
         .batch_execute(
             "INSERT INTO sessions (key, login, stream, client_ip, expires_at)
@@ -299,12 +305,7 @@ async fn a_batch_is_planned_for_the_table_it_finds_not_the_empty_one_it_first_sa
     // Analyzed at that size: cached plans again (eight calls, past the
     // five custom ones), made for it.
     writer.batch_execute("ANALYZE sessions").await.unwrap();
-    for round in 0..8 {
-        client
-            .batch_execute(&batch_statement(2000 + round * 100, 64))
-            .await
-            .unwrap();
-    }
+    run_batches(&client, 2000, 64).await;
     let analyzed = most_filtered(&notices.lock().unwrap());
     assert!(
         analyzed < 1000,

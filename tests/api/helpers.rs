@@ -122,14 +122,9 @@ pub async fn try_spawn_on(
     let mut settings = test_settings(&db.url);
     let mut direct = None;
     if crate::pooler::through_pgbouncer() && crate::pooler::is_on_default_server(&db) {
+        direct = Some(settings.database.create_pool().expect("direct pool"));
         let through = crate::pooler::shared_url(&db);
         settings.database = database_settings(&through, Some(&db.url), None, Some("off"));
-        direct = Some(
-            test_settings(&db.url)
-                .database
-                .create_pool()
-                .expect("direct pool"),
-        );
     }
     configure(&mut settings);
     let application = Application::build(settings).await?;
