@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "admission_plans",
         sql: include_str!("../../sql/V13__admission_plans.sql"),
     },
+    Migration {
+        version: 14,
+        name: "devices_zapping_capacity",
+        sql: include_str!("../../sql/V14__devices_zapping_capacity.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {
