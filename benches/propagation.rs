@@ -340,6 +340,7 @@ async fn main() {
             },
             expires_at: None,
             max_sessions: Some(2),
+            max_devices: None,
             enabled: true,
             package_ids: if id % 2 == 0 { vec![basic] } else { vec![] },
         })

@@ -18,6 +18,7 @@ const MIN_VIEWER_COOKIE_SECRET: usize = 32;
 use crate::domain::{parse_network, Login};
 pub use crate::domain::{
     redact_database_url, redact_url, HlsContinuation, LimitPolicy, OnDbError, SessionCommit,
+    Zapping,
 };
 use crate::store::{DatabaseSettings, Endpoint};
 
@@ -79,6 +80,12 @@ pub struct SettingsArgs {
     /// `ip` or `strict`: whether HLS segments without credentials may continue a session by stream, client IP and user agent.
     #[arg(long, env = "PLAYGATE_HLS_CONTINUATION", global = true)]
     pub hls_continuation: Option<String>,
+    /// `replace` (default) or `count`: whether a start past a user's limit ends the same device's session on another stream (channel switching).
+    #[arg(long, env = "PLAYGATE_ZAPPING", global = true)]
+    pub zapping: Option<String>,
+    /// Active sessions of the whole service at most (unset: no cap).
+    #[arg(long, env = "PLAYGATE_MAX_VIEWERS", global = true)]
+    pub max_viewers: Option<String>,
     /// HMAC key of the HLS viewer cookie, the same on every replica (default: one kept in the database).
     #[arg(
         long,
@@ -165,6 +172,9 @@ pub struct Settings {
     pub forward_auth_uri_header: String,
     pub forward_auth_ip_header: String,
     pub hls_continuation: HlsContinuation,
+    pub zapping: Zapping,
+    /// The whole service's cap on active sessions (SPEC §11).
+    pub max_viewers: Option<i32>,
     /// None: the key kept in the database (`store::viewer_cookie`).
     pub viewer_cookie_secret: Option<String>,
     pub ome_secret: Option<String>,
@@ -380,6 +390,26 @@ impl Settings {
                 ))
             }
         };
+        let zapping = match non_empty(&args.zapping).unwrap_or("replace") {
+            "replace" => Zapping::Replace,
+            "count" => Zapping::Count,
+            other => {
+                return Err(invalid(
+                    "PLAYGATE_ZAPPING",
+                    format!("'{other}' is not replace or count"),
+                ))
+            }
+        };
+        let max_viewers = match non_empty(&args.max_viewers) {
+            Some(_) => Some(parse_number(
+                "PLAYGATE_MAX_VIEWERS",
+                &args.max_viewers,
+                0,
+                0,
+                i32::MAX,
+            )?),
+            None => None,
+        };
         let viewer_cookie_secret = match non_empty(&args.viewer_cookie_secret) {
             Some(secret) if secret.len() < MIN_VIEWER_COOKIE_SECRET => {
                 return Err(invalid(
@@ -447,6 +477,8 @@ impl Settings {
             forward_auth_uri_header,
             forward_auth_ip_header,
             hls_continuation,
+            zapping,
+            max_viewers,
             viewer_cookie_secret,
             ome_secret: non_empty(&args.ome_secret).map(str::to_string),
             ministra_url,
@@ -573,6 +605,8 @@ impl fmt::Debug for Settings {
             .field("forward_auth_uri_header", &self.forward_auth_uri_header)
             .field("forward_auth_ip_header", &self.forward_auth_ip_header)
             .field("hls_continuation", &self.hls_continuation)
+            .field("zapping", &self.zapping)
+            .field("max_viewers", &self.max_viewers)
             .field(
                 "viewer_cookie_secret",
                 &self.viewer_cookie_secret.as_ref().map(|_| "[redacted]"),
@@ -649,6 +683,8 @@ mod tests {
         assert_eq!(settings.forward_auth_uri_header, "x-original-uri");
         assert_eq!(settings.forward_auth_ip_header, "x-real-ip");
         assert_eq!(settings.hls_continuation, HlsContinuation::Ip);
+        assert_eq!(settings.zapping, Zapping::Replace);
+        assert_eq!(settings.max_viewers, None);
         assert!(settings.viewer_cookie_secret.is_none());
     }
 
@@ -732,6 +768,27 @@ mod tests {
                     ..Default::default()
                 },
                 "PLAYGATE_HLS_CONTINUATION",
+            ),
+            (
+                SettingsArgs {
+                    zapping: Some("always".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_ZAPPING",
+            ),
+            (
+                SettingsArgs {
+                    max_viewers: Some("-1".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_MAX_VIEWERS",
+            ),
+            (
+                SettingsArgs {
+                    max_viewers: Some("many".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_MAX_VIEWERS",
             ),
             (
                 SettingsArgs {

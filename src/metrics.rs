@@ -17,11 +17,16 @@ use crate::domain::Reason;
 
 pub const OTHER_STREAM: &str = "other";
 
+/// The `end_reason` values of a session (SPEC §1).
+pub const END_REASONS: [&str; 5] = ["stopped", "timeout", "kicked", "limit", "replaced"];
+
 pub struct Metrics {
     registry: Registry,
     decisions_total: IntCounterVec,
     decision_duration_seconds: HistogramVec,
     sessions_started_total: IntCounterVec,
+    /// `playgate_sessions_ended_total` by end reason, in `END_REASONS` order.
+    sessions_ended: [prometheus::IntCounter; END_REASONS.len()],
     /// `playgate_session_refreshes_total` by source: memory, database
     /// (looked up once; a segment fetch counts one on every request).
     session_refreshes: [prometheus::IntCounter; 2],
@@ -119,6 +124,17 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let sessions_ended_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "playgate_sessions_ended_total",
+                    "Viewing sessions ended, by end reason, counted by the replica that ended them.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        );
         let watch_seconds_total = register(
             &registry,
             prometheus::CounterVec::new(
@@ -192,6 +208,8 @@ impl Metrics {
             decisions_total,
             decision_duration_seconds,
             sessions_started_total,
+            sessions_ended: END_REASONS
+                .map(|reason| sessions_ended_total.with_label_values(&[reason])),
             session_refreshes: ["memory", "database"]
                 .map(|source| session_refreshes_total.with_label_values(&[source])),
             watch_seconds_total,
@@ -222,6 +240,18 @@ impl Metrics {
         self.sessions_started_total
             .with_label_values(&[label.as_str()])
             .inc();
+    }
+
+    /// `count` sessions ended for `reason`, one of `END_REASONS` (others
+    /// are a bug, and ignored rather than given a label).
+    pub fn sessions_ended(&self, reason: &str, count: u32) {
+        if count == 0 {
+            return;
+        }
+        match END_REASONS.iter().position(|known| *known == reason) {
+            Some(index) => self.sessions_ended[index].inc_by(u64::from(count)),
+            None => debug_assert!(false, "unknown end reason {reason}"),
+        }
     }
 
     /// `from_memory`: answered without asking the database.

@@ -104,6 +104,7 @@ pub async fn kick(
         Ok(((), Audit::other("kick", "session", id.as_str(), changes)))
     })
     .await?;
+    state.metrics.sessions_ended("kicked", 1);
     // In force on this replica before the answer; the others hear of it by notification.
     state.engine.forget_session(session);
     Ok(HttpResponse::NoContent().finish())

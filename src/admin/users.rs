@@ -285,6 +285,9 @@ pub async fn delete(
     .await?;
     let client = state.pool.get().await?;
     let ended = sessions::end_all_for_user(&client, &login, "kicked").await?;
+    state
+        .metrics
+        .sessions_ended("kicked", ended.min(u32::MAX.into()) as u32);
     state.engine.forget_user_sessions(&login);
     if ended > 0 {
         log::info!("user '{login}' deleted: {ended} active sessions ended");

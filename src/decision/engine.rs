@@ -15,7 +15,9 @@ use super::live::{self, Found, LiveSessions, Viewer, ViewerRef};
 use super::viewer_cookie::CookieKey;
 use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
-use crate::domain::{canonical_ip, HlsContinuation, LimitPolicy, OnDbError, SessionCommit};
+use crate::domain::{
+    canonical_ip, HlsContinuation, LimitPolicy, OnDbError, SessionCommit, Zapping,
+};
 use crate::metrics::Metrics;
 use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView};
@@ -46,6 +48,7 @@ enum FoundBy {
 struct Grantee<'a> {
     login: Option<&'a str>,
     max_sessions: Option<i32>,
+    max_devices: Option<i32>,
     reason: Reason,
     duration: Duration,
 }
@@ -66,6 +69,8 @@ pub struct Engine {
     ministra: Option<MinistraClient>,
     cookie_key: CookieKey,
     hls_continuation: HlsContinuation,
+    zapping: Zapping,
+    max_viewers: Option<i32>,
 }
 
 impl Engine {
@@ -102,6 +107,8 @@ impl Engine {
             ministra: settings.ministra_url.as_deref().map(MinistraClient::new),
             cookie_key,
             hls_continuation: settings.hls_continuation,
+            zapping: settings.zapping,
+            max_viewers: settings.max_viewers,
         }
     }
 
@@ -226,6 +233,7 @@ impl Engine {
         let grantee = Grantee {
             login,
             max_sessions,
+            max_devices: admitted.user.as_ref().and_then(|user| user.max_devices),
             reason: admitted.reason,
             duration: self.session_duration,
         };
@@ -239,21 +247,16 @@ impl Engine {
         key: &str,
         grantee: Grantee<'_>,
     ) -> Decision {
-        let Grantee {
-            login,
-            max_sessions,
-            reason,
-            duration,
-        } = grantee;
-        let mut decision = match self
-            .admit(request, key, login, max_sessions, duration)
-            .await
-        {
+        let reason = grantee.reason;
+        let (login, max_sessions, duration) =
+            (grantee.login, grantee.max_sessions, grantee.duration);
+        let mut decision = match self.admit(request, key, &grantee).await {
             Ok(AdmitOutcome::Allowed {
                 session_id,
                 active_sessions,
                 started,
                 watched_seconds,
+                ..
             }) => {
                 if started {
                     self.metrics.session_started(&request.stream);
@@ -272,6 +275,8 @@ impl Engine {
                 let reason = match refusal {
                     Refusal::Kicked => Reason::SessionKicked,
                     Refusal::Limit => Reason::SessionLimit,
+                    Refusal::Full => Reason::StreamFull,
+                    Refusal::Device => Reason::DeviceLimit,
                 };
                 Decision {
                     active_sessions: login.map(|_| active_sessions),
@@ -330,6 +335,7 @@ impl Engine {
                 Grantee {
                     login: Some(&login),
                     max_sessions: user.max_sessions,
+                    max_devices: user.max_devices,
                     reason: Reason::Ok,
                     duration: self.session_duration,
                 },
@@ -568,6 +574,7 @@ impl Engine {
                 let grantee = Grantee {
                     login: Some(&grant.login),
                     max_sessions: grant.max_sessions,
+                    max_devices: None,
                     reason: Reason::Ok,
                     duration: grant.duration,
                 };
@@ -592,17 +599,16 @@ impl Engine {
             .unwrap_or_else(|_| Err(StoreError::Timeout))
     }
 
-    /// Steps 6–8. A refresh of a session this replica answered for is
+    /// Steps 7–10. A refresh of a session this replica answered for is
     /// answered from memory, its heartbeat written with the next batch;
     /// anything else is decided by PostgreSQL.
     async fn admit(
         &self,
         request: &PlayRequest,
         key: &str,
-        login: Option<&str>,
-        max_sessions: Option<i32>,
-        duration: Duration,
+        grantee: &Grantee<'_>,
     ) -> Result<AdmitOutcome, StoreError> {
+        let (login, duration) = (grantee.login, grantee.duration);
         let hold = duration + self.session_grace;
         if let Some(hit) = self.live.refresh(key, login, hold, request.bytes) {
             self.metrics.session_refreshed(true);
@@ -612,12 +618,14 @@ impl Engine {
                 started: false,
                 // Counted when the heartbeat is written.
                 watched_seconds: 0.0,
+                replaced: 0,
+                limited: 0,
             });
         }
         let admission = Admission {
             key: key.to_string(),
             login: login.map(str::to_string),
-            max_sessions,
+            max_sessions: grantee.max_sessions,
             limit_policy: self.limit_policy,
             stream: request.stream.clone(),
             client_ip: canonical_ip(request.client_ip),
@@ -628,6 +636,12 @@ impl Engine {
             bytes: request.bytes,
             hold,
             block: duration,
+            device: request.device(),
+            max_devices: grantee.max_devices,
+            packages: self.policy.snapshot().packages_of_stream(&request.stream),
+            refresh: request.event == Event::Refresh,
+            zapping: self.zapping == Zapping::Replace,
+            max_viewers: self.max_viewers,
         };
         let asked_at = Instant::now();
         let outcome = self.bounded(self.admissions.admit(admission)).await?;
@@ -635,20 +649,21 @@ impl Engine {
             session_id,
             active_sessions,
             started,
+            replaced,
+            limited,
             ..
         } = outcome
         {
             if !started {
                 self.metrics.session_refreshed(false);
             }
-            // A start at the limit under kick_oldest ended the user's oldest
-            // session in the same statement: its next refresh must reach the
-            // database (refused), not this replica's memory, even before the
-            // end is announced.
-            let kicked_some = started
-                && self.limit_policy == LimitPolicy::KickOldest
-                && max_sessions.is_some_and(|max| active_sessions >= i64::from(max));
-            if let (true, Some(login)) = (kicked_some, login) {
+            self.metrics.sessions_ended("replaced", replaced);
+            self.metrics.sessions_ended("limit", limited);
+            // This start ended other sessions of the user (zapping,
+            // kick_oldest) in the same statement: their next refresh must
+            // reach the database (refused), not this replica's memory, even
+            // before the end is announced.
+            if let (true, Some(login)) = (replaced + limited > 0, login) {
                 self.live.forget_login(login);
             }
             let admitted = live::Admitted {
@@ -747,6 +762,7 @@ impl Engine {
         let mut decision = self.answer(true, Reason::Ok);
         match stopped {
             Ok(Some(stopped)) => {
+                self.metrics.sessions_ended("stopped", 1);
                 self.metrics
                     .watched(&stopped.stream, stopped.watched_seconds);
                 decision.session_id = Some(stopped.session_id);

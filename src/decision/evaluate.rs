@@ -145,6 +145,7 @@ mod tests {
             ips: vec![],
             expires_at: None,
             max_sessions: None,
+            max_devices: None,
             enabled: true,
             package_ids: vec![],
         }
@@ -237,6 +238,7 @@ mod tests {
             .collect(),
             vec![PackageRecord {
                 id: 10,
+                name: "sports".into(),
                 streams: vec!["sport/*".into(), "espn".into(), "*_hd".into()],
             }],
             vec![
@@ -253,6 +255,35 @@ mod tests {
             Ok(admitted) => admitted.reason,
             Err(reason) => reason,
         }
+    }
+
+    #[test]
+    fn a_stream_counts_against_every_package_that_matches_it() {
+        let snap = build(
+            vec![],
+            vec![],
+            vec![
+                PackageRecord {
+                    id: 1,
+                    name: "sports".into(),
+                    streams: vec!["sport/*".into()],
+                },
+                PackageRecord {
+                    id: 2,
+                    name: "hd".into(),
+                    streams: vec!["*_hd".into(), "news".into()],
+                },
+                PackageRecord {
+                    id: 3,
+                    name: "kids".into(),
+                    streams: vec!["cartoons".into()],
+                },
+            ],
+            vec![],
+        );
+        assert_eq!(snap.packages_of_stream("sport/f1_hd"), ["hd", "sports"]);
+        assert_eq!(snap.packages_of_stream("news"), ["hd"]);
+        assert!(snap.packages_of_stream("weather").is_empty());
     }
 
     #[test]
@@ -399,6 +430,7 @@ mod tests {
             vec![token(1, "t")],
             vec![PackageRecord {
                 id: 99,
+                name: "sports".into(),
                 streams: vec![],
             }],
             vec![],
@@ -634,6 +666,7 @@ mod tests {
             11,
             vec![PackageRecord {
                 id: 10,
+                name: "sports".into(),
                 streams: vec!["news".into()],
             }],
         );

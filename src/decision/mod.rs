@@ -139,6 +139,9 @@ pub struct PlayRequest {
     pub caller: Option<IpAddr>,
     /// What an HLS/DASH player sent besides credentials (forward-auth).
     pub hls: HlsViewer,
+    /// The device id the streamer, link or caller sent (a set-top box's
+    /// id); see `device()`.
+    pub device: Option<String>,
 }
 
 /// How a forward-auth request without credentials finds the session of its
@@ -210,6 +213,20 @@ impl PlayRequest {
             bytes: None,
             caller: None,
             hls: HlsViewer::default(),
+            device: None,
+        }
+    }
+
+    /// What the viewer watches on (SPEC §1): the device id sent, else the
+    /// client IP and user agent. Zapping and device limits count these.
+    pub fn device(&self) -> String {
+        match self.device.as_deref().filter(|id| !id.is_empty()) {
+            Some(id) => id.to_string(),
+            None => format!(
+                "{} {}",
+                crate::domain::canonical_ip(self.client_ip),
+                self.user_agent
+            ),
         }
     }
 
@@ -290,6 +307,19 @@ mod tests {
         req.credential = Credential::Token("secret-token".into());
         req.user_agent = "VLC".into();
         req
+    }
+
+    #[test]
+    fn a_device_is_the_same_on_every_stream_and_sent_ids_win() {
+        let mut news = request();
+        news.client_ip = "::ffff:192.0.2.1".parse().unwrap();
+        let mut sport = request();
+        sport.stream = "sport".into();
+        assert_eq!(news.device(), "192.0.2.1 VLC");
+        assert_eq!(news.device(), sport.device());
+        assert_ne!(news.session_key(), sport.session_key());
+        sport.device = Some("stb-1".into());
+        assert_eq!(sport.device(), "stb-1");
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub async fn sweep_sessions(
         .await;
         match result {
             Ok(swept) => {
+                metrics.sessions_ended("timeout", swept.timed_out.min(u32::MAX.into()) as u32);
                 for (stream, seconds) in &swept.watched_by_stream {
                     metrics.watched(stream, *seconds);
                 }

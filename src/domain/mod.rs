@@ -17,7 +17,7 @@ pub mod validate;
 pub use error_chain::ErrorChain;
 pub use glob::glob_matches;
 pub use login::Login;
-pub use modes::{HlsContinuation, LimitPolicy, OnDbError, SessionCommit};
+pub use modes::{HlsContinuation, LimitPolicy, OnDbError, SessionCommit, Zapping};
 pub use network::{canonical_ip, canonical_network, parse_network};
 pub use reason::Reason;
 pub use records::{

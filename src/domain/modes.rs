@@ -37,3 +37,14 @@ pub enum HlsContinuation {
     /// `strict`: by the cookie or the playback session id only.
     Strict,
 }
+
+/// What a start past a user's limit does when its device is watching
+/// another stream of the user (SPEC §11, PLAYGATE_ZAPPING).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zapping {
+    /// `replace`: the device's least recently seen other stream ends
+    /// `replaced` and the start is admitted (channel switching).
+    Replace,
+    /// `count`: the old session counts until it times out.
+    Count,
+}

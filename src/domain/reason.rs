@@ -24,10 +24,12 @@ pub enum Reason {
     UpstreamUnavailable,
     DbUnavailable,
     BadRequest,
+    StreamFull,
+    DeviceLimit,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Ok,
         Reason::IpAllowed,
         Reason::IpDenied,
@@ -46,6 +48,8 @@ impl Reason {
         Reason::UpstreamUnavailable,
         Reason::DbUnavailable,
         Reason::BadRequest,
+        Reason::StreamFull,
+        Reason::DeviceLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +72,8 @@ impl Reason {
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::DbUnavailable => "db_unavailable",
             Reason::BadRequest => "bad_request",
+            Reason::StreamFull => "stream_full",
+            Reason::DeviceLimit => "device_limit",
         }
     }
 }

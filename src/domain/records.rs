@@ -71,6 +71,7 @@ pub struct UserRecord {
     pub ips: Vec<IpNet>,
     pub expires_at: Option<DateTime<Utc>>,
     pub max_sessions: Option<i32>,
+    pub max_devices: Option<i32>,
     pub enabled: bool,
     /// Empty = no packages = every stream.
     pub package_ids: Vec<i64>,
@@ -86,6 +87,7 @@ pub struct TokenRecord {
 #[derive(Clone, Debug)]
 pub struct PackageRecord {
     pub id: i64,
+    pub name: String,
     pub streams: Vec<String>,
 }
 

@@ -32,6 +32,9 @@ pub struct DecideRequest {
     referer: Option<String>,
     streamer: Option<String>,
     bytes: Option<i64>,
+    /// The viewer's device id (a set-top box's id): zapping and device
+    /// limits count devices; without it, client IP and user agent are one.
+    device: Option<String>,
 }
 
 impl Dialect for Decide {
@@ -67,6 +70,7 @@ impl Dialect for Decide {
         request.referer = body.referer.unwrap_or_default();
         request.streamer = body.streamer.unwrap_or_default();
         request.bytes = body.bytes;
+        request.device = body.device.filter(|device| !device.is_empty());
         // Anyone allowed to call this hook names any `ip`: guesses are
         // damped, and sessions named, by the caller's own address too.
         request.caller = peer_ip(req);
@@ -113,6 +117,27 @@ mod tests {
                 && request.user_agent.len() <= crate::hooks::MAX_TEXT_BYTES
         );
         assert!(parse(br#"{"stream": "a\u0007b", "ip": "192.0.2.1"}"#).is_err());
+    }
+
+    #[test]
+    fn the_device_id_is_kept_and_bounded() {
+        let request =
+            parse(br#"{"stream": "news", "ip": "192.0.2.1", "device": "stb-00:1a:79"}"#).unwrap();
+        assert_eq!(request.device(), "stb-00:1a:79");
+        let unnamed =
+            parse(br#"{"stream": "news", "ip": "192.0.2.1", "device": "", "user_agent": "VLC"}"#)
+                .unwrap();
+        assert_eq!(unnamed.device(), "192.0.2.1 VLC");
+        let long = format!(
+            r#"{{"stream": "news", "ip": "192.0.2.1", "device": "{}"}}"#,
+            "d".repeat(201)
+        );
+        assert!(parse(long.as_bytes()).unwrap_err().starts_with("device:"));
+        assert!(
+            parse(br#"{"stream": "news", "ip": "192.0.2.1", "device": "a\u0007b"}"#)
+                .unwrap_err()
+                .starts_with("device:")
+        );
     }
 
     #[test]

@@ -319,6 +319,9 @@ fn clean_text(text: &mut String) {
 
 /// The checks every parsed request goes through: a usable stream name, and
 /// free-text fields safe to store.
+/// Longest device id kept: a MAC, a serial, a UUID fit many times over.
+const MAX_DEVICE_LEN: usize = 200;
+
 pub fn validated(mut request: PlayRequest) -> Result<PlayRequest, String> {
     let stream = request.stream.trim().trim_matches('/');
     if stream.is_empty() {
@@ -337,6 +340,14 @@ pub fn validated(mut request: PlayRequest) -> Result<PlayRequest, String> {
     if let Some(session) = &request.session {
         if session.chars().any(char::is_control) {
             return Err("session id: contains control characters".into());
+        }
+    }
+    if let Some(device) = &request.device {
+        if device.len() > MAX_DEVICE_LEN {
+            return Err(format!("device: longer than {MAX_DEVICE_LEN} bytes"));
+        }
+        if device.chars().any(char::is_control) {
+            return Err("device: contains control characters".into());
         }
     }
     for text in [

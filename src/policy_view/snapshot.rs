@@ -143,8 +143,25 @@ impl IpRules {
     }
 }
 
-fn package_map(packages: Vec<PackageRecord>) -> FastMap<i64, Vec<String>> {
-    packages.into_iter().map(|p| (p.id, p.streams)).collect()
+fn package_map(packages: Vec<PackageRecord>) -> FastMap<i64, Package> {
+    packages
+        .into_iter()
+        .map(|p| {
+            let package = Package {
+                name: p.name,
+                streams: p.streams,
+            };
+            (p.id, package)
+        })
+        .collect()
+}
+
+/// A package as the decision needs it: its patterns, and its name for the
+/// capacity it counts against (SPEC §11).
+#[derive(Clone, Debug)]
+struct Package {
+    name: String,
+    streams: Vec<String>,
 }
 
 /// Everything steps 1–6 need, in memory. Cloning is cheap (shared parts);
@@ -154,7 +171,7 @@ pub struct PolicySnapshot {
     base: Arc<UserIndex>,
     base_version: u64,
     overlay: Arc<Overlay>,
-    packages: Arc<FastMap<i64, Vec<String>>>,
+    packages: Arc<FastMap<i64, Package>>,
     packages_version: u64,
     rules: Arc<IpRules>,
     rules_version: u64,
@@ -355,8 +372,26 @@ impl PolicySnapshot {
         user.package_ids
             .iter()
             .filter_map(|id| self.packages.get(id))
-            .flatten()
+            .flat_map(|package| &package.streams)
             .any(|pattern| glob_matches(pattern, stream))
+    }
+
+    /// The names of every package with a pattern matching `stream`, sorted:
+    /// a session counts against their capacity, whoever watches (SPEC §11).
+    pub fn packages_of_stream(&self, stream: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .packages
+            .values()
+            .filter(|package| {
+                package
+                    .streams
+                    .iter()
+                    .any(|pattern| glob_matches(pattern, stream))
+            })
+            .map(|package| package.name.clone())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     pub fn user_count(&self) -> usize {

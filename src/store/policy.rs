@@ -11,7 +11,7 @@ use crate::domain::{
 };
 
 /// The columns `user_record` expects, packages last.
-const USER_COLUMNS: &str = "u.id, u.login, u.password_hash, u.kind, u.ips::text[], u.expires_at, u.max_sessions, u.enabled";
+const USER_COLUMNS: &str = "u.id, u.login, u.password_hash, u.kind, u.ips::text[], u.expires_at, u.max_sessions, u.enabled, u.max_devices";
 
 fn user_record(row: &Row) -> UserRecord {
     let ips: Vec<String> = row.get(4);
@@ -25,7 +25,8 @@ fn user_record(row: &Row) -> UserRecord {
         expires_at: row.get(5),
         max_sessions: row.get(6),
         enabled: row.get(7),
-        package_ids: row.get(8),
+        max_devices: row.get(8),
+        package_ids: row.get(9),
     }
 }
 
@@ -108,8 +109,8 @@ pub async fn load_users(
     let mut tokens = Vec::new();
     for row in &rows {
         let user = user_record(row);
-        let hashes: Vec<&[u8]> = row.get(9);
-        let expiries: Vec<Option<chrono::DateTime<chrono::Utc>>> = row.get(10);
+        let hashes: Vec<&[u8]> = row.get(10);
+        let expiries: Vec<Option<chrono::DateTime<chrono::Utc>>> = row.get(11);
         tokens.extend(
             hashes
                 .into_iter()
@@ -137,12 +138,13 @@ async fn packages_in(
     client: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<PackageRecord>, StoreError> {
     Ok(client
-        .query_typed("SELECT id, streams FROM packages", params![])
+        .query_typed("SELECT id, name, streams FROM packages", params![])
         .await?
         .into_iter()
         .map(|row| PackageRecord {
             id: row.get(0),
-            streams: row.get(1),
+            name: row.get(1),
+            streams: row.get(2),
         })
         .collect())
 }

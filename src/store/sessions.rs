@@ -36,16 +36,47 @@ pub struct Admission {
     pub bytes: Option<i64>,
     /// Session duration + grace: how long the session stays active without a refresh.
     pub hold: Duration,
-    /// How long a session ended by `kick_oldest` keeps its key refused.
+    /// How long a session ended by `kick_oldest` or zapping keeps its key
+    /// refused (to refreshes, for a replaced one).
     pub block: Duration,
+    /// The viewer's device (SPEC §1): zapping and device limits count it.
+    pub device: String,
+    pub max_devices: Option<i32>,
+    /// The packages whose patterns match the stream: their `max_viewers`
+    /// caps apply, and the session counts against them.
+    pub packages: Vec<String>,
+    /// The streamer said this is a refresh (not only a start it cannot
+    /// tell from one): a key ended `replaced` stays refused.
+    pub refresh: bool,
+    /// PLAYGATE_ZAPPING=replace.
+    pub zapping: bool,
+    /// PLAYGATE_MAX_VIEWERS: the whole service's cap.
+    pub max_viewers: Option<i32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// An admin kicked this session recently.
     Kicked,
-    /// The user is at the limit (`reject_new`), or this session was ended by `kick_oldest`.
+    /// The user is at the limit (`reject_new`), or this session was ended
+    /// by `kick_oldest` or replaced by another stream of its device.
     Limit,
+    /// A package of the stream, or the service, is at its `max_viewers`.
+    Full,
+    /// The user's `max_devices` are all watching.
+    Device,
+}
+
+impl Refusal {
+    fn parse(code: &str) -> Option<Refusal> {
+        match code {
+            "kicked" => Some(Refusal::Kicked),
+            "limit" => Some(Refusal::Limit),
+            "full" => Some(Refusal::Full),
+            "device" => Some(Refusal::Device),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +88,10 @@ pub enum AdmitOutcome {
         started: bool,
         /// Seconds watched since the session was last seen (refreshes).
         watched_seconds: f64,
+        /// Other sessions of the user this start ended: `replaced`
+        /// (zapping) and `limit` (kick_oldest).
+        replaced: u32,
+        limited: u32,
     },
     Refused {
         refusal: Refusal,
@@ -68,11 +103,11 @@ fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
-/// Steps 6–8 for several admissions in one round trip and one commit
-/// (`playgate_admit_batch`, sql/V12, running V8's `playgate_admit` for
-/// each): refresh the active session under the key, else refuse a recently
-/// kicked key, enforce the limit under the user's advisory lock, and start
-/// the session. `synchronous` false commits without waiting for the WAL
+/// Steps 7–10 for several admissions in one round trip and one commit
+/// (`playgate_admit_batch_v14`, sql/V14): refresh the active session under
+/// the key, else refuse a recently kicked viewer, enforce the caps and the
+/// limits under advisory locks (zapping where it makes room), and start the
+/// session. `synchronous` false commits without waiting for the WAL
 /// flush (PLAYGATE_SESSION_COMMIT=async). The outcomes are in the order of
 /// `admissions`.
 pub async fn admit_batch(
@@ -96,12 +131,25 @@ pub async fn admit_batch(
     let bytes = column(admissions, |a| a.bytes);
     let holds = column(admissions, |a| seconds(a.hold));
     let blocks = column(admissions, |a| seconds(a.block));
+    let devices = column(admissions, |a| a.device.as_str());
+    let max_devices = column(admissions, |a| a.max_devices);
+    let packages = serde_json::Value::Array(
+        admissions
+            .iter()
+            .map(|a| serde_json::json!(a.packages))
+            .collect(),
+    );
+    let refreshes = column(admissions, |a| a.refresh);
+    // Settings of the replica, the same for every admission of a batch.
+    let zapping = admissions.first().is_some_and(|a| a.zapping);
+    let max_viewers = admissions.first().and_then(|a| a.max_viewers);
     let rows = client
         .query_hot(
-            "SELECT o_ord, o_refusal, o_session_id, o_active, o_started, o_watched
-               FROM playgate_admit_batch($1::text[], $2::text[], $3::int4[], $4::bool[], $5::text[],
-                                         $6::inet[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                         $11::int8[], $12::float8[], $13::float8[], $14)",
+            "SELECT o_ord, o_refusal, o_session_id, o_active, o_started, o_watched, o_replaced, o_limited
+               FROM playgate_admit_batch_v14($1::text[], $2::text[], $3::int4[], $4::bool[], $5::text[],
+                                             $6::inet[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                             $11::int8[], $12::float8[], $13::float8[], $14::text[],
+                                             $15::int4[], $16::jsonb, $17::bool[], $18, $19::int4, $20)",
             params![
                 &keys,
                 &logins,
@@ -116,6 +164,12 @@ pub async fn admit_batch(
                 &bytes,
                 &holds,
                 &blocks,
+                &devices,
+                &max_devices,
+                &packages,
+                &refreshes,
+                &zapping,
+                &max_viewers,
                 &synchronous,
             ],
         )
@@ -126,7 +180,7 @@ pub async fn admit_batch(
             .ok()
             .filter(|position| *position < admissions.len())
             .ok_or_else(|| {
-                StoreError::Other("playgate_admit_batch: position out of range".into())
+                StoreError::Other("playgate_admit_batch_v14: position out of range".into())
             })?;
         let refusal: Option<&str> = row.get(1);
         let active_sessions: i64 = row.get(3);
@@ -136,13 +190,15 @@ pub async fn admit_batch(
                 active_sessions,
                 started: row.get(4),
                 watched_seconds: row.get(5),
+                replaced: row.get::<_, i32>(6).max(0) as u32,
+                limited: row.get::<_, i32>(7).max(0) as u32,
             },
-            Some(refusal) => AdmitOutcome::Refused {
-                refusal: if refusal == "kicked" {
-                    Refusal::Kicked
-                } else {
-                    Refusal::Limit
-                },
+            Some(code) => AdmitOutcome::Refused {
+                refusal: Refusal::parse(code).ok_or_else(|| {
+                    StoreError::Other(format!(
+                        "playgate_admit_batch_v14: unknown refusal '{code}'"
+                    ))
+                })?,
                 active_sessions,
             },
         });
@@ -151,7 +207,7 @@ pub async fn admit_batch(
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| {
-            StoreError::Other("playgate_admit_batch left an admission unanswered".into())
+            StoreError::Other("playgate_admit_batch_v14 left an admission unanswered".into())
         })
 }
 
@@ -461,7 +517,7 @@ pub async fn sweep(
                                LIMIT $1)
              RETURNING id, key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes,
-                       blocked_until, playback_id, cookie_seen)
+                       blocked_until, playback_id, cookie_seen, device, packages)
              INSERT INTO session_history SELECT * FROM moved",
             params![&MOVE_BATCH],
         )
@@ -500,16 +556,19 @@ pub struct SessionRow {
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
-    /// `stopped`, `timeout`, `kicked` or `limit`.
+    /// `stopped`, `timeout`, `kicked`, `limit` or `replaced`.
     pub end_reason: Option<String>,
     pub bytes: Option<i64>,
+    /// What the viewer watches on (SPEC §1): the id its streamer, link or
+    /// caller sent, else "<client ip> <user agent>".
+    pub device: String,
 }
 
 pub async fn get<C: super::Db>(client: &C, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
     let row = client
         .query_typed_opt(
             "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
-                    started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
+                    started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device
                FROM session_log WHERE id = $1 LIMIT 1",
             params![&id],
         )
@@ -554,7 +613,7 @@ pub async fn list(
         .query_typed(
             &format!(
                 "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
-                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes
+                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device
                    FROM {table} WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
             ),
             params![
@@ -592,5 +651,6 @@ fn session_row(row: &tokio_postgres::Row) -> SessionRow {
         ended_at: row.get(11),
         end_reason: row.get(12),
         bytes: row.get(13),
+        device: row.get(14),
     }
 }

@@ -1,5 +1,5 @@
 //! Admissions grouped into one round trip (src/decision/admission_batch.rs,
-//! sql/V12 `playgate_admit_batch`): what waits together goes together, and
+//! sql/V14 `playgate_admit_batch_v14`): what waits together goes together, and
 //! limits stay exact inside a batch and between the batches of two replicas.
 
 use std::collections::HashMap;
@@ -29,6 +29,14 @@ fn admission(key: &str, login: &str, max_sessions: i32) -> Admission {
         bytes: None,
         hold: Duration::from_secs(90),
         block: Duration::from_secs(60),
+        device: "192.0.2.1 player".into(),
+        max_devices: None,
+        packages: vec![],
+        refresh: false,
+        // The default; every admission here plays one stream, so nothing
+        // is replaced and a start past the limit is refused.
+        zapping: true,
+        max_viewers: None,
     }
 }
 
@@ -185,15 +193,17 @@ async fn kick_oldest_inside_one_batch_keeps_the_newest() {
     assert_eq!(open, ["k3", "k4"]);
 }
 
-/// `SELECT playgate_admit_batch(...)` of `n` new users' new sessions, as SQL text.
+/// `SELECT playgate_admit_batch_v14(...)` of `n` new users' new sessions, as SQL text.
 fn batch_statement(base: usize, n: usize) -> String {
     let array = |item: &str, cast: &str| {
         format!(
             "(SELECT array_agg({item}{cast}) FROM generate_series({base}, {base} + {n} - 1) AS i)"
         )
     };
+    // One empty package list per admission.
+    let no_packages = format!("(SELECT jsonb_agg('[]'::jsonb) FROM generate_series(1, {n}))");
     format!(
-        "SELECT count(*) FROM playgate_admit_batch({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, true)",
+        "SELECT count(*) FROM playgate_admit_batch_v14({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {no_packages}, {}, true, NULL, true)",
         array("'plan-k' || i", ""),
         array("'plan-u' || i", ""),
         array("2", ""),
@@ -207,6 +217,9 @@ fn batch_statement(base: usize, n: usize) -> String {
         array("NULL", "::bigint"),
         array("90", "::float8"),
         array("60", "::float8"),
+        array("'192.0.2.1 '", "::text"),
+        array("NULL", "::int4"),
+        array("false", ""),
     )
 }
 
@@ -241,11 +254,11 @@ fn most_filtered(notices: &[String]) -> u64 {
         .unwrap_or(0)
 }
 
-/// A connection's plans of `playgate_admit_batch` are cached; made while
+/// A connection's plans of `playgate_admit_batch_v14` are cached; made while
 /// `sessions` was empty they scanned a whole index per lookup once the table
 /// had grown (a batch of 64 took a second at 100 000 rows; the flash crowd's
 /// `db_unavailable`). Until the statistics know of a table of some size,
-/// each call plans for the table as it is (sql/V13); then plans are cached
+/// each call plans for the table as it is (sql/V13, V14); then plans are cached
 /// again, made for that size. auto_explain's plans of the batch filter no
 /// more than a handful of rows per lookup in both phases.
 #[tokio::test]

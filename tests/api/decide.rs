@@ -104,10 +104,12 @@ async fn every_policy_reason_code() {
             true,
             "ok",
         ),
+        // Another device (another player here): at the limit. The same
+        // device would be zapping, and replace its session on sport/f1.
         (
             with(
                 play("espn", "192.0.2.1"),
-                json!({"token": "alice-token", "session": "p2"}),
+                json!({"token": "alice-token", "session": "p2", "user_agent": "tv-2"}),
             ),
             false,
             "session_limit",

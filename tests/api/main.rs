@@ -13,6 +13,7 @@ mod crash_durability;
 mod damping;
 mod db_tls;
 mod decide;
+mod devices;
 mod e2e_caddy;
 mod e2e_nginx;
 mod e2e_support;

@@ -283,8 +283,25 @@ async fn kicked_session_stays_denied_for_one_duration() {
         reason(&app.decide(session("t", "a", "start")).await),
         "session_kicked"
     );
-    // Other sessions of the user are not affected.
-    assert_eq!(reason(&app.decide(session("t", "b", "start")).await), "ok");
+    // The kick holds for the user, stream and address, whatever new
+    // session id the player reconnects with (SPEC §2 step 7)...
+    assert_eq!(
+        reason(&app.decide(session("t", "b", "start")).await),
+        "session_kicked"
+    );
+    // ...and for nothing else: another stream, another address.
+    let elsewhere = json!({"token": "t", "session": "c"});
+    assert_eq!(
+        reason(
+            &app.decide(with(play("sport", "192.0.2.1"), elsewhere.clone()))
+                .await
+        ),
+        "ok"
+    );
+    assert_eq!(
+        reason(&app.decide(with(play("news", "192.0.2.9"), elsewhere)).await),
+        "ok"
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let back = app.decide(session("t", "a", "refresh")).await;
     assert_eq!(reason(&back), "ok");

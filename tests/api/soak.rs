@@ -81,6 +81,9 @@ async fn limits_hold_under_random_traffic_on_two_replicas() {
     };
 
     let deadline = Instant::now() + soak_duration();
+    // A kick holds for the user, stream and address (SPEC §2 step 7), so a
+    // kicked user's later starts here are all refused: only those.
+    let kicked_users = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
     let mut workers = Vec::new();
     for worker in 0..WORKERS {
         let urls = [
@@ -89,6 +92,7 @@ async fn limits_hold_under_random_traffic_on_two_replicas() {
         ];
         let http = first.http.clone();
         let pool = first.state.pool.clone();
+        let kicked_users = kicked_users.clone();
         workers.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(worker as u64);
             // (user, session id) this worker holds open.
@@ -119,7 +123,8 @@ async fn limits_hold_under_random_traffic_on_two_replicas() {
                     match answer["reason"].as_str() {
                         Some("ok") => open.push((user, session)),
                         Some("session_limit") => {}
-                        other => panic!("unexpected start answer {other:?}"),
+                        Some("session_kicked") if kicked_users.lock().unwrap().contains(&user) => {}
+                        other => panic!("unexpected start answer {other:?} for user {user}"),
                     }
                 } else {
                     let index = rng.random_range(0..open.len());
@@ -153,6 +158,7 @@ async fn limits_hold_under_random_traffic_on_two_replicas() {
                         named.session = Some(session.clone());
                         named.caller = Some("127.0.0.1".parse().unwrap());
                         let key = named.session_key();
+                        kicked_users.lock().unwrap().insert(user);
                         let id: uuid::Uuid = client
                             .query_one(
                                 "SELECT id FROM sessions WHERE key = $1 AND ended_at IS NULL",
