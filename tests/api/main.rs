@@ -15,6 +15,7 @@ mod db_tls;
 mod decide;
 mod e2e_caddy;
 mod e2e_nginx;
+mod e2e_rtmp_relay;
 mod e2e_support;
 mod error_logging;
 mod failover;
