@@ -3,7 +3,8 @@
 //! `notify_method post`) or in the query string (`notify_method get`): `call`,
 //! `app`, `name`, `addr`, `clientid`, `flashver`, `tcurl`, … plus the client's
 //! play arguments (`?token=`) appended raw. Only the status is read:
-//! 2xx continues, anything else drops the client.
+//! 2xx continues, anything else drops the client. nginx's own relays
+//! (`push`, `pull`) call the same hooks with an empty `app`: acknowledged.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -23,6 +24,27 @@ impl Dialect for NginxRtmp {
         let mut fields = pairs(req.query_string().as_bytes());
         fields.extend(pairs(body));
         let call = field(&fields, "call").ok_or("call: missing")?;
+        // No app: one of nginx's own relays (`push`, `pull`; SPEC §3),
+        // answered before anything else is read, as its addr is the relay's
+        // URL (`127.0.0.1:1935/relayed`), no client address.
+        // `ngx_rtmp_relay_create_connection` (ngx_rtmp_relay_module.c) opens
+        // that session with flashver "ngx-local-relay" and no `connect`, the
+        // only thing that sets `s->app`, so the app that
+        // `ngx_rtmp_netcall_http_format_session` writes is empty; a push then
+        // plays the local stream through these hooks, a pull publishes into
+        // it. A client's connect must name an existing application, written
+        // before any `app=` of its play arguments: no client gets here. The
+        // flashver is no sign: a client sends what it likes (ffmpeg
+        // `-rtmp_flashver`).
+        let Some(app) = field(&fields, "app") else {
+            log::debug!(
+                "nginx-rtmp relay {} of '{}' via {}: acknowledged",
+                excerpt(call),
+                excerpt(field(&fields, "name").unwrap_or_default()),
+                excerpt(field(&fields, "addr").unwrap_or_default())
+            );
+            return Ok(Call::Acknowledge);
+        };
         let event = match call {
             "play" => Event::Start,
             "update_play" => Event::Refresh,
@@ -35,7 +57,6 @@ impl Dialect for NginxRtmp {
             }
             other => return Err(format!("call: unknown value '{}'", excerpt(other))),
         };
-        let app = field(&fields, "app").ok_or("app: missing")?;
         let name = field(&fields, "name").ok_or("name: missing")?;
         let stream = format!("{}/{}", app.trim_matches('/'), name.trim_matches('/'));
         let client_ip = parse_ip("addr", field(&fields, "addr"))?;
@@ -145,12 +166,55 @@ mod tests {
         }
     }
 
+    /// What nginx-rtmp 1.2.2 (Debian's libnginx-mod-rtmp, the same relay and
+    /// notify code as arut/nginx-rtmp-module 6c7719d) sent to `on_play`,
+    /// `on_publish`, `on_update`, `on_play_done`, `on_publish_done` and
+    /// `on_done` for `push rtmp://127.0.0.1:19350/relayed;` in application
+    /// `live` (clientid 3) and `pull rtmp://127.0.0.1:19350/relayed;` in
+    /// application `pulled` (clientid 12), recorded from a real nginx.
+    const RELAY_CALLS: &[&str] = &[
+        "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed&clientid=3&call=play&name=stream&start=0&duration=0&reset=0",
+        "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed&clientid=3&call=update_play&time=2&timestamp=1880&name=stream",
+        "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed&clientid=3&call=play_done&name=stream",
+        "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed&clientid=3&call=done&name=stream",
+        "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed&clientid=12&call=publish&name=stream&type=",
+        "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed&clientid=12&call=update_publish&time=2&timestamp=4320&name=stream",
+        "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed&clientid=12&call=publish_done&name=stream",
+    ];
+
+    #[test]
+    fn relays_are_acknowledged_before_any_validation() {
+        for body in RELAY_CALLS {
+            assert!(matches!(parse_body(body), Ok(Call::Acknowledge)), "{body}");
+        }
+        // No app at all, and an app left empty by every pair, are relays too.
+        for body in [
+            "call=play&name=s&addr=127.0.0.1:1935/x",
+            "app=&call=play&name=s&addr=192.0.2.7&app=",
+        ] {
+            assert!(matches!(parse_body(body), Ok(Call::Acknowledge)), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_client_calling_itself_a_relay_is_decided() {
+        // A flashVer is whatever the client sends in its connect.
+        let body = "app=live&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=192.0.2.7&clientid=9&call=play&name=s";
+        let Call::Decide(request) = parse_body(body).unwrap() else {
+            panic!("a client with a relay's flashver is not a relay")
+        };
+        assert_eq!(request.stream, "live/s");
+        // Nor do play arguments empty nginx's own app.
+        let body = "app=live&flashver=x&addr=192.0.2.7&clientid=9&call=play&name=s&app=&flashver=ngx-local-relay";
+        assert!(matches!(parse_body(body), Ok(Call::Decide(_))));
+    }
+
     #[test]
     fn malformed() {
         for body in [
             "",
+            "app=&name=s",
             "call=play&app=live&addr=192.0.2.7",
-            "call=play&name=s&addr=192.0.2.7",
             "call=play&app=live&name=s",
             "call=play&app=live&name=s&addr=nope",
             "call=seek&app=live&name=s&addr=192.0.2.7",

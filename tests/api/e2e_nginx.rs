@@ -19,7 +19,7 @@ const RTMP_MODULE_PATHS: &[&str] = &[
     "/usr/lib64/nginx/modules/ngx_rtmp_module.so",
 ];
 
-struct Tools {
+pub struct Tools {
     nginx: PathBuf,
     rtmp_module: PathBuf,
     ffmpeg: PathBuf,
@@ -45,7 +45,7 @@ fn rtmp_module() -> Option<PathBuf> {
 }
 
 /// The tools, or None after saying the test is skipped (a failure under CI=true).
-fn tools(test: &str) -> Option<Tools> {
+pub fn tools(test: &str) -> Option<Tools> {
     tools_or_skip(test, || {
         Ok(Tools {
             nginx: which("nginx").ok_or("nginx")?,
@@ -57,9 +57,9 @@ fn tools(test: &str) -> Option<Tools> {
 }
 
 /// A private nginx (own prefix, config and loopback ports in a temp dir).
-struct Nginx {
-    dir: PathBuf,
-    rtmp_port: u16,
+pub struct Nginx {
+    pub dir: PathBuf,
+    pub rtmp_port: u16,
     http_port: u16,
     // Declared before nothing else that needs it: dropped (killed) first.
     process: Option<Running>,
@@ -67,12 +67,18 @@ struct Nginx {
 
 impl Nginx {
     async fn start(tools: &Tools, playgate: &str) -> Nginx {
+        Nginx::start_with(tools, CONFIG_TEMPLATE, playgate).await
+    }
+
+    /// With another configuration: the placeholders of tests/nginx/e2e.conf,
+    /// and an http server on {HTTP_PORT}.
+    pub async fn start_with(tools: &Tools, template: &str, playgate: &str) -> Nginx {
         let dir = std::env::temp_dir().join(format!("playgate-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::create_dir_all(dir.join("hls")).unwrap();
         let rtmp_port = free_port();
         let http_port = free_port();
-        let config = CONFIG_TEMPLATE
+        let config = template
             .replace("{DIR}", dir.to_str().unwrap())
             .replace("{RTMP_MODULE}", tools.rtmp_module.to_str().unwrap())
             .replace("{RTMP_PORT}", &rtmp_port.to_string())
@@ -113,7 +119,7 @@ impl Nginx {
         nginx
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         ["nginx.out", "error.log"]
             .iter()
             .map(|file| std::fs::read_to_string(self.dir.join(file)).unwrap_or_default())
@@ -133,7 +139,7 @@ impl Nginx {
     }
 
     /// ffmpeg publishing a generated test pattern to live/stream.
-    fn publish(&self, tools: &Tools) -> Running {
+    pub fn publish(&self, tools: &Tools) -> Running {
         Running::spawn(
             "ffmpeg publisher",
             Command::new(&tools.ffmpeg).args([
@@ -162,7 +168,7 @@ impl Nginx {
     }
 
     /// Waits until the HLS playlist of live/stream exists (the publisher is live).
-    async fn wait_for_hls(&self, publisher: &mut Running) {
+    pub async fn wait_for_hls(&self, publisher: &mut Running) {
         let playlist = self.dir.join("hls/stream/index.m3u8");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !playlist.is_file() {
@@ -178,21 +184,28 @@ impl Nginx {
     }
 
     /// ffprobe the URL: true when it found a video stream.
-    async fn probe(&self, tools: &Tools, url: &str, log: &str) -> bool {
+    pub async fn probe(&self, tools: &Tools, url: &str, log: &str) -> bool {
+        self.probe_with(tools, &[], url, log).await
+    }
+
+    /// `probe` with these ffprobe options before the URL.
+    pub async fn probe_with(&self, tools: &Tools, options: &[&str], url: &str, log: &str) -> bool {
         let log = self.dir.join(log);
         let ok = Running::spawn(
             "ffprobe",
-            Command::new(&tools.ffprobe).args([
-                "-v",
-                "error",
-                "-rw_timeout",
-                "5000000",
-                "-show_entries",
-                "stream=codec_name",
-                "-of",
-                "csv=p=0",
-                url,
-            ]),
+            Command::new(&tools.ffprobe)
+                .args([
+                    "-v",
+                    "error",
+                    "-rw_timeout",
+                    "5000000",
+                    "-show_entries",
+                    "stream=codec_name",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .args(options)
+                .arg(url),
             &log,
         )
         .finish(Duration::from_secs(30))
@@ -203,7 +216,7 @@ impl Nginx {
     }
 
     /// ffmpeg reads `seconds` of the URL and discards it: true when it played.
-    async fn watch(&self, tools: &Tools, url: &str, seconds: u32, log: &str) -> bool {
+    pub async fn watch(&self, tools: &Tools, url: &str, seconds: u32, log: &str) -> bool {
         ffmpeg_plays(&tools.ffmpeg, url, seconds, &self.dir.join(log)).await
     }
 }

@@ -118,3 +118,82 @@ async fn malformed_is_400_and_counted() {
         5.0
     );
 }
+
+/// What a real nginx-rtmp sent for its own relays, the session it opens to
+/// the other server (`ngx_rtmp_relay_create_connection` in
+/// `ngx_rtmp_relay_module.c`: no `app`, `flashver` "ngx-local-relay",
+/// `addr` the relay URL): `push rtmp://127.0.0.1:19350/relayed;` plays the
+/// local stream (clientid 3), `pull rtmp://127.0.0.1:19350/relayed;`
+/// publishes the pulled one (clientid 12).
+const RELAY_CALLS: &[&str] = &[
+    "clientid=3&call=play&name=stream&start=0&duration=0&reset=0",
+    "clientid=3&call=update_play&time=2&timestamp=1880&name=stream",
+    "clientid=3&call=play_done&name=stream",
+    "clientid=3&call=done&name=stream",
+    "clientid=12&call=publish&name=stream&type=",
+    "clientid=12&call=update_publish&time=2&timestamp=4320&name=stream",
+    "clientid=12&call=publish_done&name=stream",
+];
+const RELAY: &str =
+    "app=&flashver=ngx-local-relay&swfurl=&tcurl=&pageurl=&addr=127.0.0.1:19350/relayed";
+
+/// (user, stream) of every session the admin API lists, active and ended.
+pub async fn listed_sessions(app: &TestApp) -> Vec<(Option<String>, String)> {
+    let mut listed = Vec::new();
+    for state in ["active", "ended"] {
+        let page = app
+            .admin("GET", &format!("/api/v1/sessions?state={state}"), None, 200)
+            .await;
+        for item in page["items"].as_array().expect("a page of sessions") {
+            listed.push((
+                item["user"].as_str().map(str::to_string),
+                item["stream"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    listed
+}
+
+#[tokio::test]
+async fn relays_get_200_and_are_recorded_nowhere() {
+    let app = spawn_admin_app().await;
+    app.create(user("alice").token("t1")).await;
+    // A viewer, so that the lists below are known to show sessions.
+    let play = format!("{COMMON}&call=play&name=stream&start=-2000&duration=0&reset=0&token=t1");
+    assert_eq!(post_form(&app, &play).await.status, 200);
+
+    for call in RELAY_CALLS {
+        let body = format!("{RELAY}&{call}");
+        let posted = post_form(&app, &body).await;
+        assert_eq!((posted.status, posted.body.as_str()), (200, "ok"), "{body}");
+        let got = app.hook_get(&format!("/hook/nginx-rtmp?{body}"), &[]).await;
+        assert_eq!((got.status, got.body.as_str()), (200, "ok"), "GET {body}");
+    }
+    assert_eq!(
+        listed_sessions(&app).await,
+        vec![(Some("alice".into()), "live/stream".into())],
+        "only the viewer"
+    );
+    let metrics = parse_metrics(&app.metrics_text().await);
+    let nginx_decisions: Vec<_> = metrics
+        .iter()
+        .filter(|(k, _)| k.starts_with("playgate_decisions_total") && k.contains("nginx-rtmp"))
+        .collect();
+    assert_eq!(
+        nginx_decisions.len(),
+        1,
+        "only the viewer was decided (no bad_request, no publish_not_allowed): {nginx_decisions:?}"
+    );
+    assert_eq!(decisions(&metrics, "nginx-rtmp", "allow", "ok"), 1.0);
+
+    // A client's connect may carry a relay's flashVer (ffmpeg
+    // -rtmp_flashver): it still needs a credential.
+    let forged = "app=live&flashver=ngx-local-relay&swfurl=&tcurl=rtmp://127.0.0.1:1935/live\
+                  &pageurl=&addr=192.0.2.9&clientid=20&call=play&name=stream&start=0&duration=0&reset=0";
+    assert_eq!(post_form(&app, forged).await.status, 403);
+    assert_eq!(
+        app.decision_count("nginx-rtmp", "deny", "no_credentials")
+            .await,
+        1.0
+    );
+}

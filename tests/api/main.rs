@@ -16,6 +16,7 @@ mod decide;
 mod devices;
 mod e2e_caddy;
 mod e2e_nginx;
+mod e2e_rtmp_relay;
 mod e2e_support;
 mod error_logging;
 mod failover;
