@@ -103,6 +103,7 @@ pub async fn import(
             stb: c.stb,
             expires_at: c.expires_at,
             max_sessions: c.max_sessions,
+            max_devices: c.max_devices,
             enabled: c.enabled,
             packages: v.packages,
             token,

@@ -11,8 +11,10 @@ use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
 
-use crate::store::packages::{self, PackageRow};
+use crate::import::user_input::json_value;
+use crate::store::packages::{self, PackageChanges, PackageRow};
 
+/// A package as POST (create) and PATCH (absent = unchanged) take it.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageInput {
@@ -21,12 +23,16 @@ pub struct PackageInput {
     pub comment: Option<String>,
     /// Exact stream names or globs with `*` (`sport/*`, `*_hd`).
     pub streams: Option<Vec<String>>,
+    /// Active sessions on the streams matching this package (all users and
+    /// anonymous viewers together) at most, ≥ 0; beyond it a start is
+    /// denied `stream_full`. `null` = no cap (PATCH: clears it).
+    #[serde(default, deserialize_with = "json_value")]
+    #[schema(value_type = Option<i32>, minimum = 0)]
+    pub max_viewers: Option<Value>,
 }
 
 struct ValidPackage {
-    name: Option<String>,
-    comment: Option<String>,
-    streams: Option<Vec<String>>,
+    changes: PackageChanges,
     audit: Map<String, Value>,
 }
 
@@ -50,10 +56,20 @@ fn validate_input(input: PackageInput) -> Result<ValidPackage, ApiError> {
     if let Some(streams) = &streams {
         audit.insert("streams".into(), json!(streams));
     }
+    let max_viewers = input
+        .max_viewers
+        .map(|max| validate::limit_json("max_viewers", &max))
+        .transpose()?;
+    if let Some(max) = max_viewers {
+        audit.insert("max_viewers".into(), json!(max));
+    }
     Ok(ValidPackage {
-        name,
-        comment,
-        streams,
+        changes: PackageChanges {
+            name,
+            comment,
+            streams,
+            max_viewers,
+        },
         audit,
     })
 }
@@ -81,15 +97,18 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let v = validate_input(input)?;
-    let name = v
+    let c = &v.changes;
+    let name = c
         .name
+        .clone()
         .ok_or_else(|| ApiError::invalid("name", "name is required"))?;
     let row = audited(&state, &caller, async |transaction| {
         packages::insert(
             transaction,
             &name,
-            v.comment.as_deref().unwrap_or(""),
-            v.streams.as_deref().unwrap_or(&[]),
+            c.comment.as_deref().unwrap_or(""),
+            c.streams.as_deref().unwrap_or(&[]),
+            c.max_viewers.flatten(),
         )
         .await?;
         let row = packages::get(transaction, &name)
@@ -132,18 +151,10 @@ pub async fn update(
     let name = name.into_inner();
     let v = validate_input(input)?;
     let row = audited(&state, &caller, async |transaction| {
-        let updated = packages::update(
-            transaction,
-            &name,
-            v.name.as_deref(),
-            v.comment.as_deref(),
-            v.streams.as_deref(),
-        )
-        .await?;
-        if !updated {
+        if !packages::update(transaction, &name, &v.changes).await? {
             return Err(ApiError::no_such("package", &name));
         }
-        let new_name = v.name.as_deref().unwrap_or(&name);
+        let new_name = v.changes.name.as_deref().unwrap_or(&name);
         let row = packages::get(transaction, new_name)
             .await?
             .ok_or_else(ApiError::not_found)?;

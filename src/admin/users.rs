@@ -144,6 +144,7 @@ pub async fn create(
         stb: c.stb.clone().unwrap_or_default(),
         expires_at: c.expires_at.flatten(),
         max_sessions: c.max_sessions.flatten(),
+        max_devices: c.max_devices.flatten(),
         enabled: c.enabled.unwrap_or(true),
         packages: v.packages.clone().unwrap_or_default(),
     };

@@ -109,14 +109,56 @@ pub fn time(field: &'static str, value: &str) -> Result<DateTime<Utc>, Validatio
 }
 
 pub fn max_sessions(value: i64) -> Result<i32, ValidationError> {
+    limit("max_sessions", value)
+}
+
+/// A count limit (`max_sessions`, `max_devices`, `max_viewers`): 0 to
+/// 2^31 - 1, the columns' `integer CHECK (>= 0)`; null (no limit) is the
+/// caller's to handle.
+pub fn limit(field: &'static str, value: i64) -> Result<i32, ValidationError> {
     if value < 0 {
         return Err(ValidationError::new(
-            "max_sessions",
-            "max_sessions must not be negative (null = unlimited)",
+            field,
+            format!("{field} must not be negative (null = no limit)"),
         ));
     }
-    i32::try_from(value)
-        .map_err(|_| ValidationError::new("max_sessions", "max_sessions is too large"))
+    i32::try_from(value).map_err(|_| {
+        ValidationError::new(
+            field,
+            format!("{field} is too large (at most {})", i32::MAX),
+        )
+    })
+}
+
+/// A count limit as JSON: a whole number (see `limit`) or null (no limit).
+/// Taken as any JSON value so that `"2"` or `1.5` is a 422 naming the
+/// field, not a 400 about the body's types.
+pub fn limit_json(
+    field: &'static str,
+    value: &serde_json::Value,
+) -> Result<Option<i32>, ValidationError> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(n), _) => limit(field, n).map(Some),
+            // Beyond i64 (or written `3.0`, `1e20`): the cast saturates, so
+            // the range check still says negative or too large.
+            (None, Some(f)) if f.fract() == 0.0 => limit(field, f as i64).map(Some),
+            _ => Err(not_a_limit(field, value)),
+        },
+        other => Err(not_a_limit(field, other)),
+    }
+}
+
+fn not_a_limit(field: &'static str, value: &serde_json::Value) -> ValidationError {
+    ValidationError::new(
+        field,
+        format!(
+            "{field} must be a whole number, 0 or more, or null for no limit; not {}",
+            clip(&value.to_string())
+        ),
+    )
 }
 
 /// A token given by the admin (an Astra import): kept as is, within reason.
@@ -223,6 +265,23 @@ mod tests {
     fn limits_and_times() {
         assert!(max_sessions(-1).is_err());
         assert_eq!(max_sessions(0).unwrap(), 0);
+        let json = |v: serde_json::Value| limit_json("max_devices", &v);
+        assert_eq!(json(serde_json::json!(null)), Ok(None));
+        assert_eq!(json(serde_json::json!(3)), Ok(Some(3)));
+        assert_eq!(json(serde_json::json!(i32::MAX)), Ok(Some(i32::MAX)));
+        assert_eq!(json(serde_json::json!(2.0)), Ok(Some(2)));
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!(1u64 << 40),
+            serde_json::json!(u64::MAX),
+            serde_json::json!(-1e30),
+            serde_json::json!(1.5),
+            serde_json::json!("2"),
+            serde_json::json!([1]),
+            serde_json::json!(true),
+        ] {
+            assert_eq!(json(bad.clone()).unwrap_err().field, "max_devices", "{bad}");
+        }
         assert!(time("expires_at", "2027-01-01").is_err());
         assert!(time("expires_at", "2027-01-01T00:00:00+03:00").is_ok());
     }

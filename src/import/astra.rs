@@ -796,6 +796,9 @@ pub async fn apply(
                 stb: None,
                 expires_at: Some(user.expires_at),
                 max_sessions: Some(user.max_sessions),
+                // Astra has no such field: absent, so a new user gets null
+                // (unlimited) and an existing one keeps what an admin set.
+                max_devices: None,
                 enabled: Some(user.enabled),
                 packages: Some(user.packages.clone()),
                 token: user.token.as_ref().map(|t| t.0.clone()),
@@ -814,17 +817,22 @@ pub async fn apply(
         match change {
             Change::Created => {
                 let comment = format!("Astra category '{}'", package.category);
-                packages::insert(&transaction, &package.name, &comment, &package.streams).await?;
-            }
-            Change::Updated(_) => {
-                packages::update(
+                // Astra has no capacity: no cap.
+                packages::insert(
                     &transaction,
                     &package.name,
+                    &comment,
+                    &package.streams,
                     None,
-                    None,
-                    Some(&package.streams),
                 )
                 .await?;
+            }
+            Change::Updated(_) => {
+                let changes = packages::PackageChanges {
+                    streams: Some(package.streams.clone()),
+                    ..Default::default()
+                };
+                packages::update(&transaction, &package.name, &changes).await?;
             }
             Change::Unchanged => {}
         }

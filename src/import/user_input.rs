@@ -18,6 +18,13 @@ pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// Deserialises a present field as its JSON value, `null` included, for
+/// `validate::limit_json` to judge; with `#[serde(default)]` an absent
+/// field stays `None`.
+pub fn json_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
 /// `"token": "<clear>"` keeps that token; `"token": true` generates one.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
@@ -27,8 +34,10 @@ pub enum TokenValue {
 }
 
 /// The user fields of SPEC §1, as POST (create), PATCH (absent = unchanged;
-/// `null` clears `password`, `token`, `expires_at`, `max_sessions`) and the
-/// import take them.
+/// `null` clears `password`, `token`, `expires_at`, `max_sessions`,
+/// `max_devices`) and the import take them. The limits are taken as any
+/// JSON value: a wrong type is then a 422 naming the field, like a
+/// negative number.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
@@ -55,9 +64,15 @@ pub struct UserInput {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<String>>,
     /// Concurrent sessions, ≥ 0; `null` = unlimited.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i32>)]
-    pub max_sessions: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "json_value")]
+    #[schema(value_type = Option<i32>, minimum = 0)]
+    pub max_sessions: Option<Value>,
+    /// Distinct devices the user may watch on at once, ≥ 0; `null` =
+    /// unlimited. A device is the `device` id the streamer, a signed link or
+    /// `/hook/decide` sends, else the client IP and user agent (SPEC §11).
+    #[serde(default, deserialize_with = "json_value")]
+    #[schema(value_type = Option<i32>, minimum = 0)]
+    pub max_devices: Option<Value>,
     /// Package names (must exist); empty = every stream.
     pub packages: Option<Vec<String>>,
     pub enabled: Option<bool>,
@@ -136,10 +151,15 @@ pub fn validate_input(input: UserInput, creating: bool) -> Result<Validated, Val
         v.audit.insert("expires_at".into(), json!(at));
         v.changes.expires_at = Some(at);
     }
-    if let Some(max_sessions) = input.max_sessions {
-        let max = max_sessions.map(validate::max_sessions).transpose()?;
+    if let Some(max_sessions) = &input.max_sessions {
+        let max = validate::limit_json("max_sessions", max_sessions)?;
         v.audit.insert("max_sessions".into(), json!(max));
         v.changes.max_sessions = Some(max);
+    }
+    if let Some(max_devices) = &input.max_devices {
+        let max = validate::limit_json("max_devices", max_devices)?;
+        v.audit.insert("max_devices".into(), json!(max));
+        v.changes.max_devices = Some(max);
     }
     if let Some(packages) = input.packages {
         let mut names = Vec::with_capacity(packages.len());

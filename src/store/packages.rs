@@ -12,13 +12,16 @@ pub struct PackageRow {
     pub comment: String,
     /// Exact stream names or `*` globs.
     pub streams: Vec<String>,
+    /// Active sessions on the streams matching this package, all viewers
+    /// together, at most; null = no cap.
+    pub max_viewers: Option<i32>,
     /// How many users have this package.
     pub users: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "p.name, p.comment, p.streams,
+const COLUMNS: &str = "p.name, p.comment, p.streams, p.max_viewers,
     (SELECT count(*) FROM user_packages up WHERE up.package_id = p.id), p.created_at, p.updated_at";
 
 fn package_row(row: &tokio_postgres::Row) -> PackageRow {
@@ -26,9 +29,10 @@ fn package_row(row: &tokio_postgres::Row) -> PackageRow {
         name: row.get(0),
         comment: row.get(1),
         streams: row.get(2),
-        users: row.get(3),
-        created_at: row.get(4),
-        updated_at: row.get(5),
+        max_viewers: row.get(3),
+        users: row.get(4),
+        created_at: row.get(5),
+        updated_at: row.get(6),
     }
 }
 
@@ -66,30 +70,47 @@ pub async fn insert<C: Db>(
     name: &str,
     comment: &str,
     streams: &[String],
+    max_viewers: Option<i32>,
 ) -> Result<(), StoreError> {
     client
         .execute_typed(
-            "INSERT INTO packages (name, comment, streams) VALUES ($1, $2, $3)",
-            params![&name, &comment, &streams],
+            "INSERT INTO packages (name, comment, streams, max_viewers) VALUES ($1, $2, $3, $4)",
+            params![&name, &comment, &streams, &max_viewers],
         )
         .await?;
     Ok(())
 }
 
-/// Changes the given fields (None = unchanged); false when there is no such package.
+/// Fields of a package to change; None = unchanged. `max_viewers`' inner
+/// Option is the new value (None = no cap).
+#[derive(Clone, Debug, Default)]
+pub struct PackageChanges {
+    pub name: Option<String>,
+    pub comment: Option<String>,
+    pub streams: Option<Vec<String>>,
+    pub max_viewers: Option<Option<i32>>,
+}
+
+/// Changes the given fields; false when there is no such package.
 pub async fn update<C: Db>(
     client: &C,
     name: &str,
-    new_name: Option<&str>,
-    comment: Option<&str>,
-    streams: Option<&[String]>,
+    changes: &PackageChanges,
 ) -> Result<bool, StoreError> {
     Ok(client
         .execute_typed(
             "UPDATE packages SET name = COALESCE($2, name), comment = COALESCE($3, comment),
-                    streams = COALESCE($4, streams), updated_at = now()
+                    streams = COALESCE($4, streams),
+                    max_viewers = CASE WHEN $5 THEN $6 ELSE max_viewers END, updated_at = now()
               WHERE name = $1",
-            params![&name, &new_name, &comment, &streams],
+            params![
+                &name,
+                &changes.name,
+                &changes.comment,
+                &changes.streams,
+                &changes.max_viewers.is_some(),
+                &changes.max_viewers.flatten(),
+            ],
         )
         .await?
         == 1)

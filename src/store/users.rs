@@ -20,6 +20,7 @@ pub struct NewUser {
     pub stb: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub max_sessions: Option<i32>,
+    pub max_devices: Option<i32>,
     pub enabled: bool,
     pub packages: Vec<String>,
 }
@@ -35,6 +36,7 @@ impl NewUser {
             stb: String::new(),
             expires_at: None,
             max_sessions: None,
+            max_devices: None,
             enabled: true,
             packages: Vec::new(),
         }
@@ -139,7 +141,11 @@ pub struct UserRow {
     pub ips: Vec<String>,
     pub stb: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Concurrent sessions; null = unlimited.
     pub max_sessions: Option<i32>,
+    /// Distinct devices at once (a device: the `device` id the streamer or
+    /// caller sent, else client IP and user agent); null = unlimited.
+    pub max_devices: Option<i32>,
     pub packages: Vec<String>,
     pub enabled: bool,
     /// Whether a password is set (the hash itself is never shown).
@@ -151,7 +157,7 @@ pub struct UserRow {
 }
 
 const USER_COLUMNS: &str = "u.login, u.kind, u.comment, u.ips::text[], u.stb, u.expires_at, u.max_sessions,
-    COALESCE((SELECT array_agg(p.name ORDER BY p.name) FROM user_packages up JOIN packages p ON p.id = up.package_id
+    u.max_devices, COALESCE((SELECT array_agg(p.name ORDER BY p.name) FROM user_packages up JOIN packages p ON p.id = up.package_id
                WHERE up.user_id = u.id), '{}'),
     u.enabled, u.password_hash IS NOT NULL, (SELECT count(*) FROM tokens t WHERE t.user_id = u.id),
     u.created_at, u.updated_at";
@@ -165,12 +171,13 @@ fn user_row(row: &tokio_postgres::Row) -> UserRow {
         stb: row.get(4),
         expires_at: row.get(5),
         max_sessions: row.get(6),
-        packages: row.get(7),
-        enabled: row.get(8),
-        has_password: row.get(9),
-        tokens: row.get(10),
-        created_at: row.get(11),
-        updated_at: row.get(12),
+        max_devices: row.get(7),
+        packages: row.get(8),
+        enabled: row.get(9),
+        has_password: row.get(10),
+        tokens: row.get(11),
+        created_at: row.get(12),
+        updated_at: row.get(13),
     }
 }
 
@@ -246,8 +253,9 @@ pub async fn lock_id<C: super::Db>(client: &C, login: &str) -> Result<Option<i64
 pub async fn insert<C: super::Db>(client: &C, user: &NewUser) -> Result<i64, StoreError> {
     Ok(client
         .query_typed_one(
-            "INSERT INTO users (login, password_hash, kind, comment, ips, stb, expires_at, max_sessions, enabled)
-             VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO users (login, password_hash, kind, comment, ips, stb, expires_at, max_sessions,
+                                max_devices, enabled)
+             VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9, $10) RETURNING id",
             params![
                 &user.login,
                 &user.password_hash,
@@ -257,6 +265,7 @@ pub async fn insert<C: super::Db>(client: &C, user: &NewUser) -> Result<i64, Sto
                 &user.stb,
                 &user.expires_at,
                 &user.max_sessions,
+                &user.max_devices,
                 &user.enabled,
             ],
         )
@@ -276,6 +285,7 @@ pub struct UserChanges {
     pub stb: Option<String>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub max_sessions: Option<Option<i32>>,
+    pub max_devices: Option<Option<i32>>,
     pub enabled: Option<bool>,
 }
 
@@ -296,6 +306,7 @@ pub async fn update<C: super::Db>(
                 stb = COALESCE($8, stb),
                 expires_at = CASE WHEN $9 THEN $10 ELSE expires_at END,
                 max_sessions = CASE WHEN $11 THEN $12 ELSE max_sessions END,
+                max_devices = CASE WHEN $14 THEN $15 ELSE max_devices END,
                 enabled = COALESCE($13, enabled),
                 updated_at = now()
               WHERE id = $1",
@@ -313,6 +324,8 @@ pub async fn update<C: super::Db>(
                 &changes.max_sessions.is_some(),
                 &changes.max_sessions.flatten(),
                 &changes.enabled,
+                &changes.max_devices.is_some(),
+                &changes.max_devices.flatten(),
             ],
         )
         .await?;

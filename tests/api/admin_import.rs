@@ -76,6 +76,21 @@ async fn import_creates_then_updates_and_is_idempotent() {
             "max_sessions",
         ),
         (
+            json!([{"login": "new1", "max_devices": -1}]),
+            422,
+            "max_devices",
+        ),
+        (
+            json!([{"login": "new1"}, {"login": "new2", "max_devices": "x"}]),
+            422,
+            "max_devices",
+        ),
+        (
+            json!([{"login": "new1", "max_devices": 1u64 << 40}]),
+            422,
+            "max_devices",
+        ),
+        (
             json!([{"login": "new1"}, {"login": "new2", "token": "tok-u1"}]),
             409,
             "token",
@@ -156,4 +171,75 @@ async fn import_of_100_000_token_users() {
             .await["total"],
         100_000
     );
+}
+
+/// `max_devices` in the import: set when present, kept when absent (like
+/// `max_sessions`), cleared by null; new users without it are unlimited.
+#[tokio::test]
+async fn import_sets_keeps_and_clears_max_devices() {
+    let app = spawn_admin_app().await;
+    let first = app
+        .admin(
+            "POST",
+            "/api/v1/import",
+            Some(json!([
+                {"login": "d1", "token": "tok-d1", "max_devices": 2, "max_sessions": 4},
+                {"login": "d2", "token": "tok-d2"},
+                {"login": "d3", "max_devices": 0}
+            ])),
+            200,
+        )
+        .await;
+    assert_eq!(first, json!({"created": 3, "updated": 0}));
+    let devices = |login: &'static str| {
+        let app = &app;
+        async move {
+            let user = app
+                .admin("GET", &format!("/api/v1/users/{login}"), None, 200)
+                .await;
+            (user["max_devices"].clone(), user["max_sessions"].clone())
+        }
+    };
+    assert_eq!(devices("d1").await, (json!(2), json!(4)));
+    assert_eq!(devices("d2").await, (Value::Null, Value::Null));
+    assert_eq!(devices("d3").await, (json!(0), Value::Null));
+
+    // Absent: unchanged; a value: set; null: cleared.
+    let second = app
+        .admin(
+            "POST",
+            "/api/v1/import",
+            Some(json!([
+                {"login": "d1", "comment": "no limits named"},
+                {"login": "d2", "max_devices": 3},
+                {"login": "d3", "max_devices": null}
+            ])),
+            200,
+        )
+        .await;
+    assert_eq!(second, json!({"created": 0, "updated": 3}));
+    assert_eq!(devices("d1").await, (json!(2), json!(4)));
+    assert_eq!(devices("d2").await, (json!(3), Value::Null));
+    assert_eq!(devices("d3").await, (Value::Null, Value::Null));
+    let d1 = app.admin("GET", "/api/v1/users/d1", None, 200).await;
+    assert_eq!(d1["comment"], "no limits named");
+
+    // A refused import changes nobody's limit.
+    let answer = app
+        .api(
+            "POST",
+            "/api/v1/import",
+            ADMIN,
+            Some(json!([{"login": "d1", "max_devices": 9}, {"login": "d2", "max_devices": -3}])),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.body["field"].as_str()),
+        (422, Some("max_devices")),
+        "{}",
+        answer.body
+    );
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(error.starts_with("item 1 ('d2'): "), "{error}");
+    assert_eq!(devices("d1").await, (json!(2), json!(4)));
 }

@@ -87,6 +87,170 @@ async fn packages_crud() {
     );
 }
 
+/// A package's `max_viewers` (SPEC §11 capacity): set on create, changed
+/// and cleared by PATCH, validated with a 422 naming it, audited.
+#[tokio::test]
+async fn package_max_viewers_round_trips_is_validated_and_audited() {
+    let app = spawn_admin_app().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/packages",
+            Some(json!({"name": "sports", "streams": ["sport/*"], "max_viewers": 100})),
+            201,
+        )
+        .await;
+    assert_eq!(created["max_viewers"], 100);
+    let plain = app
+        .admin(
+            "POST",
+            "/api/v1/packages",
+            Some(json!({"name": "news", "streams": ["news"]})),
+            201,
+        )
+        .await;
+    assert_eq!(plain["max_viewers"], Value::Null, "no cap unless asked");
+    assert!(plain.as_object().unwrap().contains_key("max_viewers"));
+    let listed = app.admin("GET", "/api/v1/packages", None, 200).await;
+    let caps: Vec<(Value, Value)> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].clone(), p["max_viewers"].clone()))
+        .collect();
+    assert_eq!(
+        caps,
+        [(json!("news"), Value::Null), (json!("sports"), json!(100))]
+    );
+
+    // PATCH: a new cap; absent = unchanged; null clears; 0 is a cap.
+    let patched = app
+        .admin(
+            "PATCH",
+            "/api/v1/packages/sports",
+            Some(json!({"max_viewers": 5})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (patched["max_viewers"].clone(), patched["streams"].clone()),
+        (json!(5), json!(["sport/*"]))
+    );
+    let renamed = app
+        .admin(
+            "PATCH",
+            "/api/v1/packages/sports",
+            Some(json!({"name": "sport", "comment": "renamed"})),
+            200,
+        )
+        .await;
+    assert_eq!(renamed["max_viewers"], 5, "untouched");
+    let cleared = app
+        .admin(
+            "PATCH",
+            "/api/v1/packages/sport",
+            Some(json!({"max_viewers": null})),
+            200,
+        )
+        .await;
+    assert_eq!(cleared["max_viewers"], Value::Null);
+    let zero = app
+        .admin(
+            "PATCH",
+            "/api/v1/packages/sport",
+            Some(json!({"max_viewers": 0})),
+            200,
+        )
+        .await;
+    assert_eq!(zero["max_viewers"], 0);
+    assert_eq!(
+        app.admin("GET", "/api/v1/packages/sport", None, 200).await["max_viewers"],
+        0
+    );
+
+    for bad in [
+        json!(-1),
+        json!("x"),
+        json!(1u64 << 40),
+        json!(2.5),
+        json!({"n": 1}),
+    ] {
+        let answer = app
+            .api(
+                "POST",
+                "/api/v1/packages",
+                ADMIN,
+                Some(json!({"name": "movies", "streams": ["*_hd"], "max_viewers": bad})),
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.body["field"].as_str()),
+            (422, Some("max_viewers")),
+            "POST {bad}: {}",
+            answer.body
+        );
+        assert!(answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_viewers"));
+        let answer = app
+            .api(
+                "PATCH",
+                "/api/v1/packages/sport",
+                ADMIN,
+                Some(json!({"max_viewers": bad, "comment": "not saved"})),
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.body["field"].as_str()),
+            (422, Some("max_viewers")),
+            "PATCH {bad}: {}",
+            answer.body
+        );
+    }
+    app.admin("GET", "/api/v1/packages/movies", None, 404).await;
+    let sport = app.admin("GET", "/api/v1/packages/sport", None, 200).await;
+    assert_eq!(
+        (sport["max_viewers"].clone(), sport["comment"].clone()),
+        (json!(0), json!("renamed"))
+    );
+
+    // The audit names the field and its new value, null included. (A
+    // rename keeps the entries under the name the write was made to.)
+    let audit = app
+        .admin(
+            "GET",
+            "/api/v1/audit?object_type=package&limit=100",
+            None,
+            200,
+        )
+        .await;
+    let caps: Vec<(Value, Option<Value>)> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["object_id"].clone(),
+                e["changes"].get("max_viewers").cloned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        caps,
+        [
+            (json!("sports"), Some(json!(100))),
+            (json!("news"), None),
+            (json!("sports"), Some(json!(5))),
+            (json!("sports"), None),
+            (json!("sport"), Some(Value::Null)),
+            (json!("sport"), Some(json!(0))),
+        ],
+        "{audit}"
+    );
+}
+
 #[tokio::test]
 async fn ip_rules_crud_v4_and_v6() {
     let app = spawn_admin_app().await;

@@ -128,6 +128,8 @@ async fn invalid_fields_are_422_with_the_field() {
             "expires_at",
         ),
         (json!({"login": "a", "max_sessions": -1}), "max_sessions"),
+        // A limit of the wrong type is an invalid field too, not a 400.
+        (json!({"login": "a", "max_sessions": "two"}), "max_sessions"),
         (
             json!({"login": "a", "packages": ["no-such-package"]}),
             "packages",
@@ -204,6 +206,173 @@ async fn invalid_fields_are_422_with_the_field() {
     );
 }
 
+/// `max_devices` (SPEC §1, §11): set on create, changed and cleared by
+/// PATCH like `max_sessions`, validated with a 422 naming it, audited.
+#[tokio::test]
+async fn max_devices_round_trips_is_validated_and_audited() {
+    let app = spawn_admin_app().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"login": "dora", "max_sessions": 3, "max_devices": 2})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (
+            created["max_sessions"].clone(),
+            created["max_devices"].clone()
+        ),
+        (json!(3), json!(2))
+    );
+    let fetched = app.admin("GET", "/api/v1/users/dora", None, 200).await;
+    assert_eq!(fetched["max_devices"], 2);
+    let listed = app.admin("GET", "/api/v1/users?q=dora", None, 200).await;
+    assert_eq!(listed["items"][0]["max_devices"], 2, "{listed}");
+    // A user created without it is unlimited (null), and shown so.
+    let plain = app
+        .admin("POST", "/api/v1/users", Some(json!({"login": "ed"})), 201)
+        .await;
+    assert_eq!(plain["max_devices"], Value::Null);
+    assert!(plain.as_object().unwrap().contains_key("max_devices"));
+
+    // PATCH: another value; absent = unchanged; null clears; 0 is a limit.
+    let patched = app
+        .admin(
+            "PATCH",
+            "/api/v1/users/dora",
+            Some(json!({"max_devices": 1})),
+            200,
+        )
+        .await;
+    assert_eq!(patched["max_devices"], 1);
+    let other = app
+        .admin(
+            "PATCH",
+            "/api/v1/users/dora",
+            Some(json!({"comment": "other field"})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (other["max_devices"].clone(), other["max_sessions"].clone()),
+        (json!(1), json!(3)),
+        "untouched"
+    );
+    let cleared = app
+        .admin(
+            "PATCH",
+            "/api/v1/users/dora",
+            Some(json!({"max_devices": null})),
+            200,
+        )
+        .await;
+    assert_eq!(cleared["max_devices"], Value::Null);
+    assert_eq!(cleared["max_sessions"], 3, "max_sessions stays");
+    let zero = app
+        .admin(
+            "PATCH",
+            "/api/v1/users/dora",
+            Some(json!({"max_devices": 0})),
+            200,
+        )
+        .await;
+    assert_eq!(zero["max_devices"], 0);
+    let top = app
+        .admin(
+            "PATCH",
+            "/api/v1/users/dora",
+            Some(json!({"max_devices": i32::MAX})),
+            200,
+        )
+        .await;
+    assert_eq!(top["max_devices"], i32::MAX);
+
+    // Invalid: negative, not a number, beyond the column: 422 naming it,
+    // nothing written (on create or on change).
+    for bad in [
+        json!(-1),
+        json!("x"),
+        json!(1u64 << 40),
+        json!(i64::from(i32::MAX) + 1),
+        json!(1.5),
+        json!(true),
+        json!([2]),
+    ] {
+        let answer = app
+            .api(
+                "POST",
+                "/api/v1/users",
+                ADMIN,
+                Some(json!({"login": "fay", "max_devices": bad})),
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.body["field"].as_str()),
+            (422, Some("max_devices")),
+            "POST {bad}: {}",
+            answer.body
+        );
+        let error = answer.body["error"].as_str().unwrap();
+        assert!(
+            error.contains("max_devices") && !error.contains('\n'),
+            "{error}"
+        );
+        let answer = app
+            .api(
+                "PATCH",
+                "/api/v1/users/dora",
+                ADMIN,
+                Some(json!({"max_devices": bad, "comment": "not saved"})),
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.body["field"].as_str()),
+            (422, Some("max_devices")),
+            "PATCH {bad}: {}",
+            answer.body
+        );
+    }
+    app.admin("GET", "/api/v1/users/fay", None, 404).await;
+    let dora = app.admin("GET", "/api/v1/users/dora", None, 200).await;
+    assert_eq!(
+        (dora["max_devices"].clone(), dora["comment"].clone()),
+        (json!(i32::MAX), json!("other field"))
+    );
+
+    // The audit names the field and its new value, null included.
+    let audit = app
+        .admin(
+            "GET",
+            "/api/v1/audit?object_type=user&object_id=dora&limit=100",
+            None,
+            200,
+        )
+        .await;
+    let changes: Vec<Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["changes"].clone())
+        .collect();
+    assert_eq!(changes.len(), 6, "{audit}");
+    let devices: Vec<Option<&Value>> = changes.iter().map(|c| c.get("max_devices")).collect();
+    assert_eq!(
+        devices,
+        [
+            Some(&json!(2)),
+            Some(&json!(1)),
+            None,
+            Some(&Value::Null),
+            Some(&json!(0)),
+            Some(&json!(i32::MAX)),
+        ],
+        "{audit}"
+    );
+}
+
 #[tokio::test]
 async fn malformed_requests_are_400_conflicts_409_unknown_404() {
     let app = spawn_admin_app().await;
@@ -221,8 +390,8 @@ async fn malformed_requests_are_400_conflicts_409_unknown_404() {
     let error = body["error"].as_str().unwrap();
     assert!(!error.contains('\n') && error.contains("JSON"), "{error}");
     for body in [
-        json!({"login": "a", "max_sessions": "two"}),
         json!({"login": "a", "colour": "red"}),
+        json!({"login": "a", "enabled": "yes"}),
         json!([1]),
     ] {
         let answer = app

@@ -244,7 +244,7 @@ impl TestApp {
 
     pub async fn package(&self, name: &str, streams: &[&str]) {
         let streams: Vec<String> = streams.iter().map(|s| s.to_string()).collect();
-        playgate::store::packages::insert(&self.db().await, name, "", &streams)
+        playgate::store::packages::insert(&self.db().await, name, "", &streams, None)
             .await
             .unwrap();
         self.reload().await;

@@ -854,3 +854,246 @@ async fn package_picker_needs_a_choice_and_a_refused_delete_names_the_users() {
     browser.wait_text("basic deleted", true).await;
     assert_eq!(packages("bob").await, json!(["extra"]));
 }
+
+/// Issue 18 in the interface: the user form saves `max_devices` and the
+/// package form `max_viewers` (empty = none, a refused value shown next to
+/// its field); the sessions pages show each session's device, the user's
+/// editor (an observer's Devices dialog) their devices now, and the history
+/// every end reason with what it means.
+///
+/// The device `stb-1` reaching the session (the assertions marked DEVICE)
+/// needs the engine to record the `device` of `/hook/decide` and the
+/// sessions API to answer it: without that the Device cells show "—".
+#[tokio::test]
+async fn limits_devices_and_end_reasons_in_the_browser() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "alice", "token": "alice-token", "max_sessions": 4})),
+        201,
+    )
+    .await;
+    let user = |login: &'static str| {
+        let app = &app;
+        async move {
+            app.admin("GET", &format!("/api/v1/users/{login}"), None, 200)
+                .await
+        }
+    };
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.wait_text("alice", true).await;
+
+    // Devices at once: a negative number is the API's 422 at the field…
+    browser.click("[data-testid=edit]").await;
+    let label = browser.text_of("label[for=f-max_devices]").await;
+    assert_eq!(label, "Devices at once (empty: unlimited)");
+    browser.fill("#f-max_devices", "-1").await;
+    browser.click("[data-testid=save]").await;
+    let error = browser
+        .text_of(".error[data-for=max_devices]:not(:empty)")
+        .await;
+    assert!(error.contains("max_devices"), "{error}");
+    assert_eq!(user("alice").await["max_devices"], Value::Null);
+    // …a valid one is saved (max_sessions untouched), shown in the list…
+    browser.fill("#f-max_devices", "2").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("alice saved", true).await;
+    let alice = user("alice").await;
+    assert_eq!(
+        (alice["max_devices"].clone(), alice["max_sessions"].clone()),
+        (json!(2), json!(4)),
+        "{alice}"
+    );
+    browser
+        .wait_until(
+            "const head = Array.from(document.querySelectorAll('thead th')).map(th => th.textContent); \
+             const i = head.indexOf('Devices'); const row = document.querySelector('tbody tr'); \
+             return i >= 0 && !!row && row.children[i].textContent === '2';",
+        )
+        .await;
+    // …and emptied, cleared (unlimited).
+    browser.click("[data-testid=edit]").await;
+    browser.find("dialog[open] #f-max_devices").await;
+    assert_eq!(
+        browser
+            .script(
+                "return document.getElementById('f-max_devices').value;",
+                json!([])
+            )
+            .await,
+        "2"
+    );
+    browser.on_element("#f-max_devices", "clear", None).await;
+    browser.click("[data-testid=save]").await;
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    assert_eq!(user("alice").await["max_devices"], Value::Null);
+    assert_eq!(user("alice").await["max_sessions"], 4);
+
+    // Viewers at most, on a new package, then cleared.
+    browser.goto(&format!("{address}/ui/#/packages")).await;
+    browser.click("#new-package").await;
+    let label = browser.text_of("label[for=f-max_viewers]").await;
+    assert_eq!(label, "Viewers at most (empty: no cap)");
+    browser.fill("#f-name", "capped").await;
+    browser.fill("#f-streams", "news").await;
+    browser.fill("#f-max_viewers", "30").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("capped saved", true).await;
+    let capped = app.admin("GET", "/api/v1/packages/capped", None, 200).await;
+    assert_eq!(capped["max_viewers"], 30, "{capped}");
+    browser
+        .wait_until(
+            "const head = Array.from(document.querySelectorAll('thead th')).map(th => th.textContent); \
+             const i = head.indexOf('Viewers at most'); const row = document.querySelector('tbody tr'); \
+             return i >= 0 && !!row && row.children[i].textContent === '30';",
+        )
+        .await;
+    browser.screenshot("package-max-viewers").await;
+    browser.click("tbody tr:first-child button.small").await;
+    browser.find("dialog[open] #f-max_viewers").await;
+    browser.on_element("#f-max_viewers", "clear", None).await;
+    browser.click("[data-testid=save]").await;
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/packages/capped", None, 200).await["max_viewers"],
+        Value::Null
+    );
+    browser.wait_text("no cap", true).await;
+
+    // Two sessions of alice on one device: the live page has a Device column.
+    let mut sessions = Vec::new();
+    for stream in ["news", "sport/1"] {
+        let decision = app
+            .decide(
+                json!({"stream": stream, "ip": "10.0.0.1", "token": "alice-token",
+                           "device": "stb-1"}),
+            )
+            .await;
+        assert_eq!(decision["allow"], true, "{decision}");
+        sessions.push(decision["session_id"].as_str().unwrap().to_string());
+    }
+    browser.goto(&format!("{address}/ui/#/sessions")).await;
+    browser.wait_text("10.0.0.1", true).await;
+    let head = browser
+        .script(
+            "return Array.from(document.querySelectorAll('thead th')).map(th => th.textContent);",
+            json!([]),
+        )
+        .await;
+    assert!(
+        head.as_array().unwrap().contains(&json!("Device")),
+        "{head}"
+    );
+    // DEVICE: the session records the device its start sent.
+    browser.wait_text("stb-1", true).await;
+    browser.screenshot("sessions-device").await;
+
+    // The user's editor lists the devices now: stb-1 with both streams.
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.wait_text("alice", true).await;
+    browser.click("[data-testid=edit]").await;
+    let devices = browser.text_of("[data-testid=user-devices]").await;
+    assert!(devices.contains("in 2 active sessions"), "{devices}");
+    // DEVICE: one device, stb-1, watching both streams.
+    assert!(
+        devices.contains("1 device in 2") && devices.contains("stb-1"),
+        "{devices}"
+    );
+    assert!(
+        devices.contains("news") && devices.contains("sport/1"),
+        "{devices}"
+    );
+    browser
+        .script(
+            "document.querySelector('[data-testid=user-devices]').scrollIntoView();",
+            json!([]),
+        )
+        .await;
+    browser.screenshot("user-devices").await;
+    browser
+        .click("dialog[open] [data-testid=save] + button")
+        .await;
+
+    // History: one session kicked, the other ended `replaced` (set in the
+    // database: what the engine writes when the device zaps); each reason
+    // is shown, with what it means in its tooltip and the legend.
+    app.admin(
+        "DELETE",
+        &format!("/api/v1/sessions/{}", sessions[0]),
+        None,
+        204,
+    )
+    .await;
+    let replaced: uuid::Uuid = sessions[1].parse().unwrap();
+    app.db()
+        .await
+        .execute(
+            "UPDATE sessions SET ended_at = now(), end_reason = 'replaced' WHERE id = $1",
+            &[&replaced],
+        )
+        .await
+        .unwrap();
+    browser.goto(&format!("{address}/ui/#/sessions")).await;
+    browser.wait_text("Nobody is watching", true).await;
+    browser.click("[data-testid=view-ended]").await;
+    browser.wait_text("Session history", true).await;
+    browser.find("[data-reason=replaced]").await;
+    let reasons = browser
+        .script(
+            "return Array.from(document.querySelectorAll('tbody [data-reason]'))\
+             .map(e => [e.textContent, e.title]);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        reasons,
+        json!([
+            [
+                "replaced",
+                "ended by the same device starting another channel (zapping)"
+            ],
+            ["kicked", "kicked by an admin, or the user was deleted"]
+        ]),
+        "newest first"
+    );
+    let legend = browser.text_of("[data-testid=end-reasons]").await;
+    assert!(
+        legend.contains("replaced")
+            && legend.contains("ended by the same device starting another channel (zapping)"),
+        "{legend}"
+    );
+    // DEVICE: the history keeps the device too.
+    browser.wait_text("stb-1", true).await;
+    browser.screenshot("sessions-history").await;
+    browser.click("[data-testid=view-live]").await;
+    browser.wait_text("Nobody is watching", true).await;
+
+    // An observer has no editor: the Devices dialog shows the same list.
+    let decision = app
+        .decide(
+            json!({"stream": "news", "ip": "10.0.0.2", "token": "alice-token",
+                       "device": "tv-2"}),
+        )
+        .await;
+    assert_eq!(decision["allow"], true, "{decision}");
+    browser.click("#logout").await;
+    browser.find("#login").await;
+    browser.sign_in(&address, "watcher", "watcher-pw").await;
+    browser.wait_text("alice", true).await;
+    browser.click("[data-testid=devices]").await;
+    let devices = browser.text_of("[data-testid=user-devices]").await;
+    assert!(devices.contains("in 1 active session;"), "{devices}");
+    // DEVICE
+    assert!(devices.contains("tv-2"), "{devices}");
+    browser.click("#close-devices").await;
+}

@@ -180,6 +180,18 @@ function pager(total, offset, go) {
     h("button", { type: "button", class: "small", disabled: page >= last, onclick: () => go(offset + PAGE) }, "Next ›"));
 }
 function badge(text, cls) { return h("span", { class: "badge " + (cls || "") , text }); }
+// A limit's input (max_sessions, max_devices, max_viewers): empty = none.
+function limitInput(value) {
+  return h("input", { type: "number", min: "0", step: "1", inputmode: "numeric", value: value === null || value === undefined ? "" : String(value) });
+}
+// Its value for the API: null when empty. Text the browser cannot read as a
+// number is refused here, not sent as "empty", which would clear the limit.
+function limitValue(form, name) {
+  const input = form.elements[name];
+  if (input.validity.badInput) throw new ApiError(422, { field: name, error: "Enter a whole number (0 or more), or leave it empty." });
+  return input.value.trim() === "" ? null : Number(input.value);
+}
+function fmtLimit(value, none) { return value === null || value === undefined ? h("span", { class: "muted", text: none }) : String(value); }
 function errorState(e) { return h("div", { class: "banner error", role: "alert", text: "Could not load: " + e.message }); }
 
 // ---------- sign-in ----------
@@ -271,6 +283,7 @@ pages.users = function () {
         { title: "Enabled", render: u => u.enabled ? badge("enabled", "on") : badge("disabled", "off") },
         { title: "Expires", cls: "hide-narrow", render: u => fmtTime(u.expires_at) },
         { title: "Limit", cls: "num hide-narrow", render: u => u.max_sessions === null ? "∞" : String(u.max_sessions) },
+        { title: "Devices", cls: "num hide-narrow", render: u => h("span", { title: "Devices at once", text: u.max_devices === null || u.max_devices === undefined ? "∞" : String(u.max_devices) }) },
         { title: "Packages", cls: "hide-narrow", render: u => u.packages.length ? u.packages.join(", ") : h("span", { class: "muted", text: "all streams" }) },
         { title: "Active", cls: "num", render: u => String(active[u.login] || 0) },
         { title: "", cls: "actions", render: u => userActions(u, load, notice) }];
@@ -283,7 +296,8 @@ pages.users = function () {
 };
 function userActions(u, reload, notice) {
   const tokens = h("button", { type: "button", class: "small", "data-testid": "tokens", onclick: () => tokensDialog(u.login) }, `Tokens (${u.tokens})`);
-  if (!isAdmin()) return tokens;
+  // Observers have no editor, where admins see the devices: a dialog of their own.
+  if (!isAdmin()) return [h("button", { type: "button", class: "small", "data-testid": "devices", onclick: () => devicesDialog(u) }, "Devices"), tokens];
   const self = state.me && u.login === state.me.login;
   const refused = e => { if (e.status === 409) showRefusal(notice, e); else if (e.status !== 401) toast(e.message); };
   return [
@@ -337,7 +351,7 @@ function packagePicker(names, current) {
 async function userForm(user, reload) {
   let packages = null;
   try { packages = (await api("GET", "/api/v1/packages?limit=1000")).items.map(p => p.name); } catch (e) { if (e.status === 401) return; }
-  const v = user || { login: "", kind: "user", comment: "", ips: [], stb: "", expires_at: null, max_sessions: null, packages: [], enabled: true };
+  const v = user || { login: "", kind: "user", comment: "", ips: [], stb: "", expires_at: null, max_sessions: null, max_devices: null, packages: [], enabled: true };
   const kind = h("select", {}, ["user", "observer", "admin"].map(k => h("option", { value: k, selected: v.kind === k }, k)));
   // A new user starts with nothing chosen: every stream has to be asked for.
   const picker = packagePicker(packages, user ? user.packages : null);
@@ -347,21 +361,24 @@ async function userForm(user, reload) {
     field("login", "Login", h("input", { value: v.login, required: true, autocomplete: "off" })),
     field("password", user ? "New password (empty: unchanged)" : "Password (optional)", h("input", { type: "password", autocomplete: "new-password" })),
     field("kind", "Kind", kind),
-    field("max_sessions", "Concurrent sessions (empty: unlimited)", h("input", { type: "number", min: "0", value: v.max_sessions === null ? "" : String(v.max_sessions) })),
+    field("max_sessions", "Concurrent sessions (empty: unlimited)", limitInput(v.max_sessions)),
+    field("max_devices", "Devices at once (empty: unlimited)", limitInput(v.max_devices)),
     field("expires_at", "Expires (empty: never)", h("input", { type: "datetime-local", value: v.expires_at ? toLocalInput(new Date(v.expires_at)) : "" })),
     field("stb", "STB", h("input", { value: v.stb })),
     field("ips", "Bound IPs / networks (comma separated)", h("input", { value: v.ips.join(", ") })),
     picker.el,
     field("comment", "Comment", h("input", { value: v.comment, "data-wide": "1" })),
     h("div", {}, h("label", { for: "f-enabled" }, enabled, " Enabled")),
-    user ? null : h("div", {}, h("label", { for: "f-generate" }, generate, " Generate a token")));
+    user ? null : h("div", {}, h("label", { for: "f-generate" }, generate, " Generate a token")),
+    user ? devicesView(user) : null);
   enabled.id = "f-enabled";
   formDialog(user ? `Edit ${user.login}` : "New user", content, async form => {
     const val = name => form.elements[name].value.trim();
     const body = {
       login: val("login"), kind: kind.value, comment: val("comment"), stb: val("stb"),
       ips: val("ips") ? val("ips").split(",").map(s => s.trim()).filter(Boolean) : [],
-      max_sessions: val("max_sessions") === "" ? null : Number(val("max_sessions")),
+      max_sessions: limitValue(form, "max_sessions"),
+      max_devices: limitValue(form, "max_devices"),
       expires_at: fromLocalInput(val("expires_at")),
       packages: picker.value(),
       enabled: enabled.checked };
@@ -375,6 +392,46 @@ async function userForm(user, reload) {
     reload();
     if (answer.token) setTimeout(() => showSecret(answer.login, answer.token), 0);
   });
+}
+// A user's devices now: their active sessions grouped by `device` (the id
+// the streamer or caller sent, else "<client ip> <user agent>"), each with
+// its streams and when it was last seen. Loaded once, when shown.
+function devicesView(user) {
+  const body = h("div", {}, h("p", { class: "muted", text: "Loading devices…" }));
+  const el = h("section", { class: "wide devices", "data-testid": "user-devices", "aria-label": `Devices of ${user.login}` },
+    h("h3", { text: "Devices now" }), body);
+  (async () => {
+    try {
+      const page = await api("GET", "/api/v1/sessions" + query({ user: user.login, limit: 1000 }));
+      const byDevice = new Map();
+      for (const s of page.items) {
+        const key = s.device || "";
+        const d = byDevice.get(key) || { device: key, streams: [], ips: [], last: "" };
+        if (!d.streams.includes(s.stream)) d.streams.push(s.stream);
+        if (!d.ips.includes(s.client_ip)) d.ips.push(s.client_ip);
+        if (s.last_seen_at > d.last) d.last = s.last_seen_at;
+        byDevice.set(key, d);
+      }
+      const devices = Array.from(byDevice.values()).sort((a, b) => (a.last < b.last ? 1 : a.last > b.last ? -1 : 0));
+      const max = user.max_devices === null || user.max_devices === undefined ? "unlimited" : String(user.max_devices);
+      put(body,
+        h("p", { class: "muted", text: `${devices.length} ${devices.length === 1 ? "device" : "devices"} in ${page.total} active ${page.total === 1 ? "session" : "sessions"}; devices at once: ${max}.` }),
+        devices.length ? table([
+          { title: "Device", render: d => d.device ? h("span", { class: "device", text: d.device }) : h("span", { class: "muted", text: "—" }) },
+          { title: "Streams", render: d => d.streams.join(", ") },
+          { title: "From", cls: "hide-narrow", render: d => d.ips.join(", ") },
+          { title: "Last seen", render: d => fmtTime(d.last) }], devices, "") : null,
+        page.total > page.items.length ? h("p", { class: "muted", text: `Counted from the first ${page.items.length} of ${page.total} sessions.` }) : null);
+    } catch (e) { if (e.status !== 401) put(body, errorState(e)); }
+  })();
+  return el;
+}
+function devicesDialog(user) {
+  const dialog = h("dialog", {}, h("h2", { text: `Devices of ${user.login}` }), devicesView(user),
+    h("div", { class: "form-actions" }, h("button", { type: "button", id: "close-devices", onclick: () => dialog.close() }, "Close")));
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
 }
 function playbackUrl(token) {
   return `https://streamer.example.com/STREAM/index.m3u8?token=${token}`;
@@ -430,37 +487,86 @@ async function tokensDialog(login) {
   load();
 }
 
-// ---------- live sessions ----------
+// ---------- sessions: live, and the history (?state=ended) ----------
+// Why a session ended (SPEC §1 `end_reason`), for the badge's tooltip and the
+// legend; a reason not listed here is shown all the same, as it is.
+const END_REASONS = {
+  stopped: "the player or the streamer stopped it",
+  timeout: "not refreshed in time (the usual end: close callbacks get lost)",
+  kicked: "kicked by an admin, or the user was deleted",
+  limit: "ended for a newer session of the user beyond max_sessions (kick_oldest)",
+  replaced: "ended by the same device starting another channel (zapping)",
+};
+function endReason(reason) {
+  if (!reason) return h("span", { class: "muted", text: "—" });
+  const why = Object.prototype.hasOwnProperty.call(END_REASONS, reason) ? END_REASONS[reason] : null;
+  return h("span", { class: "badge reason", title: why, "data-reason": reason, text: reason });
+}
+function reasonLegend() {
+  return h("dl", { class: "legend", "data-testid": "end-reasons" },
+    Object.entries(END_REASONS).flatMap(([reason, why]) => [h("dt", {}, endReason(reason)), h("dd", { text: why })]));
+}
+// The device a session records: the id the streamer or caller sent, else
+// "<client ip> <user agent>".
+function deviceCell(s) {
+  return s.device ? h("span", { class: "device", text: s.device }) : h("span", { class: "muted", text: "—" });
+}
 pages.sessions = function () {
+  const ended = new URLSearchParams(location.hash.split("?")[1] || "").get("state") === "ended";
+  let offset = 0;
   const user = h("input", { type: "search", id: "session-user", placeholder: "User", "aria-label": "Filter by user" });
   const stream = h("input", { type: "search", id: "session-stream", placeholder: "Stream", "aria-label": "Filter by stream" });
   const list = h("div", { tabindex: "-1" });
   const stamp = h("span", { class: "muted", id: "sessions-updated" });
-  put(main(), h("h1", { text: "Live sessions" }),
+  const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
+  put(main(), h("h1", { text: ended ? "Session history" : "Live sessions" }),
+    h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
+      view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?state=ended", "History", ended, "view-ended")),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, user), h("div", { class: "grow" }, stream), stamp), list);
   let debounce;
-  for (const input of [user, stream]) input.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(load, 250); });
+  for (const input of [user, stream]) input.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
+  const who = { title: "User", render: s => s.user ? h("strong", { text: s.user }) : h("span", { class: "muted", text: "anonymous" }) };
+  async function loadLive() {
+    const page = await api("GET", "/api/v1/sessions" + query({ user: user.value.trim(), stream: stream.value.trim(), limit: 500 }));
+    const now = Date.now();
+    refresh(list, table([
+      who,
+      { title: "Stream", render: s => s.stream },
+      { title: "Device", render: deviceCell },
+      { title: "From", render: s => s.client_ip },
+      { title: "Streamer", cls: "hide-narrow", render: s => `${s.streamer || "—"} (${s.dialect})` },
+      { title: "Protocol", cls: "hide-narrow", render: s => s.protocol || "—" },
+      { title: "For", cls: "num", render: s => h("span", { title: "since " + fmtTime(s.started_at), text: fmtDuration((now - new Date(s.started_at)) / 1000) }) },
+      { title: "", cls: "actions", render: s => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
+        if (!await confirmDialog(`Kick ${s.user || "this viewer"} off ${s.stream}?`, "Kick")) return;
+        try { await api("DELETE", `/api/v1/sessions/${s.id}`); toast("Session kicked"); load(); } catch (e) { toast(e.message); }
+      } }, "Kick") : "" }], page.items, "Nobody is watching right now."),
+      page.total > page.items.length ? h("p", { class: "muted", text: `Showing ${page.items.length} of ${page.total}.` }) : null);
+  }
+  async function loadEnded() {
+    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", user: user.value.trim(), stream: stream.value.trim(), limit: PAGE, offset }));
+    put(list, table([
+      who,
+      { title: "Stream", render: s => s.stream },
+      { title: "Device", render: deviceCell },
+      { title: "From", cls: "hide-narrow", render: s => s.client_ip },
+      { title: "Streamer", cls: "hide-narrow", render: s => `${s.streamer || "—"} (${s.dialect})` },
+      { title: "Started", cls: "hide-narrow", render: s => fmtTime(s.started_at) },
+      { title: "Ended", render: s => fmtTime(s.ended_at) },
+      { title: "Watched", cls: "num", render: s => s.ended_at ? fmtDuration((new Date(s.ended_at) - new Date(s.started_at)) / 1000) : "—" },
+      { title: "End reason", render: s => endReason(s.end_reason) }], page.items, "No ended sessions."),
+      pager(page.total, offset, next => { offset = Math.max(0, next); load(); }),
+      reasonLegend());
+  }
   async function load() {
     try {
-      const page = await api("GET", "/api/v1/sessions" + query({ user: user.value.trim(), stream: stream.value.trim(), limit: 500 }));
-      const now = Date.now();
-      refresh(list, table([
-        { title: "User", render: s => s.user ? h("strong", { text: s.user }) : h("span", { class: "muted", text: "anonymous" }) },
-        { title: "Stream", render: s => s.stream },
-        { title: "From", render: s => s.client_ip },
-        { title: "Streamer", cls: "hide-narrow", render: s => `${s.streamer || "—"} (${s.dialect})` },
-        { title: "Protocol", cls: "hide-narrow", render: s => s.protocol || "—" },
-        { title: "For", cls: "num", render: s => h("span", { title: "since " + fmtTime(s.started_at), text: fmtDuration((now - new Date(s.started_at)) / 1000) }) },
-        { title: "", cls: "actions", render: s => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
-          if (!await confirmDialog(`Kick ${s.user || "this viewer"} off ${s.stream}?`, "Kick")) return;
-          try { await api("DELETE", `/api/v1/sessions/${s.id}`); toast("Session kicked"); load(); } catch (e) { toast(e.message); }
-        } }, "Kick") : "" }], page.items, "Nobody is watching right now."),
-        page.total > page.items.length ? h("p", { class: "muted", text: `Showing ${page.items.length} of ${page.total}.` }) : null);
+      await (ended ? loadEnded() : loadLive());
       stamp.textContent = "Updated " + new Date().toLocaleTimeString();
     } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
   load();
-  state.timer = setInterval(() => { if (!document.querySelector("dialog[open]")) load(); }, 5000);
+  // The live list follows the viewers; the history is paged, so it stays put.
+  if (!ended) state.timer = setInterval(() => { if (!document.querySelector("dialog[open]")) load(); }, 5000);
 };
 
 // ---------- statistics ----------
@@ -576,6 +682,7 @@ pages.packages = function () {
       put(list, table([
         { title: "Name", render: p => h("strong", { text: p.name }) },
         { title: "Streams", render: p => p.streams.join(", ") },
+        { title: "Viewers at most", cls: "num", render: p => fmtLimit(p.max_viewers, "no cap") },
         { title: "Users", cls: "num", render: p => String(p.users) },
         { title: "Comment", cls: "hide-narrow", render: p => p.comment },
         { title: "", cls: "actions", render: p => isAdmin() ? [
@@ -593,14 +700,17 @@ pages.packages = function () {
   load();
 };
 function packageForm(p, reload) {
-  const v = p || { name: "", streams: [], comment: "" };
+  const v = p || { name: "", streams: [], comment: "", max_viewers: null };
   const content = h("div", { class: "grid" },
     field("name", "Name", h("input", { value: v.name, required: true })),
     field("streams", "Streams (one per line; * matches any characters)", h("textarea", { rows: "5", "data-wide": "1" }, v.streams.join("\n"))),
+    field("max_viewers", "Viewers at most (empty: no cap)", limitInput(v.max_viewers),
+      "Active sessions on these streams, all viewers together."),
     field("comment", "Comment", h("input", { value: v.comment })));
   formDialog(p ? `Edit ${p.name}` : "New package", content, async form => {
     const body = { name: form.elements.name.value.trim(), comment: form.elements.comment.value.trim(),
-      streams: form.elements.streams.value.split(/[\n,]/).map(x => x.trim()).filter(Boolean) };
+      streams: form.elements.streams.value.split(/[\n,]/).map(x => x.trim()).filter(Boolean),
+      max_viewers: limitValue(form, "max_viewers") };
     if (p) await api("PATCH", `/api/v1/packages/${enc(p.name)}`, body); else await api("POST", "/api/v1/packages", body);
     toast(`${body.name} saved`); reload();
   });
