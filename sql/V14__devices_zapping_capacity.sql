@@ -202,17 +202,12 @@ BEGIN
     -- Admitted. The sessions it displaces end now; their keys are refused
     -- to refreshes for p_block, so two players cannot push each other out
     -- in turn.
-    IF cardinality(v_replace) > 0 THEN
+    IF cardinality(v_ending) > 0 THEN
         UPDATE sessions s
-           SET ended_at = now(), end_reason = 'replaced',
+           SET ended_at = now(),
+               end_reason = CASE WHEN s.id = ANY (v_replace) THEN 'replaced' ELSE 'limit' END,
                blocked_until = now() + make_interval(secs => p_block)
-         WHERE s.id = ANY (v_replace);
-    END IF;
-    IF cardinality(v_limit) > 0 THEN
-        UPDATE sessions s
-           SET ended_at = now(), end_reason = 'limit',
-               blocked_until = now() + make_interval(secs => p_block)
-         WHERE s.id = ANY (v_limit);
+         WHERE s.id = ANY (v_ending);
     END IF;
     v_others := v_others - cardinality(v_ending);
 
@@ -339,11 +334,26 @@ BEGIN
         SELECT fresh.*,
                fresh.login IS NULL OR fresh.max_sessions IS NULL
                    OR fresh.active + fresh.nth <= fresh.max_sessions AS admit,
-               -- Past the limit: refused here only when neither zapping nor
-               -- kick_oldest could make room.
+               -- Past the limit: refused here when neither zapping nor
+               -- kick_oldest could make room; zapping cannot when the device
+               -- watches no other stream of the user (the usual refusal:
+               -- another device, account sharing).
                fresh.login IS NOT NULL AND fresh.max_sessions IS NOT NULL
                    AND fresh.active + fresh.nth > fresh.max_sessions
-                   AND ((NOT fresh.kick_oldest AND NOT p_zapping) OR fresh.max_sessions <= 0) AS refuse
+                   AND (fresh.max_sessions <= 0
+                        OR (NOT fresh.kick_oldest
+                            AND (NOT p_zapping
+                                 OR (SELECT 1 FROM sessions s
+                                      WHERE s.login = fresh.login AND s.ended_at IS NULL
+                                        AND s.expires_at > now()
+                                        AND s.device = p_devices[fresh.ord]
+                                        AND s.stream <> p_streams[fresh.ord] LIMIT 1) IS NULL
+                                    -- nor did earlier in this batch, which
+                                    -- this statement cannot see yet.
+                                    AND (SELECT 1 FROM item earlier
+                                          WHERE earlier.login = fresh.login AND earlier.ord < fresh.ord
+                                            AND p_devices[earlier.ord] = p_devices[fresh.ord]
+                                          LIMIT 1) IS NULL))) AS refuse
           FROM fresh
     ),
     inserted AS (

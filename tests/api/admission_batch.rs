@@ -327,3 +327,36 @@ async fn a_batch_is_planned_for_the_table_it_finds_not_the_empty_one_it_first_sa
     assert_eq!(app.active_sessions("plan-u1000").await, 1);
     assert_eq!(app.active_sessions("plan-u2700").await, 1);
 }
+
+/// One device starting two channels in one batch, past a limit of 1: the
+/// batch's common case cannot see the first start, so it must not refuse
+/// the second as if the device watched nothing (SPEC §11): the second
+/// replaces the first, as one admission after the other would.
+#[tokio::test]
+async fn a_device_zapping_inside_one_batch_keeps_the_later_channel() {
+    let app = spawn_app().await;
+    let metrics = Arc::new(Metrics::new(10));
+    let batcher = AdmissionBatcher::new(app.state.pool.clone(), metrics.clone(), true, 1);
+    let first = admission("z1", "zapper", 1);
+    let mut second = admission("z2", "zapper", 1);
+    second.stream = "sport".into();
+    let outcomes = admit_all(&batcher, &[first, second]).await;
+    assert_eq!(metric(&metrics, "playgate_admission_batch_size_sum"), 2.0);
+    assert!(
+        matches!(outcomes[1], AdmitOutcome::Allowed { replaced: 1, .. }),
+        "{outcomes:?}"
+    );
+    let open: Vec<String> = app
+        .db()
+        .await
+        .query(
+            "SELECT stream FROM sessions WHERE login = 'zapper' AND ended_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(open, ["sport"]);
+}

@@ -33,6 +33,16 @@ async fn set(apps: &[TestApp; 2], statement: &str) {
     }
 }
 
+/// (allowed, refused `stream_full`) among the decisions.
+fn allowed_and_full(decisions: &[Value]) -> (usize, usize) {
+    let allowed = decisions.iter().filter(|d| d["allow"] == true).count();
+    let full = decisions
+        .iter()
+        .filter(|d| reason(d) == "stream_full")
+        .count();
+    (allowed, full)
+}
+
 async fn active_streams(app: &TestApp, login: &str) -> Vec<String> {
     app.db()
         .await
@@ -237,11 +247,7 @@ async fn sixty_starts_on_two_replicas_fill_a_package_of_five_exactly() {
         ))
     });
     let decisions = join_all(starts).await;
-    let allowed = decisions.iter().filter(|d| d["allow"] == true).count();
-    let full = decisions
-        .iter()
-        .filter(|d| reason(d) == "stream_full")
-        .count();
+    let (allowed, full) = allowed_and_full(&decisions);
     assert_eq!((allowed, full), (5, 55));
     // The cap counts every stream of the package, anyone's; others are free.
     assert_eq!(
@@ -291,11 +297,7 @@ async fn the_service_cap_counts_every_viewer_anonymous_ones_too() {
         apps[i % 2].decide(body)
     });
     let decisions = join_all(starts).await;
-    let allowed = decisions.iter().filter(|d| d["allow"] == true).count();
-    let full = decisions
-        .iter()
-        .filter(|d| reason(d) == "stream_full")
-        .count();
+    let (allowed, full) = allowed_and_full(&decisions);
     assert_eq!((allowed, full), (3, 17));
 }
 
