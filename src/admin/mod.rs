@@ -12,6 +12,7 @@ pub mod login;
 pub mod openapi;
 pub mod packages;
 pub mod sessions;
+pub mod signing_keys;
 pub mod stats;
 pub mod timeline;
 pub mod tokens;
@@ -67,6 +68,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/ip-rules", web::post().to(ip_rules::create))
             .route("/ip-rules/{id}", web::get().to(ip_rules::get))
             .route("/ip-rules/{id}", web::delete().to(ip_rules::delete))
+            .route("/signing-keys", web::get().to(signing_keys::list))
+            .route("/signing-keys", web::post().to(signing_keys::create))
+            .route("/signing-keys/{id}", web::get().to(signing_keys::get))
+            .route("/signing-keys/{id}", web::patch().to(signing_keys::update))
+            .route("/signing-keys/{id}", web::delete().to(signing_keys::delete))
             .route("/sessions", web::get().to(sessions::list))
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}", web::delete().to(sessions::kick))
@@ -153,7 +159,7 @@ pub struct Audit {
     pub object_id: String,
     /// Fields and values; secrets as "[set]".
     pub changes: Value,
-    /// Users, tokens, packages or IP rules changed: this replica's view is
+    /// Users, tokens, packages, IP rules or signing keys changed: this replica's view is
     /// brought up to date before the answer.
     pub changes_policy: bool,
 }

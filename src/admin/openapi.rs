@@ -6,7 +6,10 @@
 
 use utoipa::OpenApi;
 
-use super::{audit, import, ip_rules, login, packages, sessions, stats, timeline, tokens, users};
+use super::{
+    audit, import, ip_rules, login, packages, sessions, signing_keys, stats, timeline, tokens,
+    users,
+};
 
 #[derive(OpenApi)]
 #[openapi(paths(
@@ -27,6 +30,11 @@ use super::{audit, import, ip_rules, login, packages, sessions, stats, timeline,
     ip_rules::create,
     ip_rules::get,
     ip_rules::delete,
+    signing_keys::list,
+    signing_keys::create,
+    signing_keys::get,
+    signing_keys::update,
+    signing_keys::delete,
     sessions::list,
     sessions::get,
     sessions::kick,

@@ -21,8 +21,8 @@ pub use modes::{HlsContinuation, LimitPolicy, OnDbError, SessionCommit, Zapping}
 pub use network::{canonical_ip, canonical_network, parse_network};
 pub use reason::Reason;
 pub use records::{
-    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, TokenScope, UserKind,
-    UserRecord,
+    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, SigningKeyRecord, TokenRecord,
+    TokenScope, UserKind, UserRecord,
 };
 pub use redact::{redact_database_url, redact_url};
 pub use token::hash_token;

@@ -97,6 +97,32 @@ pub struct IpRuleRecord {
     pub action: RuleAction,
 }
 
+/// An enabled signing key of playback links (SPEC §9), as the store reads
+/// it: a plain row, which the link verifier parses (`format` and `options`
+/// as the admin API validated them, absent options taking their defaults).
+/// `Debug` never shows the secret.
+#[derive(Clone, PartialEq)]
+pub struct SigningKeyRecord {
+    pub id: String,
+    /// `playgate`, `securetoken`, `nginx`, `wowza` or `akamai`.
+    pub format: String,
+    /// As given: an HMAC key is its UTF-8 bytes, except `akamai`'s, which is hex.
+    pub secret: String,
+    /// A JSON object.
+    pub options: serde_json::Value,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("id", &self.id)
+            .field("format", &self.format)
+            .field("secret", &"[redacted]")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
 /// One consistent read of every policy table.
 #[derive(Clone, Debug, Default)]
 pub struct PolicyRecords {
@@ -104,4 +130,24 @@ pub struct PolicyRecords {
     pub tokens: Vec<TokenRecord>,
     pub packages: Vec<PackageRecord>,
     pub ip_rules: Vec<IpRuleRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signing_key_never_shows_its_secret() {
+        let key = SigningKeyRecord {
+            id: "k1".into(),
+            format: "playgate".into(),
+            secret: "never-to-be-shown-1234".into(),
+            options: serde_json::json!({}),
+        };
+        let shown = format!("{key:?} {:?}", vec![key.clone()]);
+        assert!(
+            shown.contains("k1") && !shown.contains("never-to-be-shown"),
+            "{shown}"
+        );
+    }
 }

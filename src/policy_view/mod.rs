@@ -1,11 +1,12 @@
 //! The in-memory policy view of one replica (a `PolicySnapshot`: users,
-//! tokens, packages, IP rules), kept fresh by the notifications that the
-//! triggers on the policy tables send on channel `playgate_policy`:
+//! tokens, packages, IP rules, signing keys), kept fresh by the
+//! notifications that the triggers on the policy tables send on channel
+//! `playgate_policy`:
 //!
 //! - `user:<id>`: that user's row, tokens or packages changed: the user is
 //!   re-read alone (the users of a burst in one query), so a change costs
 //!   work in proportion to the user, not to the table;
-//! - `packages`, `ip_rules`: that small table is re-read;
+//! - `packages`, `ip_rules`, `signing_keys`: that small table is re-read;
 //! - anything else (a table name: a TRUNCATE, or a statement that changed
 //!   too many users to name them): a full reload;
 //! - `sync:<replica>:<n>`: a marker a replica sends itself, see `reload`.
@@ -81,6 +82,7 @@ enum Change {
     User(i64),
     Packages,
     IpRules,
+    SigningKeys,
     Everything,
     /// This replica's marker number n.
     Sync(u64),
@@ -104,6 +106,7 @@ impl Change {
         match payload {
             "packages" => Change::Packages,
             "ip_rules" => Change::IpRules,
+            "signing_keys" => Change::SigningKeys,
             _ => Change::Everything,
         }
     }
@@ -198,15 +201,20 @@ impl PolicyView {
         let _one_at_a_time = self.full_reloading.lock().await;
         let version = self.received.load(Ordering::SeqCst);
         let started = Instant::now();
-        let records = {
+        let store::policy::FullRead {
+            records,
+            signing_keys,
+        } = {
             let mut client = self.pool.get().await?;
             store::policy::load_all(&mut client).await?
         };
         let read = started.elapsed();
         // Building the indexes of a million users takes a while: off the executor.
-        let fresh = tokio::task::spawn_blocking(move || PolicySnapshot::build(records))
-            .await
-            .map_err(|e| StoreError::Other(format!("policy snapshot build: {e}")))?;
+        let fresh = tokio::task::spawn_blocking(move || {
+            PolicySnapshot::build(records).with_signing_keys(0, signing_keys)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("policy snapshot build: {e}")))?;
         let (previous, next) = self.install(|current| current.with_full_read(fresh, version));
         *self
             .loaded_at
@@ -375,7 +383,7 @@ impl PolicyView {
     ) -> Result<(), StoreError> {
         let mut users = HashSet::new();
         let mut last_user = 0;
-        let (mut packages, mut ip_rules) = (false, false);
+        let (mut packages, mut ip_rules, mut signing_keys) = (false, false, false);
         for (version, payload) in batch {
             match Change::parse(&payload, &self.instance) {
                 Change::User(id) => {
@@ -384,6 +392,7 @@ impl PolicyView {
                 }
                 Change::Packages => packages = true,
                 Change::IpRules => ip_rules = true,
+                Change::SigningKeys => signing_keys = true,
                 Change::Everything => pending.demand_full(version),
                 Change::Sync(number) => pending.syncs.push_back((number, version)),
                 Change::Nothing => {}
@@ -397,7 +406,7 @@ impl PolicyView {
             pending.demand_full(last_user);
             users.clear();
         }
-        if users.is_empty() && !packages && !ip_rules {
+        if users.is_empty() && !packages && !ip_rules && !signing_keys {
             return Ok(());
         }
         if packages {
@@ -409,6 +418,12 @@ impl PolicyView {
             let version = self.received.load(Ordering::SeqCst);
             let records = store::policy::load_ip_rules(client).await?;
             self.install(|current| current.with_ip_rules(version, records));
+        }
+        if signing_keys {
+            let version = self.received.load(Ordering::SeqCst);
+            let records = store::policy::load_signing_keys(client).await?;
+            log::debug!("policy view: {} signing keys re-read", records.len());
+            self.install(|current| current.with_signing_keys(version, records));
         }
         if !users.is_empty() {
             let version = self.received.load(Ordering::SeqCst);
@@ -461,6 +476,7 @@ mod tests {
         assert_eq!(Change::parse("user:x", me), Change::Everything);
         assert_eq!(Change::parse("packages", me), Change::Packages);
         assert_eq!(Change::parse("ip_rules", me), Change::IpRules);
+        assert_eq!(Change::parse("signing_keys", me), Change::SigningKeys);
         assert_eq!(Change::parse("users", me), Change::Everything);
         assert_eq!(Change::parse("tokens", me), Change::Everything);
         assert_eq!(Change::parse("", me), Change::Everything);

@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use super::prefix::{FastMap, PrefixTable};
 use crate::domain::glob_matches;
 use crate::domain::{
-    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserRecord,
+    IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, SigningKeyRecord, TokenRecord,
+    UserRecord,
 };
 
 /// A user as the decision sees it: the row as read. Its `package_ids` are
@@ -175,6 +176,9 @@ pub struct PolicySnapshot {
     packages_version: u64,
     rules: Arc<IpRules>,
     rules_version: u64,
+    /// The enabled signing keys of playback links, newest first.
+    signing_keys: Arc<Vec<SigningKeyRecord>>,
+    signing_keys_version: u64,
     user_count: usize,
 }
 
@@ -216,6 +220,10 @@ impl PolicySnapshot {
         if version >= self.rules_version {
             next.rules = fresh.rules;
             next.rules_version = version;
+        }
+        if version >= self.signing_keys_version {
+            next.signing_keys = fresh.signing_keys;
+            next.signing_keys_version = version;
         }
         let newer = self
             .overlay
@@ -290,6 +298,19 @@ impl PolicySnapshot {
         PolicySnapshot {
             rules: Arc::new(IpRules::build(rules)),
             rules_version: version,
+            ..self.clone()
+        }
+    }
+
+    /// The enabled signing keys, read at `version` (a full read's are
+    /// installed with it, by `with_full_read`).
+    pub fn with_signing_keys(&self, version: u64, keys: Vec<SigningKeyRecord>) -> PolicySnapshot {
+        if version < self.signing_keys_version {
+            return self.clone();
+        }
+        PolicySnapshot {
+            signing_keys: Arc::new(keys),
+            signing_keys_version: version,
             ..self.clone()
         }
     }
@@ -403,6 +424,12 @@ impl PolicySnapshot {
         self.overlay.patches.len()
     }
 
+    /// The enabled signing keys of playback links, newest first: a link
+    /// is tried against each key of its format (rotation, SPEC §9).
+    pub fn signing_keys(&self) -> &[SigningKeyRecord] {
+        &self.signing_keys
+    }
+
     /// Step 1–2 alone: whether an IP rule settles the request before identity.
     pub fn ip_rule(&self, ip: IpAddr) -> Option<RuleAction> {
         if self.rules.deny.lookup(ip).is_some() {
@@ -412,5 +439,57 @@ impl PolicySnapshot {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> SigningKeyRecord {
+        SigningKeyRecord {
+            id: id.into(),
+            format: "playgate".into(),
+            secret: format!("secret-of-{id}-0123456789"),
+            options: serde_json::json!({}),
+        }
+    }
+
+    fn ids(snapshot: &PolicySnapshot) -> Vec<&str> {
+        snapshot
+            .signing_keys()
+            .iter()
+            .map(|key| key.id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn signing_keys_follow_their_versions() {
+        let empty = PolicySnapshot::default();
+        assert!(empty.signing_keys().is_empty());
+        let two = empty.with_signing_keys(5, vec![key("k2"), key("k1")]);
+        assert_eq!(ids(&two), ["k2", "k1"]);
+        // A re-read that started earlier is older: dropped.
+        assert_eq!(ids(&two.with_signing_keys(4, vec![])), ["k2", "k1"]);
+        let one = two.with_signing_keys(6, vec![key("k1")]);
+        assert_eq!(ids(&one), ["k1"]);
+        // Other parts of the snapshot leave the keys alone.
+        assert_eq!(ids(&one.with_packages(7, vec![])), ["k1"]);
+        assert_eq!(ids(&one.with_ip_rules(7, vec![])), ["k1"]);
+        assert_eq!(ids(&one.with_users(7, &[1], vec![], vec![])), ["k1"]);
+    }
+
+    #[test]
+    fn a_full_read_replaces_the_keys_unless_they_were_re_read_after_it_started() {
+        let fresh = || PolicySnapshot::default().with_signing_keys(0, vec![key("old")]);
+        let disabled = PolicySnapshot::default().with_signing_keys(8, vec![]);
+        // A full read that started before the key was disabled cannot bring it back.
+        let stale = disabled.with_full_read(fresh(), 7);
+        assert!(stale.signing_keys().is_empty());
+        // One that started after it is in force.
+        let later = disabled.with_full_read(fresh(), 9);
+        assert_eq!(ids(&later), ["old"]);
+        // And a re-read older than that full read is dropped.
+        assert_eq!(ids(&later.with_signing_keys(8, vec![])), ["old"]);
     }
 }

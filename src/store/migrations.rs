@@ -79,6 +79,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "devices_zapping_capacity",
         sql: include_str!("../../sql/V14__devices_zapping_capacity.sql"),
     },
+    Migration {
+        version: 15,
+        name: "signing_keys",
+        sql: include_str!("../../sql/V15__signing_keys.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

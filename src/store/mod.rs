@@ -7,6 +7,7 @@ pub mod migrations;
 pub mod packages;
 pub mod policy;
 pub mod sessions;
+pub mod signing_keys;
 pub mod sql;
 pub mod stats;
 pub mod tls;

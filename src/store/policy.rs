@@ -1,13 +1,14 @@
 //! Reads of the policy tables for the in-memory view: all of them at once
-//! (the full reload), a few users, the packages, the IP rules.
+//! (the full reload), a few users, the packages, the IP rules, the signing
+//! keys.
 
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::sql::params;
 use super::{Client, StoreError};
 use crate::domain::{
-    parse_network, IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, TokenRecord, UserKind,
-    UserRecord,
+    parse_network, IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, SigningKeyRecord,
+    TokenRecord, UserKind, UserRecord,
 };
 
 /// The columns `user_record` expects, packages last.
@@ -42,8 +43,16 @@ fn token_record(
     })
 }
 
+/// What a full reload reads, in one snapshot of the database: the policy
+/// records, and the enabled signing keys of playback links beside them.
+#[derive(Clone, Debug, Default)]
+pub struct FullRead {
+    pub records: PolicyRecords,
+    pub signing_keys: Vec<SigningKeyRecord>,
+}
+
 /// The whole policy, read in one snapshot of the database.
-pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> {
+pub async fn load_all(client: &mut Client) -> Result<FullRead, StoreError> {
     let transaction = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -77,12 +86,16 @@ pub async fn load_all(client: &mut Client) -> Result<PolicyRecords, StoreError> 
         .collect();
     let packages = packages_in(&*transaction).await?;
     let ip_rules = ip_rules_in(&*transaction).await?;
+    let signing_keys = signing_keys_in(&*transaction).await?;
     transaction.commit().await?;
-    Ok(PolicyRecords {
-        users,
-        tokens,
-        packages,
-        ip_rules,
+    Ok(FullRead {
+        records: PolicyRecords {
+            users,
+            tokens,
+            packages,
+            ip_rules,
+        },
+        signing_keys,
     })
 }
 
@@ -132,6 +145,33 @@ pub async fn load_ip_rules(
     client: &tokio_postgres::Client,
 ) -> Result<Vec<IpRuleRecord>, StoreError> {
     ip_rules_in(client).await
+}
+
+/// The enabled signing keys, newest first.
+pub async fn load_signing_keys(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    signing_keys_in(client).await
+}
+
+async fn signing_keys_in(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    Ok(client
+        .query_typed(
+            "SELECT id, format, secret, options FROM signing_keys WHERE enabled
+              ORDER BY created_at DESC, id",
+            params![],
+        )
+        .await?
+        .into_iter()
+        .map(|row| SigningKeyRecord {
+            id: row.get(0),
+            format: row.get(1),
+            secret: row.get(2),
+            options: row.get(3),
+        })
+        .collect())
 }
 
 async fn packages_in(

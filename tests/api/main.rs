@@ -42,6 +42,7 @@ mod private_pg;
 mod reliability;
 mod secret_logging;
 mod sessions;
+mod signing_keys;
 mod soak;
 mod stats_api;
 mod stop_ownership;
