@@ -142,6 +142,30 @@ pub struct PlayRequest {
     /// The device id the streamer, link or caller sent (a set-top box's
     /// id); see `device()`.
     pub device: Option<String>,
+    /// The client's query as the streamer passed it on: where signed-link
+    /// parameters travel (SPEC §9).
+    pub query: ClientQuery,
+    /// The path the viewer requested, where the dialect knows it
+    /// (forward-auth's original URI, Astra's `X-Real-Path`): what `nginx`,
+    /// `akamai` and path-subject `securetoken` links sign.
+    pub path: Option<String>,
+}
+
+/// A client's raw query string. It may hold a signed link or a token, so
+/// it is a secret: `Debug` shows only its length.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientQuery(pub String);
+
+impl std::fmt::Debug for ClientQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientQuery([redacted; {} bytes])", self.0.len())
+    }
+}
+
+impl From<&str> for ClientQuery {
+    fn from(query: &str) -> ClientQuery {
+        ClientQuery(query.trim_start_matches('?').to_string())
+    }
 }
 
 /// How a forward-auth request without credentials finds the session of its
@@ -214,6 +238,8 @@ impl PlayRequest {
             caller: None,
             hls: HlsViewer::default(),
             device: None,
+            query: ClientQuery::default(),
+            path: None,
         }
     }
 

@@ -29,6 +29,9 @@ impl Dialect for Astra {
         request.credential = credential_from_pairs(&fields);
         request.session = header(req, "x-session-id").map(str::to_string);
         let path = header(req, "x-real-path").unwrap_or_default();
+        request.query = req.query_string().into();
+        request.path = Some(path.split('?').next().unwrap_or_default().to_string())
+            .filter(|path| !path.is_empty());
         request.protocol = if path.split('?').next().unwrap_or("").ends_with(".m3u8") {
             "hls".into()
         } else {

@@ -32,6 +32,9 @@ pub struct DecideRequest {
     referer: Option<String>,
     streamer: Option<String>,
     bytes: Option<i64>,
+    /// The client's query string, where signed-link parameters travel
+    /// (`pglink=…`, SPEC §9).
+    query: Option<String>,
     /// The viewer's device id (a set-top box's id): zapping and device
     /// limits count devices; without it, client IP and user agent are one.
     device: Option<String>,
@@ -71,6 +74,7 @@ impl Dialect for Decide {
         request.streamer = body.streamer.unwrap_or_default();
         request.bytes = body.bytes;
         request.device = body.device.filter(|device| !device.is_empty());
+        request.query = body.query.as_deref().unwrap_or_default().into();
         // Anyone allowed to call this hook names any `ip`: guesses are
         // damped, and sessions named, by the caller's own address too.
         request.caller = peer_ip(req);

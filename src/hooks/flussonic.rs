@@ -16,7 +16,7 @@ use super::{
     astra_channel, credential_from_pairs, excerpt, field, handle, header, pairs, parse_bytes,
     parse_ip, streamer, Call, Context, Dialect,
 };
-use crate::decision::{Decision, Event, PlayRequest};
+use crate::decision::{ClientQuery, Decision, Event, PlayRequest};
 use crate::http::AppState;
 
 pub struct Flussonic;
@@ -55,6 +55,12 @@ impl Dialect for Flussonic {
 
         let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
         request.credential = credential;
+        // The client's query, else the token Flussonic passed on (where a
+        // securetoken link arrives when the query is not forwarded).
+        request.query = match (client_query.is_empty(), field(&fields, "token")) {
+            (true, Some(token)) => ClientQuery(format!("token={token}")),
+            _ => client_query.into(),
+        };
         request.event = event;
         request.session = field(&fields, "session_id")
             .or_else(|| header(req, "x-session-id"))

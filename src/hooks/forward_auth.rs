@@ -122,6 +122,8 @@ impl Dialect for ForwardAuth {
         let fields = pairs(query.as_bytes());
         let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
         request.credential = credential_from_pairs(&fields);
+        request.query = query.into();
+        request.path = Some(path.clone());
         if request.credential.is_none() {
             if let Some((login, password)) = basic_credentials(req) {
                 request.credential = Credential::from_parts(None, Some(login), Some(password));
@@ -218,6 +220,19 @@ mod tests {
             Call::Decide(request) => Ok(request),
             Call::Acknowledge => Err("acknowledged".into()),
         }
+    }
+
+    #[test]
+    fn the_query_and_path_reach_the_link_verifier_redacted() {
+        let req = TestRequest::get()
+            .peer_addr("127.0.0.1:40000".parse().unwrap())
+            .insert_header(("X-Original-URI", "/live/news/index.m3u8?md5=abc&expires=9"))
+            .insert_header(("X-Real-IP", "192.0.2.1"))
+            .to_http_request();
+        let request = parse(&req, &trusted()).unwrap();
+        assert_eq!(request.query.0, "md5=abc&expires=9");
+        assert_eq!(request.path.as_deref(), Some("/live/news/index.m3u8"));
+        assert!(!format!("{request:?}").contains("md5=abc"));
     }
 
     #[test]

@@ -57,13 +57,15 @@ impl Dialect for MediaMtx {
         } else {
             Credential::from_parts(auth.token, None, None)
         };
+        let query = auth.query.unwrap_or_default();
         if credential.is_none() {
             // HLS / WebRTC keep `?token=` / `?auth=` only in the raw query.
-            credential = credential_from_pairs(&pairs(auth.query.unwrap_or_default().as_bytes()));
+            credential = credential_from_pairs(&pairs(query.as_bytes()));
         }
 
         let mut request = PlayRequest::new(Self::NAME, auth.path.unwrap_or_default(), client_ip);
         request.credential = credential;
+        request.query = query.as_str().into();
         request.event = event;
         request.session = auth.id.filter(|id| !id.is_empty());
         request.protocol = auth.protocol.unwrap_or_default();

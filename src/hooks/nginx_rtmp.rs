@@ -63,6 +63,11 @@ impl Dialect for NginxRtmp {
 
         let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
         request.credential = credential_from_pairs(&fields);
+        // The client's play arguments arrive appended to nginx's own fields.
+        request.query = String::from_utf8_lossy(body).as_ref().into();
+        if request.query.0.is_empty() {
+            request.query = req.query_string().into();
+        }
         request.event = event;
         // nginx numbers its connections; one connection may play several streams.
         request.session = field(&fields, "clientid").map(|id| format!("{id}/{}", request.stream));
@@ -116,6 +121,16 @@ mod tests {
             .peer_addr("127.0.0.1:40000".parse().unwrap())
             .to_http_request();
         parse(&req, body.as_bytes())
+    }
+
+    #[test]
+    fn the_client_arguments_reach_the_link_verifier() {
+        let Ok(Call::Decide(request)) =
+            parse_body("call=play&app=live&name=ch1&addr=192.0.2.5&clientid=1&pglink=v1.k.p.s")
+        else {
+            panic!("decided");
+        };
+        assert!(request.query.0.ends_with("&pglink=v1.k.p.s"));
     }
 
     #[test]

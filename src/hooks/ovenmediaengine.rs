@@ -126,6 +126,7 @@ impl Dialect for OvenMediaEngine {
 
         let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
         request.credential = credential_from_pairs(&pairs(query.as_bytes()));
+        request.query = query.as_str().into();
         request.event = event;
         request.protocol = request_part.protocol.clone().unwrap_or_default();
         request.user_agent = client.user_agent.clone().unwrap_or_default();

@@ -69,6 +69,7 @@ impl Dialect for Srs {
 
         let mut request = PlayRequest::new(Self::NAME, stream, client_ip);
         request.credential = credential_from_pairs(&fields);
+        request.query = param.as_str().into();
         request.event = event;
         request.session = id_text(hook.client_id.as_ref());
         if hook.action == "on_close" && request.session.is_none() {
