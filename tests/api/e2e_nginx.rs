@@ -60,13 +60,13 @@ pub fn tools(test: &str) -> Option<Tools> {
 pub struct Nginx {
     pub dir: PathBuf,
     pub rtmp_port: u16,
-    http_port: u16,
+    pub http_port: u16,
     // Declared before nothing else that needs it: dropped (killed) first.
     process: Option<Running>,
 }
 
 impl Nginx {
-    async fn start(tools: &Tools, playgate: &str) -> Nginx {
+    pub async fn start(tools: &Tools, playgate: &str) -> Nginx {
         Nginx::start_with(tools, CONFIG_TEMPLATE, playgate).await
     }
 
@@ -127,19 +127,34 @@ impl Nginx {
             .join("\n")
     }
 
-    fn rtmp_url(&self, query: &str) -> String {
-        format!("rtmp://127.0.0.1:{}/live/stream{query}", self.rtmp_port)
+    pub fn rtmp_url(&self, query: &str) -> String {
+        self.rtmp_url_of("stream", query)
     }
 
-    fn hls_url(&self, query: &str) -> String {
+    /// rtmp://…/live/<name><query>.
+    pub fn rtmp_url_of(&self, name: &str, query: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{name}{query}", self.rtmp_port)
+    }
+
+    pub fn hls_url(&self, query: &str) -> String {
+        self.hls_url_of("stream", query)
+    }
+
+    /// The HLS playlist of live/<name> behind `auth_request`.
+    pub fn hls_url_of(&self, name: &str, query: &str) -> String {
         format!(
-            "http://127.0.0.1:{}/live/stream/index.m3u8{query}",
+            "http://127.0.0.1:{}/live/{name}/index.m3u8{query}",
             self.http_port
         )
     }
 
     /// ffmpeg publishing a generated test pattern to live/stream.
     pub fn publish(&self, tools: &Tools) -> Running {
+        self.publish_to(tools, "stream", "publisher.log")
+    }
+
+    /// ffmpeg publishing a generated test pattern to live/<name>.
+    pub fn publish_to(&self, tools: &Tools, name: &str, log: &str) -> Running {
         Running::spawn(
             "ffmpeg publisher",
             Command::new(&tools.ffmpeg).args([
@@ -161,21 +176,28 @@ impl Nginx {
                 "25",
                 "-f",
                 "flv",
-                &self.rtmp_url(""),
+                &self.rtmp_url_of(name, ""),
             ]),
-            &self.dir.join("publisher.log"),
+            &self.dir.join(log),
         )
     }
 
     /// Waits until the HLS playlist of live/stream exists (the publisher is live).
     pub async fn wait_for_hls(&self, publisher: &mut Running) {
-        let playlist = self.dir.join("hls/stream/index.m3u8");
+        self.wait_for_hls_of("stream", publisher, "publisher.log")
+            .await
+    }
+
+    /// Waits until the HLS playlist of live/<name> exists (its publisher,
+    /// logging to `log`, is live).
+    pub async fn wait_for_hls_of(&self, name: &str, publisher: &mut Running, log: &str) {
+        let playlist = self.dir.join("hls").join(name).join("index.m3u8");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !playlist.is_file() {
             if !publisher.is_running() || Instant::now() > deadline {
                 panic!(
                     "the stream did not go live:\n{}\n{}",
-                    std::fs::read_to_string(self.dir.join("publisher.log")).unwrap_or_default(),
+                    std::fs::read_to_string(self.dir.join(log)).unwrap_or_default(),
                     self.logs()
                 );
             }
@@ -218,6 +240,45 @@ impl Nginx {
     /// ffmpeg reads `seconds` of the URL and discards it: true when it played.
     pub async fn watch(&self, tools: &Tools, url: &str, seconds: u32, log: &str) -> bool {
         ffmpeg_plays(&tools.ffmpeg, url, seconds, &self.dir.join(log)).await
+    }
+
+    /// A player left running: ffmpeg reads `seconds` of the URL and
+    /// discards it, writing its progress (`frame=N` lines) to `progress`.
+    pub fn player(
+        &self,
+        tools: &Tools,
+        url: &str,
+        seconds: u32,
+        log: &str,
+        progress: &str,
+    ) -> Running {
+        Running::spawn(
+            "ffmpeg player",
+            Command::new(&tools.ffmpeg)
+                .args([
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-nostats",
+                    "-rw_timeout",
+                    "5000000",
+                    "-progress",
+                ])
+                .arg(self.dir.join(progress))
+                .args(["-i", url, "-t", &seconds.to_string(), "-f", "null", "-"]),
+            &self.dir.join(log),
+        )
+    }
+
+    /// The frames a `player` has read so far (its last `frame=` progress line).
+    pub fn frames_read(&self, progress: &str) -> u64 {
+        std::fs::read_to_string(self.dir.join(progress))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.strip_prefix("frame="))
+            .filter_map(|frames| frames.trim().parse().ok())
+            .next_back()
+            .unwrap_or(0)
     }
 }
 

@@ -18,6 +18,7 @@ mod e2e_caddy;
 mod e2e_nginx;
 mod e2e_rtmp_relay;
 mod e2e_support;
+mod e2e_zapping;
 mod error_logging;
 mod failover;
 mod helpers;
