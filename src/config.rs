@@ -83,6 +83,9 @@ pub struct SettingsArgs {
     /// `replace` (default) or `count`: whether a start past a user's limit ends the same device's session on another stream (channel switching).
     #[arg(long, env = "PLAYGATE_ZAPPING", global = true)]
     pub zapping: Option<String>,
+    /// Seconds of tolerance on both ends of a signed link's window (60).
+    #[arg(long, env = "PLAYGATE_LINK_SKEW", global = true)]
+    pub link_skew: Option<String>,
     /// Active sessions of the whole service at most (unset: no cap).
     #[arg(long, env = "PLAYGATE_MAX_VIEWERS", global = true)]
     pub max_viewers: Option<String>,
@@ -173,6 +176,8 @@ pub struct Settings {
     pub forward_auth_ip_header: String,
     pub hls_continuation: HlsContinuation,
     pub zapping: Zapping,
+    /// Tolerance on both ends of a signed link's window (SPEC §9).
+    pub link_skew: Duration,
     /// The whole service's cap on active sessions (SPEC §11).
     pub max_viewers: Option<i32>,
     /// None: the key kept in the database (`store::viewer_cookie`).
@@ -478,6 +483,13 @@ impl Settings {
             forward_auth_ip_header,
             hls_continuation,
             zapping,
+            link_skew: Duration::from_secs(parse_number(
+                "PLAYGATE_LINK_SKEW",
+                &args.link_skew,
+                60,
+                0,
+                3600,
+            )?),
             max_viewers,
             viewer_cookie_secret,
             ome_secret: non_empty(&args.ome_secret).map(str::to_string),
@@ -606,6 +618,7 @@ impl fmt::Debug for Settings {
             .field("forward_auth_ip_header", &self.forward_auth_ip_header)
             .field("hls_continuation", &self.hls_continuation)
             .field("zapping", &self.zapping)
+            .field("link_skew", &self.link_skew)
             .field("max_viewers", &self.max_viewers)
             .field(
                 "viewer_cookie_secret",
@@ -685,6 +698,7 @@ mod tests {
         assert_eq!(settings.hls_continuation, HlsContinuation::Ip);
         assert_eq!(settings.zapping, Zapping::Replace);
         assert_eq!(settings.max_viewers, None);
+        assert_eq!(settings.link_skew, Duration::from_secs(60));
         assert!(settings.viewer_cookie_secret.is_none());
     }
 
@@ -775,6 +789,13 @@ mod tests {
                     ..Default::default()
                 },
                 "PLAYGATE_ZAPPING",
+            ),
+            (
+                SettingsArgs {
+                    link_skew: Some("86400".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_LINK_SKEW",
             ),
             (
                 SettingsArgs {

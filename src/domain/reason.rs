@@ -26,10 +26,13 @@ pub enum Reason {
     BadRequest,
     StreamFull,
     DeviceLimit,
+    LinkInvalid,
+    LinkExpired,
+    LinkUsed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Ok,
         Reason::IpAllowed,
         Reason::IpDenied,
@@ -50,6 +53,9 @@ impl Reason {
         Reason::BadRequest,
         Reason::StreamFull,
         Reason::DeviceLimit,
+        Reason::LinkInvalid,
+        Reason::LinkExpired,
+        Reason::LinkUsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +80,9 @@ impl Reason {
             Reason::BadRequest => "bad_request",
             Reason::StreamFull => "stream_full",
             Reason::DeviceLimit => "device_limit",
+            Reason::LinkInvalid => "link_invalid",
+            Reason::LinkExpired => "link_expired",
+            Reason::LinkUsed => "link_used",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod ip_rules;
+pub mod link_uses;
 pub mod listen;
 pub mod migrations;
 pub mod packages;

@@ -336,6 +336,25 @@ pub async fn find_active_by_id(
     Ok(rows.first().map(active_viewer))
 }
 
+/// Whether an active session of this login (None: anonymous) holds `key`:
+/// a signed link past its window, or a `once` link, may only go on with
+/// such a session (SPEC §9), never start another.
+pub async fn is_active(
+    client: &Client,
+    key: &str,
+    login: Option<&str>,
+) -> Result<bool, StoreError> {
+    let rows = client
+        .query_hot(
+            "SELECT 1 FROM sessions
+              WHERE key = $1 AND ended_at IS NULL AND expires_at > now()
+                AND login IS NOT DISTINCT FROM $2",
+            params![&key, &login],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
 /// The active session of this dialect and stream whose player sent this
 /// `X-Playback-Session-Id` with its playlist.
 pub async fn find_active_by_playback_id(
@@ -520,6 +539,14 @@ pub async fn sweep(
                        blocked_until, playback_id, cookie_seen, device, packages)
              INSERT INTO session_history SELECT * FROM moved",
             params![&MOVE_BATCH],
+        )
+        .await?;
+    // A `once` link's nonce is kept a day past its end: longer than any
+    // PLAYGATE_LINK_SKEW, so the link is refused by its window by then.
+    transaction
+        .execute_typed(
+            "DELETE FROM link_uses WHERE expires_at < now() - interval '1 day'",
+            params![],
         )
         .await?;
     let partitions_dropped: i32 = transaction
