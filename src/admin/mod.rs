@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod import;
 pub mod ip_rules;
+pub mod links;
 pub mod login;
 pub mod openapi;
 pub mod packages;
@@ -68,6 +69,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/ip-rules", web::post().to(ip_rules::create))
             .route("/ip-rules/{id}", web::get().to(ip_rules::get))
             .route("/ip-rules/{id}", web::delete().to(ip_rules::delete))
+            .route("/links", web::post().to(links::issue))
             .route("/signing-keys", web::get().to(signing_keys::list))
             .route("/signing-keys", web::post().to(signing_keys::create))
             .route("/signing-keys/{id}", web::get().to(signing_keys::get))

@@ -19,6 +19,7 @@ use crate::domain::{UserKind, ValidationError};
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
+use crate::links::{self, KeyOptions};
 use crate::store::signing_keys::{self, NewSigningKey, SigningKeyRow};
 
 /// A key as `POST /api/v1/signing-keys` takes it. `Debug` hides the secret.
@@ -88,52 +89,14 @@ impl fmt::Debug for CreatedSigningKey {
     }
 }
 
-/// The link formats of SPEC §9.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Playgate,
-    Securetoken,
-    Nginx,
-    Wowza,
-    Akamai,
-}
-
-impl Format {
-    const ALL: [Format; 5] = [
-        Format::Playgate,
-        Format::Securetoken,
-        Format::Nginx,
-        Format::Wowza,
-        Format::Akamai,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Playgate => "playgate",
-            Format::Securetoken => "securetoken",
-            Format::Nginx => "nginx",
-            Format::Wowza => "wowza",
-            Format::Akamai => "akamai",
-        }
-    }
-
-    /// The options it takes, for messages.
-    fn options(self) -> &'static str {
-        match self {
-            Format::Playgate => "none",
-            Format::Securetoken => "subject, check_ip",
-            Format::Nginx => "template",
-            Format::Wowza => "prefix, algorithm, check_ip",
-            Format::Akamai => "param, algorithm",
-        }
-    }
-}
+/// The link formats of SPEC §9, as the verifier knows them.
+pub use crate::links::LinkFormat as Format;
 
 const MAX_ID: usize = 32;
 const MIN_SECRET: usize = 16;
 const MAX_SECRET: usize = 256;
-const MAX_OPTION: usize = 1024;
-const MAX_PARAM: usize = 64;
+/// The options as JSON text at most: a template, a prefix, a name or two.
+const MAX_OPTIONS: usize = 1024;
 
 /// 1–32 of `a-z0-9-`.
 pub fn key_id(value: &str) -> Result<String, ValidationError> {
@@ -155,18 +118,15 @@ pub fn key_id(value: &str) -> Result<String, ValidationError> {
 }
 
 pub fn format(value: &str) -> Result<Format, ValidationError> {
-    Format::ALL
-        .into_iter()
-        .find(|format| format.as_str() == value)
-        .ok_or_else(|| {
-            ValidationError::new(
-                "format",
-                format!(
-                    "'{}' is not playgate, securetoken, nginx, wowza or akamai",
-                    clip(value)
-                ),
-            )
-        })
+    Format::parse(value).ok_or_else(|| {
+        ValidationError::new(
+            "format",
+            format!(
+                "'{}' is not playgate, securetoken, nginx, wowza or akamai",
+                clip(value)
+            ),
+        )
+    })
 }
 
 /// A given secret: 16–256 bytes, no control characters; `akamai`'s is hex
@@ -196,85 +156,42 @@ pub fn secret(format: Format, value: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// 256 bits from the operating system's CSPRNG: 43 characters of base64url
-/// without padding, or 64 lowercase hex digits for `akamai`.
+/// 256 bits from the operating system's CSPRNG (`links::generate_secret`).
 pub fn generate_secret(format: Format) -> Result<String, ApiError> {
-    use base64::Engine as _;
-    use rand::TryRngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut bytes)
-        .map_err(|e| ApiError::internal(format!("the system's random number generator: {e}")))?;
-    Ok(match format {
-        Format::Akamai => hex::encode(bytes),
-        _ => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-    })
+    Ok(links::generate_secret(format))
 }
 
 /// The format's options: a JSON object (absent or `null`: `{}`) of the
-/// options it knows, each valid; kept as given.
+/// options it knows, each valid as the verifier will read it; kept as given.
 pub fn options(format: Format, value: Option<Value>) -> Result<Value, ValidationError> {
-    let invalid = |message: String| ValidationError::new("options", message);
-    let map = match value {
-        None | Some(Value::Null) => return Ok(Value::Object(Map::new())),
-        Some(Value::Object(map)) => map,
-        Some(_) => return Err(invalid("options must be a JSON object".into())),
-    };
-    for (name, value) in &map {
-        let text = value.as_str();
-        let problem = match (format, name.as_str()) {
-            (Format::Securetoken, "subject") => (!matches!(text, Some("stream" | "path")))
-                .then_some("subject must be \"stream\" or \"path\""),
-            (Format::Securetoken | Format::Wowza, "check_ip") => {
-                (!value.is_boolean()).then_some("check_ip must be true or false")
-            }
-            (Format::Nginx, "template") => match text {
-                Some(t) if !t.contains("$secret") => Some("template must contain $secret"),
-                Some(t) if t.len() > MAX_OPTION || t.chars().any(char::is_control) => {
-                    Some("template has at most 1024 bytes and no control characters")
-                }
-                Some(_) => None,
-                None => Some("template must be a string"),
-            },
-            (Format::Wowza, "prefix") => match text {
-                Some(p)
-                    if (1..=MAX_PARAM).contains(&p.len())
-                        && p.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
-                {
-                    None
-                }
-                _ => Some("prefix must be 1-64 of a-z and 0-9"),
-            },
-            (Format::Wowza, "algorithm") => (!matches!(text, Some("sha256" | "sha384" | "sha512")))
-                .then_some("algorithm must be sha256, sha384 or sha512"),
-            (Format::Akamai, "param") => match text {
-                Some(p)
-                    if (1..=MAX_PARAM).contains(&p.len())
-                        && p.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~')
-                        }) =>
-                {
-                    None
-                }
-                _ => Some("param must be a query parameter name: 1-64 of A-Z, a-z, 0-9, '_', '-', '.', '~'"),
-            },
-            (Format::Akamai, "algorithm") => (!matches!(text, Some("sha256" | "sha1" | "md5")))
-                .then_some("algorithm must be sha256, sha1 or md5"),
-            _ => {
-                return Err(invalid(format!(
-                    "'{}' is not an option of format {} (options: {})",
-                    clip(name),
-                    format.as_str(),
-                    format.options()
-                )))
-            }
-        };
-        if let Some(problem) = problem {
-            return Err(invalid(problem.to_string()));
-        }
+    let value = value.unwrap_or(Value::Null);
+    if value.to_string().len() > MAX_OPTIONS {
+        return Err(ValidationError::new(
+            "options",
+            format!("options have at most {MAX_OPTIONS} bytes of JSON"),
+        ));
     }
-    Ok(Value::Object(map))
+    let control = value.as_object().is_some_and(|fields| {
+        fields
+            .values()
+            .any(|v| v.as_str().is_some_and(|t| t.chars().any(char::is_control)))
+    });
+    if control {
+        return Err(ValidationError::new(
+            "options",
+            "options have no control characters",
+        ));
+    }
+    KeyOptions::from_json(format, &value).map_err(|message| {
+        ValidationError::new(
+            "options",
+            message.trim_start_matches("options: ").to_string(),
+        )
+    })?;
+    Ok(match value {
+        Value::Null => Value::Object(Map::new()),
+        given => given,
+    })
 }
 
 /// Keys are for admins only, reads included: an observer, who may read the
@@ -523,7 +440,7 @@ mod tests {
             (Format::Playgate, "short"),
             (Format::Playgate, &*"x".repeat(257)),
             (Format::Playgate, "0123456789abcdef\n"),
-            (Format::Securetoken, "0123456789\0abcdef"),
+            (Format::SecureToken, "0123456789\0abcdef"),
             (Format::Akamai, "0123456789abcdefa"),
             (Format::Akamai, "0123456789abcdeg"),
         ] {
@@ -562,10 +479,10 @@ mod tests {
         for (format, good) in [
             (Format::Playgate, json!({})),
             (
-                Format::Securetoken,
+                Format::SecureToken,
                 json!({"subject": "path", "check_ip": false}),
             ),
-            (Format::Securetoken, json!({"subject": "stream"})),
+            (Format::SecureToken, json!({"subject": "stream"})),
             (
                 Format::Nginx,
                 json!({"template": "$secure_link_expires$uri$remote_addr $secret"}),
@@ -586,13 +503,13 @@ mod tests {
             (Format::Playgate, json!([])),
             (Format::Playgate, json!("x")),
             (Format::Playgate, json!({"subject": "stream"})),
-            (Format::Securetoken, json!({"subject": "name"})),
-            (Format::Securetoken, json!({"check_ip": "no"})),
-            (Format::Securetoken, json!({"template": "$secret"})),
+            (Format::SecureToken, json!({"subject": "name"})),
+            (Format::SecureToken, json!({"check_ip": "no"})),
+            (Format::SecureToken, json!({"template": "$secret"})),
             (Format::Nginx, json!({"template": "$uri"})),
             (Format::Nginx, json!({"template": 1})),
             (Format::Nginx, json!({"template": "$secret\n"})),
-            (Format::Wowza, json!({"prefix": "Wowza"})),
+            (Format::Wowza, json!({"prefix": "wow za"})),
             (Format::Wowza, json!({"prefix": ""})),
             (Format::Wowza, json!({"algorithm": "md5"})),
             (Format::Wowza, json!({"param": "x"})),

@@ -16,12 +16,13 @@ use super::viewer_cookie::CookieKey;
 use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
 use crate::domain::{
-    canonical_ip, HlsContinuation, LimitPolicy, OnDbError, SessionCommit, Zapping,
+    canonical_ip, HlsContinuation, LimitPolicy, OnDbError, RuleAction, SessionCommit, Zapping,
 };
 use crate::metrics::Metrics;
 use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView};
 use crate::rate_limit::{FailureLimiter, Guesser};
+use crate::store::link_uses;
 use crate::store::sessions::{self, ActiveViewer, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::{Pool, StoreError};
 use crate::upstream::ministra::{MinistraClient, Verdict};
@@ -71,6 +72,7 @@ pub struct Engine {
     hls_continuation: HlsContinuation,
     zapping: Zapping,
     max_viewers: Option<i32>,
+    link_skew: Duration,
 }
 
 impl Engine {
@@ -109,6 +111,7 @@ impl Engine {
             hls_continuation: settings.hls_continuation,
             zapping: settings.zapping,
             max_viewers: settings.max_viewers,
+            link_skew: settings.link_skew,
         }
     }
 
@@ -138,11 +141,19 @@ impl Engine {
     /// cookie-less player must not bind it to himself and shut that player out.
     pub async fn decide_or_continue(&self, request: PlayRequest) -> Decision {
         let started = Instant::now();
-        let (mut decision, found_by) = match self.continue_session(&request).await {
+        // A signed link is a credential: it starts a session, it is never
+        // read as a segment continuing one.
+        let with_link =
+            crate::links::find_link(&request.query.0, self.policy.snapshot().link_keys()).is_some();
+        let continued = match with_link {
+            true => None,
+            false => self.continue_session(&request).await,
+        };
+        let (mut decision, found_by) = match continued {
             Some((decision, by)) => (decision, Some(by)),
             None => (self.decide_unrecorded(&request).await, None),
         };
-        let credentialed = found_by.is_none() && !request.credential.is_none();
+        let credentialed = found_by.is_none() && (with_link || !request.credential.is_none());
         if decision.allow && credentialed {
             self.bind_playback_id(&request, &decision).await;
         }
@@ -213,7 +224,10 @@ impl Engine {
             Some(Check::Invalid) => Some(false),
             None => None,
         };
-        let admitted = match evaluate::evaluate(request, &snapshot, Utc::now(), password_verified) {
+        let now = Utc::now();
+        let evaluated = evaluate::evaluate_link(request, &snapshot, now, self.link_skew)
+            .unwrap_or_else(|| evaluate::evaluate(request, &snapshot, now, password_verified));
+        let admitted = match evaluated {
             Ok(admitted) => admitted,
             Err(Reason::UnknownToken) if self.ministra.is_some() => {
                 drop(snapshot);
@@ -229,6 +243,14 @@ impl Engine {
         drop(snapshot);
 
         let login = admitted.user.as_ref().map(|user| user.login.as_str());
+        if let Some(grant) = &admitted.link {
+            if let Err(reason) = self.may_start_with(&key, login, grant).await {
+                return Decision {
+                    user: login.map(str::to_string),
+                    ..self.answer(false, reason)
+                };
+            }
+        }
         let max_sessions = admitted.user.as_ref().and_then(|user| user.max_sessions);
         let grantee = Grantee {
             login,
@@ -238,6 +260,61 @@ impl Engine {
             duration: self.session_duration,
         };
         self.admit_session(request, &key, grantee).await
+    }
+
+    /// A signed link past its window, or a `once` link used before, may only
+    /// go on with the active session it started (a player reloading its
+    /// playlist with the same link), never start another (SPEC §9). A once
+    /// link's first start records its nonce, exactly once across replicas.
+    async fn may_start_with(
+        &self,
+        key: &str,
+        login: Option<&str>,
+        grant: &evaluate::LinkGrant,
+    ) -> Result<(), Reason> {
+        if !grant.expired && grant.once_nonce.is_none() {
+            return Ok(());
+        }
+        let going_on = self.live.binding_of(key).is_some()
+            || self
+                .bounded(async {
+                    let client = self.pool.get().await?;
+                    sessions::is_active(&client, key, login).await
+                })
+                .await
+                .map_err(|e| self.link_state_failed(e))?;
+        if going_on {
+            return Ok(());
+        }
+        if grant.expired {
+            return Err(Reason::LinkExpired);
+        }
+        let Some(nonce) = grant.once_nonce.as_deref() else {
+            return Ok(());
+        };
+        let expires_at = chrono::DateTime::from_timestamp(grant.expires_at, 0)
+            .unwrap_or_else(Utc::now)
+            .max(Utc::now());
+        let first = self
+            .bounded(async {
+                let client = self.pool.get().await?;
+                link_uses::first_use(&client, &grant.key_id, nonce, expires_at).await
+            })
+            .await
+            .map_err(|e| self.link_state_failed(e))?;
+        if first {
+            Ok(())
+        } else {
+            Err(Reason::LinkUsed)
+        }
+    }
+
+    /// Whether a link may start cannot be told without the database: as for
+    /// any new session then (`PLAYGATE_ON_DB_ERROR` is about admitting new
+    /// sessions; a once link admitted twice is worse than one refused).
+    fn link_state_failed(&self, error: StoreError) -> Reason {
+        log::warn!("signed link state lookup failed: {error}");
+        Reason::DbUnavailable
     }
 
     /// Steps 6–8 for a request that the policy let through.
@@ -322,25 +399,38 @@ impl Engine {
             return Some((decision, FoundBy::ClientIp));
         }
         let (found, by) = self.find_player_session(request).await?;
-        // Anonymous (allow-listed) viewers are decided by their IP as they are.
-        let login = found.login.clone()?;
-        let (user, verdict) = self.recheck(request, &login)?;
-        if let Err(reason) = verdict {
-            return Some((self.denied_on_recheck(login, &user, reason), by));
-        }
-        let decision = self
-            .admit_session(
-                request,
-                &found.key,
+        let grantee = match found.login.as_deref() {
+            Some(login) => {
+                let (user, verdict) = self.recheck(request, login)?;
+                if let Err(reason) = verdict {
+                    return Some((self.denied_on_recheck(login.to_string(), &user, reason), by));
+                }
                 Grantee {
-                    login: Some(&login),
+                    login: Some(login),
                     max_sessions: user.max_sessions,
                     max_devices: user.max_devices,
                     reason: Reason::Ok,
                     duration: self.session_duration,
-                },
-            )
-            .await;
+                }
+            }
+            // An anonymous viewer of a signed link: its cookie (set by the
+            // link's start, never by an allow rule's) names the session.
+            // Allow-listed viewers are decided by their IP as they are.
+            None if by == FoundBy::Cookie => {
+                if self.policy.snapshot().ip_rule(request.client_ip) == Some(RuleAction::Deny) {
+                    return Some((self.answer(false, Reason::IpDenied), by));
+                }
+                Grantee {
+                    login: None,
+                    max_sessions: None,
+                    max_devices: None,
+                    reason: Reason::Ok,
+                    duration: self.session_duration,
+                }
+            }
+            None => return None,
+        };
+        let decision = self.admit_session(request, &found.key, grantee).await;
         if let (true, Some(session_id)) = (decision.allow, decision.session_id) {
             self.live.continued(
                 &found.key,
@@ -554,7 +644,11 @@ impl Engine {
     fn viewer_cookie(&self, request: &PlayRequest, decision: &Decision) -> Option<ViewerCookie> {
         let scope = request.hls.playlist.as_ref()?;
         let session_id = decision.session_id?;
-        decision.user.as_ref()?;
+        // A user's session, or a signed link's anonymous one; never one an
+        // allow rule admitted, which its address alone decides.
+        if decision.user.is_none() && decision.reason != Reason::Ok {
+            return None;
+        }
         Some(ViewerCookie {
             value: self.cookie_key.sign(session_id),
             scope: scope.clone(),

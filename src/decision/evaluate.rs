@@ -9,15 +9,38 @@ use chrono::{DateTime, Utc};
 
 use super::{Credential, PlayRequest};
 use crate::domain::{canonical_ip, hash_token, Reason, RuleAction};
+use crate::links::{self, LinkError, LinkRequest};
 use crate::policy_view::{PolicySnapshot, PolicyUser};
 
 /// Who steps 1–5 let through.
 #[derive(Clone, Debug)]
 pub struct Admitted {
-    /// None for an anonymous viewer admitted by an allow rule.
+    /// None for an anonymous viewer admitted by an allow rule or a link
+    /// without a user.
     pub user: Option<Arc<PolicyUser>>,
     pub reason: Reason,
+    /// The signed link that identified the viewer, if one did.
+    pub link: Option<LinkGrant>,
 }
+
+/// What the engine must still check of a signed link (SPEC §9): whether it
+/// may start a session, which needs the session state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkGrant {
+    pub key_id: String,
+    /// Past its window (signature good): it may only go on with the active
+    /// session it started — a player reloading its playlist with it.
+    pub expired: bool,
+    /// A `once` link's nonce: the first start uses it up.
+    pub once_nonce: Option<String>,
+    /// Unix seconds; a once nonce is remembered until then.
+    pub expires_at: i64,
+}
+
+/// A signed link's window is re-checked with this skew when it failed: a
+/// link whose signature holds but whose window has passed (SPEC §9, "the
+/// window gates the start only").
+const ANY_TIME: u64 = u64::MAX / 4;
 
 /// The outcome of the bcrypt check the caller ran for `login:password`
 /// (None when the request carried no password to check).
@@ -31,16 +54,8 @@ pub fn evaluate(
     password_verified: PasswordVerified,
 ) -> Result<Admitted, Reason> {
     let ip = request.client_ip;
-    // 1–2. IP rules: deny first, whatever the credentials.
-    match snapshot.ip_rule(ip) {
-        Some(RuleAction::Deny) => return Err(Reason::IpDenied),
-        Some(RuleAction::Allow) => {
-            return Ok(Admitted {
-                user: None,
-                reason: Reason::IpAllowed,
-            })
-        }
-        None => {}
+    if let Some(settled) = ip_rules(snapshot, ip) {
+        return settled;
     }
 
     // 3. Identity.
@@ -72,7 +87,77 @@ pub fn evaluate(
     Ok(Admitted {
         user: Some(user),
         reason: Reason::Ok,
+        link: None,
     })
+}
+
+/// Steps 1–2: IP rules, deny first, whatever the credentials.
+fn ip_rules(snapshot: &PolicySnapshot, ip: IpAddr) -> Option<Result<Admitted, Reason>> {
+    match snapshot.ip_rule(ip)? {
+        RuleAction::Deny => Some(Err(Reason::IpDenied)),
+        RuleAction::Allow => Some(Ok(Admitted {
+            user: None,
+            reason: Reason::IpAllowed,
+            link: None,
+        })),
+    }
+}
+
+/// Steps 1–5 for a request whose query carries a signed link (SPEC §9);
+/// None when it carries none (`evaluate` decides it). The link identifies
+/// the viewer in place of any token beside it: its user goes through every
+/// account check, a link without one admits an anonymous viewer of what it
+/// names.
+pub fn evaluate_link(
+    request: &PlayRequest,
+    snapshot: &PolicySnapshot,
+    now: DateTime<Utc>,
+    skew: std::time::Duration,
+) -> Option<Result<Admitted, Reason>> {
+    let keys = snapshot.link_keys();
+    links::find_link(&request.query.0, keys)?;
+    let ip = request.client_ip;
+    if let Some(settled) = ip_rules(snapshot, ip) {
+        return Some(settled);
+    }
+    let link_request = LinkRequest {
+        stream: &request.stream,
+        path: request.path.as_deref(),
+        client_ip: ip,
+        query: &request.query.0,
+    };
+    let unix = now.timestamp();
+    let verified = match links::verify(&link_request, keys, unix, skew.as_secs()) {
+        Ok(link) => Ok((link, false)),
+        Err(LinkError::Expired) => links::verify(&link_request, keys, unix, ANY_TIME)
+            .map(|link| (link, true))
+            .map_err(|_| Reason::LinkExpired),
+        Err(LinkError::Invalid) => Err(Reason::LinkInvalid),
+        Err(LinkError::IpMismatch) => Err(Reason::IpMismatch),
+    };
+    Some(verified.and_then(|(link, expired)| {
+        let grant = LinkGrant {
+            key_id: link.key_id.clone(),
+            expired,
+            once_nonce: link.once_nonce.clone(),
+            expires_at: link.expires_at,
+        };
+        let Some(login) = &link.user else {
+            return Ok(Admitted {
+                user: None,
+                reason: Reason::Ok,
+                link: Some(grant),
+            });
+        };
+        // Signed for a user playgate does not have (any more).
+        let user = Arc::clone(snapshot.user(login.as_str()).ok_or(Reason::LinkInvalid)?);
+        check_account(snapshot, &user, ip, &request.stream, now, true)?;
+        Ok(Admitted {
+            user: Some(user),
+            reason: Reason::Ok,
+            link: Some(grant),
+        })
+    }))
 }
 
 /// Steps 4–5 for an identified user: account state, the IP binding of a

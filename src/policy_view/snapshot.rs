@@ -20,6 +20,7 @@ use crate::domain::{
     IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, SigningKeyRecord, TokenRecord,
     UserRecord,
 };
+use crate::links::{KeyOptions, LinkFormat, SigningKey};
 
 /// A user as the decision sees it: the row as read. Its `package_ids` are
 /// resolved against the snapshot's packages when deciding, so that a
@@ -144,6 +145,23 @@ impl IpRules {
     }
 }
 
+/// A stored key as the verifier takes it. The admin API validates what it
+/// stores, so a row that does not parse was written around it: skipped,
+/// by id only (never the secret).
+fn link_key(record: &SigningKeyRecord) -> Option<SigningKey> {
+    let parsed = LinkFormat::parse(&record.format)
+        .ok_or_else(|| format!("unknown format '{}'", record.format))
+        .and_then(|format| KeyOptions::from_json(format, &record.options))
+        .and_then(|options| SigningKey::new(&record.id, &record.secret, options));
+    match parsed {
+        Ok(key) => Some(key),
+        Err(reason) => {
+            log::warn!("signing key '{}' left out: {reason}", record.id);
+            None
+        }
+    }
+}
+
 fn package_map(packages: Vec<PackageRecord>) -> FastMap<i64, Package> {
     packages
         .into_iter()
@@ -178,6 +196,8 @@ pub struct PolicySnapshot {
     rules_version: u64,
     /// The enabled signing keys of playback links, newest first.
     signing_keys: Arc<Vec<SigningKeyRecord>>,
+    /// The same keys, parsed once for the verifier (SPEC §9).
+    link_keys: Arc<Vec<SigningKey>>,
     signing_keys_version: u64,
     user_count: usize,
 }
@@ -222,6 +242,7 @@ impl PolicySnapshot {
             next.rules_version = version;
         }
         if version >= self.signing_keys_version {
+            next.link_keys = fresh.link_keys;
             next.signing_keys = fresh.signing_keys;
             next.signing_keys_version = version;
         }
@@ -309,6 +330,7 @@ impl PolicySnapshot {
             return self.clone();
         }
         PolicySnapshot {
+            link_keys: Arc::new(keys.iter().filter_map(link_key).collect()),
             signing_keys: Arc::new(keys),
             signing_keys_version: version,
             ..self.clone()
@@ -428,6 +450,11 @@ impl PolicySnapshot {
     /// is tried against each key of its format (rotation, SPEC §9).
     pub fn signing_keys(&self) -> &[SigningKeyRecord] {
         &self.signing_keys
+    }
+
+    /// The enabled keys as the link verifier and issuer take them.
+    pub fn link_keys(&self) -> &[SigningKey] {
+        &self.link_keys
     }
 
     /// Step 1–2 alone: whether an IP rule settles the request before identity.

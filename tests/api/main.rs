@@ -43,6 +43,7 @@ mod private_pg;
 mod reliability;
 mod secret_logging;
 mod sessions;
+mod signed_links;
 mod signing_keys;
 mod soak;
 mod stats_api;

@@ -19,6 +19,7 @@ const ADMIN_PASSWORD: &str = "adm1n-s3cret-pw";
 const VIEWER_PASSWORD: &str = "v1ewer-s3cret-pw";
 const TOKEN: &str = "t0ken-s3cret-value";
 const PORTAL_TOKEN: &str = "p0rtal-t0ken-s3cret";
+const LINK_KEY_SECRET: &str = "l1nk-key-s3cret-of-k1";
 
 /// `host=… port=… user=… password=… dbname=…` for the test database.
 fn key_value_url(db: &TestDb) -> String {
@@ -120,6 +121,39 @@ async fn no_secret_reaches_the_log_at_debug() {
         // A credential of the wrong type: the 400's reason is logged.
         decide(json!({"stream": "news", "ip": "192.0.2.5", "token": 8_675_309_123_u64})).await,
     ];
+    // A signing key with a given secret, a link made with it, played (and
+    // a tampered copy refused) through /hook/decide and forward-auth.
+    let key = http
+        .post(format!("{base}/api/v1/signing-keys"))
+        .basic_auth("root", Some(ADMIN_PASSWORD))
+        .json(&json!({"id": "k1", "format": "playgate", "secret": LINK_KEY_SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(key.status().as_u16(), 201);
+    let issued: serde_json::Value = http
+        .post(format!("{base}/api/v1/links"))
+        .basic_auth("root", Some(ADMIN_PASSWORD))
+        .json(&json!({"stream": "news"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = issued["query"].as_str().unwrap().to_string();
+    let signature = link.rsplit('.').next().unwrap().to_string();
+    reasons.push(decide(json!({"stream": "news", "ip": "192.0.2.7", "query": link})).await);
+    let tampered = format!("{}x", &link[..link.len() - 1]);
+    reasons.push(decide(json!({"stream": "news", "ip": "192.0.2.8", "query": tampered})).await);
+    let hls = http
+        .get(format!("{base}/hook/forward-auth"))
+        .header("X-Original-URI", format!("/news/index.m3u8?{link}"))
+        .header("X-Real-IP", "192.0.2.9")
+        .send()
+        .await
+        .unwrap();
+    reasons.push(hls.status().as_u16().to_string());
     let flussonic = http
         .get(format!(
             "{base}/hook/flussonic?name=news&ip=192.0.2.6&token={TOKEN}&session_id=f1"
@@ -130,7 +164,16 @@ async fn no_secret_reaches_the_log_at_debug() {
     reasons.push(flussonic.status().as_u16().to_string());
     assert_eq!(
         reasons,
-        ["ok", "bad_credentials", "upstream_unavailable", "", "200"]
+        [
+            "ok",
+            "bad_credentials",
+            "upstream_unavailable",
+            "",
+            "ok",
+            "link_invalid",
+            "200",
+            "200"
+        ]
     );
 
     assert!(served.stop());
@@ -152,6 +195,8 @@ async fn no_secret_reaches_the_log_at_debug() {
         VIEWER_PASSWORD,
         TOKEN,
         PORTAL_TOKEN,
+        LINK_KEY_SECRET,
+        &signature,
         "8675309123",
         &token_digest,
         "$2b$",
