@@ -81,6 +81,23 @@ async fn admit_on_two_replicas(app: &TestApp, admissions: &[Admission]) -> Vec<A
     .collect()
 }
 
+/// `column` (key or stream) of the user's open sessions, in order.
+async fn open_sessions(app: &TestApp, column: &str, login: &str) -> Vec<String> {
+    app.db()
+        .await
+        .query(
+            &format!(
+                "SELECT {column} FROM sessions WHERE login = $1 AND ended_at IS NULL ORDER BY {column}"
+            ),
+            &[&login],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 fn metric(metrics: &Metrics, name: &str) -> f64 {
     parse_metrics(&metrics.render())
         .get(name)
@@ -178,19 +195,7 @@ async fn kick_oldest_inside_one_batch_keeps_the_newest() {
             "{outcome:?}"
         );
     }
-    let open: Vec<String> = app
-        .db()
-        .await
-        .query(
-            "SELECT key FROM sessions WHERE login = 'alice' AND ended_at IS NULL ORDER BY key",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert_eq!(open, ["k3", "k4"]);
+    assert_eq!(open_sessions(&app, "key", "alice").await, ["k3", "k4"]);
 }
 
 /// `SELECT playgate_admit_batch_v14(...)` of `n` new users' new sessions, as SQL text.
@@ -346,17 +351,5 @@ async fn a_device_zapping_inside_one_batch_keeps_the_later_channel() {
         matches!(outcomes[1], AdmitOutcome::Allowed { replaced: 1, .. }),
         "{outcomes:?}"
     );
-    let open: Vec<String> = app
-        .db()
-        .await
-        .query(
-            "SELECT stream FROM sessions WHERE login = 'zapper' AND ended_at IS NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert_eq!(open, ["sport"]);
+    assert_eq!(open_sessions(&app, "stream", "zapper").await, ["sport"]);
 }
