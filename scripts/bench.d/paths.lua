@@ -38,8 +38,15 @@ function setup(thread)
 end
 
 local counter, answers, reserved = 0, 0, 0
+-- BENCH_LINKS: a file of signed links, line i + 1 for user u(BASE + i) (fl_link).
+links = {}
 function init(args)
   math.randomseed(os.time() * 97 + (id or 0) * 7919)
+  local file = mode == "fl_link" and os.getenv("BENCH_LINKS") and io.open(os.getenv("BENCH_LINKS"))
+  if file then
+    for line in file:lines() do links[#links + 1] = (line:gsub("^pglink=", "")) end
+    file:close()
+  end
 end
 
 -- Viewer i's client address: 10.x.y.z, distinct for 0..~13M.
@@ -145,6 +152,9 @@ function request()
     return flussonic(u, "f" .. u, "update_session")
   elseif mode == "fl_limit" then    -- a new session id every request (admissions; refusals at a limit)
     return flussonic(u, "n" .. tag .. "-" .. (id or 0) .. "-" .. counter, "new_session")
+  elseif mode == "fl_link" then     -- the same, a signed link of the user in the client's query
+    return wrk.format("GET", "/hook/flussonic?name=news&ip=" .. ip(u) .. "&qs=pglink%3D" .. links[i + 1]
+      .. "&session_id=n" .. tag .. "-" .. (id or 0) .. "-" .. counter .. "&request_type=new_session")
   elseif mode == "fa_token" then    -- forward-auth playlist with the token
     return forward_auth("/live/news/index.m3u8?token=tk" .. u, u)
   elseif mode == "fa_segment" then  -- forward-auth segment, no credentials
