@@ -563,6 +563,7 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
 }
 
 const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
 
 /// Issue 22: Disable and Delete are confirmed, the confirmation has Cancel
 /// focused (Enter does nothing harmful), the API's refusal to disable the
@@ -1096,4 +1097,346 @@ async fn limits_devices_and_end_reasons_in_the_browser() {
     // DEVICE
     assert!(devices.contains("tv-2"), "{devices}");
     browser.click("#close-devices").await;
+}
+
+/// The value of the form control `css` now.
+async fn value_of(browser: &Browser, css: &str) -> Value {
+    browser
+        .script(
+            "return document.querySelector(arguments[0]).value;",
+            json!([css]),
+        )
+        .await
+}
+
+/// Issue 19: the Signing keys page (admins only) creates keys with their
+/// format's options, shows a new key's secret once, refuses bad fields next
+/// to them, disables (asked first, then the key's links are refused) and
+/// deletes (Cancel focused); a user's Link makes a signed link whose query
+/// `/hook/decide` admits; an observer has neither.
+#[tokio::test]
+async fn signing_keys_and_links_in_the_browser() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/packages",
+        Some(json!({"name": "basic", "streams": ["news"]})),
+        201,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "alice", "packages": ["basic"]})),
+        201,
+    )
+    .await;
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.wait_text("alice", true).await;
+
+    // The admin's navigation has the page.
+    browser.click("#nav a[data-page=signing-keys]").await;
+    browser.wait_text("No signing keys yet", true).await;
+
+    // A bad id: the API's 422 next to the id.
+    browser.click("#new-key").await;
+    browser.fill("#f-id", "Bad Id").await;
+    browser.click("[data-testid=save]").await;
+    let error = browser.text_of(".error[data-for=id]:not(:empty)").await;
+    assert!(error.contains("not a valid key id"), "{error}");
+    // Each format shows its own options: wowza's prefix, not nginx's template.
+    assert!(browser.all("#f-prefix").await.is_empty());
+    browser.click("#f-format option[value=wowza]").await;
+    browser.find("#f-prefix").await;
+    browser.find("#f-wowza_algorithm").await;
+    assert!(browser.all("#f-template").await.is_empty());
+    assert!(browser.all("#f-subject").await.is_empty());
+    browser.screenshot("signing-key-form").await;
+    // A bad option: the API's 422 at the options.
+    browser.fill("#f-id", "wow").await;
+    browser.fill("#f-prefix", "wow za").await;
+    browser.click("[data-testid=save]").await;
+    browser.find(".error[data-for=options]:not(:empty)").await;
+    assert_eq!(
+        app.api("GET", "/api/v1/signing-keys/wow", ADMIN, None)
+            .await
+            .status,
+        404
+    );
+    // A playgate key, its secret generated: shown once, in a dialog.
+    browser.click("#f-format option[value=playgate]").await;
+    assert!(browser.all("#f-prefix").await.is_empty());
+    browser.fill("#f-id", "portal").await;
+    browser.fill("#f-comment", "billing portal").await;
+    browser.click("[data-testid=save]").await;
+    let secret = browser.text_of("#new-secret").await;
+    assert_eq!(secret.len(), 43, "{secret}");
+    let shown = browser.text_of("[data-testid=key-secret]").await;
+    assert!(shown.contains("it will not be shown again"), "{shown}");
+    browser.find("#copy-secret").await;
+    browser.screenshot("signing-key-secret").await;
+    browser.click("[data-testid=key-secret] .primary").await;
+    let key = app
+        .admin("GET", "/api/v1/signing-keys/portal", None, 200)
+        .await;
+    assert_eq!(
+        (&key["format"], &key["comment"], &key["enabled"]),
+        (&json!("playgate"), &json!("billing portal"), &json!(true)),
+        "{key}"
+    );
+    assert!(key.get("secret").is_none(), "{key}");
+    // An nginx key with a given secret and its own template (no address).
+    browser.click("#new-key").await;
+    browser.click("#f-format option[value=nginx]").await;
+    browser.fill("#f-id", "edge").await;
+    browser
+        .fill("#f-template", "$secure_link_expires$uri $secret")
+        .await;
+    browser.fill("#f-secret", "the one in nginx.conf").await;
+    browser.click("[data-testid=save]").await;
+    assert_eq!(
+        browser.text_of("#new-secret").await,
+        "the one in nginx.conf"
+    );
+    browser.click("[data-testid=key-secret] .primary").await;
+    let edge = app
+        .admin("GET", "/api/v1/signing-keys/edge", None, 200)
+        .await;
+    assert_eq!(
+        edge["options"],
+        json!({"template": "$secure_link_expires$uri $secret"}),
+        "{edge}"
+    );
+    // The list: both keys with their options; the secrets are gone for good.
+    browser
+        .wait_text("template $secure_link_expires$uri $secret", true)
+        .await;
+    browser.command("POST", "/refresh", None).await;
+    browser.wait_text("billing portal", true).await;
+    browser.wait_text("edge", true).await;
+    let page = browser
+        .script("return document.documentElement.outerHTML;", json!([]))
+        .await;
+    let page = page.as_str().unwrap();
+    assert!(
+        !page.contains(&secret) && !page.contains("the one in nginx.conf"),
+        "a secret is shown after the reload"
+    );
+    assert!(browser.all("[data-testid=key-secret]").await.is_empty());
+    browser.screenshot("signing-keys").await;
+    // (The policy view has both within a second; a reload makes it now.)
+    app.reload().await;
+
+    // A link for alice: the default key is the newest playgate one.
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.wait_text("alice", true).await;
+    browser
+        .click("tbody tr:first-child [data-testid=make-link]")
+        .await;
+    browser.find("dialog[open] #f-stream").await;
+    assert_eq!(value_of(&browser, "#f-key").await, "portal");
+    // A playgate link may be once; it signs no path.
+    browser.find("#f-link-once").await;
+    assert!(browser.all("#f-uri").await.is_empty());
+    // A lifetime beyond a week: the API's 422 at the lifetime.
+    browser.fill("#f-stream", "news").await;
+    browser.fill("#f-ttl", "999999").await;
+    browser.click("[data-testid=save]").await;
+    let error = browser.text_of(".error[data-for=ttl]:not(:empty)").await;
+    assert!(error.contains("ttl"), "{error}");
+    // The 24 h preset, an address: the link and an example URL.
+    browser.click("button[data-ttl='86400']").await;
+    assert_eq!(value_of(&browser, "#f-ttl").await, "86400");
+    browser.fill("#f-ip", "198.51.100.20").await;
+    browser.click("[data-testid=save]").await;
+    let query = browser.text_of("#link-query").await;
+    assert!(query.starts_with("pglink=v1.portal."), "{query}");
+    assert!(browser
+        .all(".error[data-for=ttl]:not(:empty)")
+        .await
+        .is_empty());
+    assert_eq!(
+        browser.text_of("#link-url").await,
+        format!("https://streamer.example.com/news/index.m3u8?{query}")
+    );
+    browser.find("#copy-link-query").await;
+    browser.screenshot("signed-link").await;
+    let payload = query.split('.').nth(2).unwrap();
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&payload["s"], &payload["u"]),
+        (&json!("news"), &json!("alice")),
+        "{payload}"
+    );
+    let lifetime = payload["exp"].as_i64().unwrap() - chrono::Utc::now().timestamp();
+    assert!((86_000..=86_400).contains(&lifetime), "{payload}");
+    // The query works: alice plays news from that address, nowhere else.
+    let decision = app
+        .decide(json!({"stream": "news", "ip": "198.51.100.20", "query": query}))
+        .await;
+    assert_eq!(
+        (&decision["allow"], &decision["user"]),
+        (&json!(true), &json!("alice")),
+        "{decision}"
+    );
+    let elsewhere = app
+        .decide(json!({"stream": "news", "ip": "198.51.100.21", "query": query}))
+        .await;
+    assert_eq!(reason(&elsewhere), "ip_mismatch", "{elsewhere}");
+
+    // The nginx key: no user, no once, no address (its template signs
+    // none); a path, whose refusal is shown at the path.
+    browser.click("#f-key option[value=edge]").await;
+    browser.find("#f-uri").await;
+    assert!(browser.all("#f-ip").await.is_empty());
+    assert!(browser.all("#f-link-once").await.is_empty());
+    assert_eq!(
+        browser
+            .script(
+                "const b = document.getElementById('f-link-user'); return [b.disabled, b.checked];",
+                json!([])
+            )
+            .await,
+        json!([true, false])
+    );
+    browser.fill("#f-uri", "/news/index.m3u8?x=1").await;
+    browser.click("[data-testid=save]").await;
+    browser.find(".error[data-for=uri]:not(:empty)").await;
+    assert!(browser.all("#link-query").await.is_empty());
+    browser.fill("#f-uri", "/news/index.m3u8").await;
+    browser.click("[data-testid=save]").await;
+    let nginx = browser.text_of("#link-query").await;
+    assert!(
+        nginx.starts_with("md5=") && nginx.contains("&expires="),
+        "{nginx}"
+    );
+    assert_eq!(
+        browser.text_of("#link-url").await,
+        format!("https://streamer.example.com/news/index.m3u8?{nginx}")
+    );
+    browser
+        .click("dialog[open] [data-testid=save] + button")
+        .await;
+    // The editor offers the same, over itself; Escape closes the link only.
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    browser
+        .click("tbody tr:first-child [data-testid=edit]")
+        .await;
+    browser.click("[data-testid=editor-make-link]").await;
+    browser.find("#f-key").await;
+    assert_eq!(
+        browser
+            .script(
+                "return document.querySelectorAll('dialog[open]').length;",
+                json!([])
+            )
+            .await,
+        2
+    );
+    assert_eq!(value_of(&browser, "#f-key").await, "portal");
+    browser.press(ESCAPE).await;
+    browser
+        .wait_until("return document.querySelectorAll('dialog[open]').length === 1;")
+        .await;
+    browser.find("dialog[open] #f-login").await;
+    browser.press(ESCAPE).await;
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+
+    // Disable portal: asked first (Cancel focused); then its links are refused.
+    browser.goto(&format!("{address}/ui/#/signing-keys")).await;
+    browser.wait_text("billing portal", true).await;
+    browser
+        .click("tbody tr:first-child [data-testid=key-toggle]")
+        .await;
+    let question = browser.text_of("[data-testid=confirm]").await;
+    assert!(question.contains("Disable key portal?"), "{question}");
+    assert_eq!(browser.focused().await["testid"], "confirm-no");
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("portal disabled", true).await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/signing-keys/portal", None, 200)
+            .await["enabled"],
+        false
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let decision = app
+            .decide(json!({"stream": "news", "ip": "198.51.100.20", "query": query}))
+            .await;
+        if decision["allow"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the disabled key's link still plays"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.wait_text("Enable", true).await;
+    browser.screenshot("signing-key-disabled").await;
+
+    // Delete edge: Enter in the question cancels; Delete deletes.
+    browser
+        .click("tbody tr:nth-child(2) [data-testid=key-delete]")
+        .await;
+    browser.find("[data-testid=confirm]").await;
+    assert_eq!(browser.focused().await["testid"], "confirm-no");
+    browser.press(ENTER).await;
+    browser
+        .wait_until("return !document.querySelector('dialog[open]');")
+        .await;
+    app.admin("GET", "/api/v1/signing-keys/edge", None, 200)
+        .await;
+    browser
+        .click("tbody tr:nth-child(2) [data-testid=key-delete]")
+        .await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("edge deleted", true).await;
+    assert_eq!(
+        app.api("GET", "/api/v1/signing-keys/edge", ADMIN, None)
+            .await
+            .status,
+        404
+    );
+
+    // The observer: no Signing keys in the navigation, the page not even by
+    // its address, and no Link button.
+    browser.click("#logout").await;
+    browser.find("#login").await;
+    browser.sign_in(&address, "watcher", "watcher-pw").await;
+    browser.wait_text("alice", true).await;
+    assert!(browser
+        .all("#nav a[data-page=signing-keys]")
+        .await
+        .is_empty());
+    browser.goto(&format!("{address}/ui/#/signing-keys")).await;
+    browser.wait_text("alice", true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for control in [
+        "#new-key",
+        "[data-testid=key-toggle]",
+        "[data-testid=key-delete]",
+        "[data-testid=make-link]",
+    ] {
+        assert!(
+            browser.all(control).await.is_empty(),
+            "observer sees {control}"
+        );
+    }
+    assert!(!browser.text().await.contains("Signing keys"));
+    browser.screenshot("observer-no-keys").await;
 }

@@ -129,23 +129,29 @@ function showRefusal(slot, e) {
       h("a", { href: `#/users?edit=${enc(login)}`, "data-testid": "edit-user" }, login)])) : null,
     close));
 }
-function formDialog(title, content, onSubmit) {
+// A form in a modal dialog. `opts`: `submit` (the submit button's text,
+// default Save), `keepOpen` (a successful submit leaves the dialog open, its
+// result shown in it), `aliases` (an API field name -> the field whose slot
+// shows its error, e.g. expires_at -> ttl), `wide` (a wider dialog).
+function formDialog(title, content, onSubmit, opts) {
+  opts = opts || {};
   const errorBox = h("div", { class: "banner error", hidden: true, role: "alert" });
   const form = h("form", { novalidate: true }, h("h2", { text: title }), errorBox, content,
     h("div", { class: "form-actions" },
-      h("button", { type: "submit", class: "primary", "data-testid": "save" }, "Save"),
-      h("button", { type: "button", onclick: () => dialog.close() }, "Cancel")));
-  const dialog = h("dialog", {}, form);
+      h("button", { type: "submit", class: "primary", "data-testid": "save" }, opts.submit || "Save"),
+      h("button", { type: "button", onclick: () => dialog.close() }, opts.keepOpen ? "Close" : "Cancel")));
+  const dialog = h("dialog", { class: opts.wide ? "wide" : null }, form);
   form.addEventListener("submit", async event => {
     event.preventDefault();
     errorBox.hidden = true;
     form.querySelectorAll(".error[data-for]").forEach(e => { e.textContent = ""; });
     try {
       await onSubmit(form);
-      dialog.close();
+      if (!opts.keepOpen) dialog.close();
     } catch (e) {
-      const slot = e.field && form.querySelector(`.error[data-for="${CSS.escape(e.field)}"]`);
-      if (slot) { slot.textContent = e.message; const input = form.querySelector(`[name="${CSS.escape(e.field)}"]`); if (input) input.focus(); }
+      const name = e.field && ((opts.aliases && opts.aliases[e.field]) || e.field);
+      const slot = name && form.querySelector(`.error[data-for="${CSS.escape(name)}"]`);
+      if (slot) { slot.textContent = e.message; const input = form.querySelector(`[name="${CSS.escape(name)}"]`); if (input) input.focus(); }
       else { errorBox.textContent = e.message; errorBox.hidden = false; }
     }
   });
@@ -231,19 +237,24 @@ function signedIn(me) {
   $("#top").hidden = false;
   put($("#who"), document.createTextNode(me.login), h("span", { class: "role", text: me.kind }));
   document.body.dataset.role = me.kind;
+  // Admin-only sections (signing keys) are not offered to observers.
+  document.querySelectorAll("#nav [data-admin]").forEach(a => { a.hidden = !isAdmin(); });
   if (!location.hash || location.hash === "#/") location.hash = "#/users";
   route();
 }
 
 // ---------- router ----------
 const pages = {};
+// Pages for admins only: an observer who opens one gets the users page.
+const adminPages = new Set(["signing-keys"]);
 function stopTimer() { if (state.timer) { clearInterval(state.timer); state.timer = null; } }
 function route() {
   if (!state.me) return;
   stopTimer();
   document.querySelectorAll("dialog[open]").forEach(d => d.close());
-  const name = (location.hash.replace(/^#\//, "").split("?")[0]) || "users";
-  const page = pages[name] || pages.users;
+  let name = (location.hash.replace(/^#\//, "").split("?")[0]) || "users";
+  if (!pages[name] || (adminPages.has(name) && !isAdmin())) name = "users";
+  const page = pages[name];
   document.querySelectorAll("#nav a").forEach(a => a.classList.toggle("active", a.dataset.page === name));
   document.querySelectorAll("#nav a").forEach(a => { if (a.dataset.page === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current"); });
   put(main(), h("p", { class: "muted", text: "Loading…" }));
@@ -311,6 +322,7 @@ function userActions(u, reload, notice) {
       catch (e) { refused(e); }
     } }, u.enabled ? "Disable" : "Enable"),
     tokens,
+    h("button", { type: "button", class: "small", "data-testid": "make-link", title: `Make a signed playback link for ${u.login}`, onclick: () => linkDialog(u.login) }, "Link"),
     h("button", { type: "button", class: "small danger", onclick: async () => {
       if (!await confirmDialog(self
         ? `Delete your own account ${u.login}? You are signed out at once.`
@@ -370,6 +382,7 @@ async function userForm(user, reload) {
     field("comment", "Comment", h("input", { value: v.comment, "data-wide": "1" })),
     h("div", {}, h("label", { for: "f-enabled" }, enabled, " Enabled")),
     user ? null : h("div", {}, h("label", { for: "f-generate" }, generate, " Generate a token")),
+    user ? h("div", { class: "wide" }, h("button", { type: "button", "data-testid": "editor-make-link", onclick: () => linkDialog(user.login) }, "Make a signed link…")) : null,
     user ? devicesView(user) : null);
   enabled.id = "f-enabled";
   formDialog(user ? `Edit ${user.login}` : "New user", content, async form => {
@@ -436,12 +449,17 @@ function devicesDialog(user) {
 function playbackUrl(token) {
   return `https://streamer.example.com/STREAM/index.m3u8?token=${token}`;
 }
-function showSecret(login, token) {
-  const copy = h("button", { type: "button", class: "small", id: "copy-token", onclick: async () => {
-    try { await navigator.clipboard.writeText(token); toast("Token copied"); }
+// A Copy button for the text of `code` (an element): the clipboard, or,
+// where the browser refuses it, the text selected for Ctrl+C.
+function copyButton(id, code, what) {
+  return h("button", { type: "button", class: "small", id, onclick: async () => {
+    try { await navigator.clipboard.writeText(code.textContent); toast(`${what} copied`); }
     catch (e) { const r = document.createRange(); r.selectNodeContents(code); const s = getSelection(); s.removeAllRanges(); s.addRange(r); toast("Press Ctrl+C to copy"); }
   } }, "Copy");
+}
+function showSecret(login, token) {
   const code = h("code", { id: "new-token", text: token });
+  const copy = copyButton("copy-token", code, "Token");
   const dialog = h("dialog", { "data-testid": "secret" },
     h("h2", { text: `New token for ${login}` }),
     h("p", { class: "banner info", text: "This is the only time the token is shown. Copy it now." }),
@@ -756,11 +774,263 @@ function ruleForm(r, reload) {
   });
 }
 
+// ---------- signing keys (admins only) and signed links ----------
+// The link formats of SPEC §9: what a link of each can carry.
+const LINK_FORMATS = {
+  playgate: { label: "playgate (native pglink)", user: true, once: true },
+  securetoken: { label: "securetoken (Flussonic, Astra, Alta)", user: true, uri: true },
+  nginx: { label: "nginx (secure_link)", uri: true },
+  wowza: { label: "wowza (SecureToken v2)" },
+  akamai: { label: "akamai (EdgeAuth 2.0)", uri: true },
+};
+const NGINX_TEMPLATE = "$secure_link_expires$uri$remote_addr $secret";
+// A key's options with the format's defaults filled in.
+function keyOptions(key) {
+  const o = key.options || {};
+  switch (key.format) {
+    case "securetoken": return { subject: o.subject || "stream", check_ip: o.check_ip !== false };
+    case "nginx": return { template: o.template || NGINX_TEMPLATE };
+    case "wowza": return { prefix: o.prefix || "wowzatoken", algorithm: o.algorithm || "sha256", check_ip: o.check_ip === true };
+    case "akamai": return { param: o.param || "__token__", algorithm: o.algorithm || "sha256" };
+    default: return {};
+  }
+}
+function optionsSummary(key) {
+  const o = keyOptions(key);
+  switch (key.format) {
+    case "securetoken": return `subject ${o.subject}; ${o.check_ip ? "signs the client address" : "no address check"}`;
+    case "nginx": return `template ${o.template}`;
+    case "wowza": return `prefix ${o.prefix}; ${o.algorithm}; ${o.check_ip ? "signs the client address" : "no address check"}`;
+    case "akamai": return `param ${o.param}; ${o.algorithm}`;
+    default: return "";
+  }
+}
+// What a link of this key does with the client address: "required" (the
+// address is inside the signature), "network" (optional, an address or a
+// CIDR), "address" (optional, one address), "none" (cannot carry one).
+function ipMode(key) {
+  const o = keyOptions(key);
+  switch (key.format) {
+    case "playgate": return "network";
+    case "akamai": return "address";
+    case "nginx": return o.template.includes("$remote_addr") ? "required" : "none";
+    default: return o.check_ip ? "required" : "none";
+  }
+}
+function keyLabel(key) { return `${key.id} (${key.format})`; }
+
+pages["signing-keys"] = function () {
+  const list = h("div", {});
+  const notice = h("div", { id: "keys-notice" });
+  put(main(), h("h1", { text: "Signing keys" }),
+    h("p", { class: "muted", text: "The keys signed playback links are made and checked with. A key's secret is shown once, when it is created; disabling or deleting a key refuses its links on every server within a second." }),
+    h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-key", onclick: () => keyForm(load) }, "New key")),
+    notice, list);
+  async function load() {
+    try {
+      const page = await api("GET", "/api/v1/signing-keys?limit=1000");
+      put(list, table([
+        { title: "ID", render: k => h("strong", { text: k.id }) },
+        { title: "Format", render: k => badge(k.format) },
+        { title: "Options", cls: "hide-narrow", render: k => k.format === "playgate" ? h("span", { class: "muted", text: "—" }) : h("span", { class: "changes", text: optionsSummary(k) }) },
+        { title: "Comment", cls: "hide-narrow", render: k => k.comment },
+        { title: "Enabled", render: k => k.enabled ? badge("enabled", "on") : badge("disabled", "off") },
+        { title: "Created", cls: "hide-narrow", render: k => fmtTime(k.created_at) },
+        { title: "", cls: "actions", render: k => [
+          h("button", { type: "button", class: "small", "data-testid": "key-toggle", "data-key": "toggle " + k.id, onclick: async () => {
+            if (!await confirmDialog(k.enabled
+              ? `Disable key ${k.id}? Links signed with it are refused on every server within a second, until it is enabled again.`
+              : `Enable key ${k.id}? Its links that have not expired are accepted again.`, k.enabled ? "Disable" : "Enable")) return;
+            try { await api("PATCH", `/api/v1/signing-keys/${enc(k.id)}`, { enabled: !k.enabled }); put(notice); toast(`${k.id} ${k.enabled ? "disabled" : "enabled"}`); load(); }
+            catch (e) { if (e.status !== 401) showRefusal(notice, e); }
+          } }, k.enabled ? "Disable" : "Enable"),
+          h("button", { type: "button", class: "small danger", "data-testid": "key-delete", "data-key": "delete " + k.id, onclick: async () => {
+            if (!await confirmDialog(`Delete key ${k.id}? Its links are refused on every server within a second, and it cannot be brought back: its secret is gone.`, "Delete")) return;
+            try { await api("DELETE", `/api/v1/signing-keys/${enc(k.id)}`); put(notice); toast(`${k.id} deleted`); load(); }
+            catch (e) { if (e.status !== 401) showRefusal(notice, e); }
+          } }, "Delete")] }], page.items, "No signing keys yet: create one to make signed links."));
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
+  }
+  load();
+};
+function keyForm(reload) {
+  const select = (options, selected) => h("select", {}, options.map(([value, text]) => h("option", { value, selected: value === selected }, text)));
+  const check = (name, text, checked) => {
+    const box = h("input", { type: "checkbox", name, id: "f-" + name, checked });
+    return h("div", {}, h("label", { class: "check", for: box.id }, box, text));
+  };
+  const only = (format, el) => { el.dataset.format = format; return el; };
+  const format = select(Object.entries(LINK_FORMATS).map(([name, f]) => [name, f.label]), "playgate");
+  const secret = h("input", { type: "password", autocomplete: "off", spellcheck: "false" });
+  const secretHint = h("div", { class: "muted" });
+  const content = h("div", { class: "grid" },
+    field("id", "Key ID", h("input", { required: true, autocomplete: "off", spellcheck: "false", maxlength: "32" }), "1–32 of a–z, 0–9 and -; links name the key by it."),
+    field("format", "Format", format),
+    only("securetoken", field("subject", "Signs", select([["stream", "the stream name (Flussonic)"], ["path", "the request path (Astra, Alta)"]], "stream"))),
+    only("securetoken", check("st_check_ip", "Sign the client address (check_ip)", true)),
+    only("nginx", field("template", "secure_link_md5 template (empty: the default)", h("input", { placeholder: NGINX_TEMPLATE, spellcheck: "false", "data-wide": "1" }),
+      "As in nginx.conf: $secure_link_expires, $uri, $remote_addr, and $secret, which it must contain.")),
+    only("wowza", field("prefix", "Parameter prefix (empty: wowzatoken)", h("input", { placeholder: "wowzatoken", spellcheck: "false" }))),
+    only("wowza", field("wowza_algorithm", "Hash", select([["sha256", "SHA-256"], ["sha384", "SHA-384"], ["sha512", "SHA-512"]], "sha256"))),
+    only("wowza", check("wowza_check_ip", "Sign the client address (check_ip)", false)),
+    only("akamai", field("param", "Query parameter (empty: __token__)", h("input", { placeholder: "__token__", spellcheck: "false" }))),
+    only("akamai", field("akamai_algorithm", "HMAC", select([["sha256", "SHA-256"], ["sha1", "SHA-1"], ["md5", "MD5"]], "sha256"))),
+    h("div", { class: "wide error", "data-for": "options", "aria-live": "polite" }),
+    h("div", { class: "wide" }, h("label", { for: "f-secret", text: "Secret (optional)" }), secret, secretHint,
+      h("div", { class: "error", "data-for": "secret", "aria-live": "polite" })),
+    field("comment", "Comment", h("input", { "data-wide": "1" })));
+  secret.name = "secret"; secret.id = "f-secret";
+  function shown() {
+    content.querySelectorAll("[data-format]").forEach(el => { el.hidden = el.dataset.format !== format.value; });
+    secretHint.textContent = format.value === "akamai"
+      ? "Empty: generated, 256 bits as 64 hex digits. A given one is hexadecimal (an even number of digits)."
+      : "Empty: generated, 256 bits as 43 characters. A given one (16–256 characters) is what the streamer or portal already uses.";
+  }
+  format.addEventListener("change", shown);
+  shown();
+  formDialog("New signing key", content, async form => {
+    const val = name => form.elements[name].value.trim();
+    const checked = name => form.elements[name].checked;
+    const options = {
+      playgate: () => ({}),
+      securetoken: () => ({ subject: val("subject"), check_ip: checked("st_check_ip") }),
+      nginx: () => (val("template") ? { template: val("template") } : {}),
+      wowza: () => Object.assign(val("prefix") ? { prefix: val("prefix") } : {}, { algorithm: val("wowza_algorithm"), check_ip: checked("wowza_check_ip") }),
+      akamai: () => Object.assign(val("param") ? { param: val("param") } : {}, { algorithm: val("akamai_algorithm") }),
+    }[format.value]();
+    const body = { id: val("id"), format: format.value, options, comment: val("comment") };
+    // The secret as typed (spaces are allowed in one); empty: generated.
+    if (secret.value !== "") body.secret = secret.value;
+    const created = await api("POST", "/api/v1/signing-keys", body);
+    toast(`${created.id} created`);
+    reload();
+    setTimeout(() => showKeySecret(created), 0);
+  }, { submit: "Create", wide: true });
+}
+// The new key's secret: shown here once, never again (the API lists no secrets).
+function showKeySecret(key) {
+  const code = h("code", { id: "new-secret", text: key.secret });
+  const dialog = h("dialog", { "data-testid": "key-secret" },
+    h("h2", { text: `Secret of key ${key.id}` }),
+    h("p", { class: "banner info", text: "Copy the secret now: it will not be shown again. Neither this page nor the API can show it later; a lost secret means a new key." }),
+    h("div", { class: "secret" }, code, copyButton("copy-secret", code, "Secret")),
+    h("p", { class: "muted", text: key.format === "akamai"
+      ? "Give it to the CDN (its HMAC key is these hex digits, decoded) or to whatever makes the links."
+      : key.format === "playgate" ? "playgate checks its own links with it; give it to whatever makes links, or make them here (Users, Link)."
+        : "Configure the streamer (or whatever makes the links) with the same secret." }),
+    h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Done")));
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+}
+// Presets of a link's lifetime, in seconds.
+const LINK_TTLS = [["1 h", 3600], ["24 h", 86400], ["7 d", 604800]];
+const EXAMPLE_ORIGIN = "https://streamer.example.com";
+// Where a viewer would play the link: `uri` when given; else what the key
+// signs for formats that sign a path, else the stream's HLS playlist.
+function linkExample(key, stream, uri, queryText) {
+  const path = uri || (key.format === "nginx" || key.format === "akamai" || (key.format === "securetoken" && keyOptions(key).subject === "path")
+    ? "/" + stream : `/${stream}/index.m3u8`);
+  return `${EXAMPLE_ORIGIN}${path.split("/").map(part => part === "*" ? part : enc(part)).join("/")}?${queryText}`;
+}
+// "Make a link" for a user: POST /api/v1/links with one of the enabled keys.
+async function linkDialog(login) {
+  let keys;
+  try { keys = (await api("GET", "/api/v1/signing-keys?limit=1000")).items.filter(k => k.enabled); }
+  catch (e) { if (e.status !== 401) toast("Could not load the signing keys: " + e.message); return; }
+  if (!keys.length) {
+    const dialog = h("dialog", { "data-testid": "link-dialog" }, h("h2", { text: `Signed link for ${login}` }),
+      h("p", {}, "There is no enabled signing key. ", h("a", { href: "#/signing-keys", onclick: () => dialog.close() }, "Create one under Signing keys"), " first."),
+      h("div", { class: "form-actions" }, h("button", { type: "button", onclick: () => dialog.close() }, "Close")));
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+    return;
+  }
+  // Default: the newest enabled playgate key (the list is oldest first), else the newest key.
+  const playgate = keys.filter(k => k.format === "playgate");
+  const preferred = (playgate.length ? playgate : keys)[(playgate.length ? playgate : keys).length - 1];
+  const keySelect = h("select", {}, keys.map(k => h("option", { value: k.id, selected: k === preferred }, keyLabel(k))));
+  const keyHint = h("div", { class: "muted" });
+  const forUser = h("input", { type: "checkbox", name: "user", id: "f-link-user", checked: true });
+  const userHint = h("div", { class: "muted" });
+  const ttl = h("input", { type: "number", min: "1", max: "604800", step: "1", inputmode: "numeric", value: "3600" });
+  const ttlShown = h("span", { class: "muted", "data-testid": "ttl-shown" });
+  const presets = LINK_TTLS.map(([text, seconds]) => h("button", { type: "button", class: "small", "data-ttl": String(seconds),
+    onclick: () => { ttl.value = String(seconds); ttlChanged(); } }, text));
+  const ipHint = h("div", { class: "muted" });
+  const once = h("input", { type: "checkbox", name: "once", id: "f-link-once" });
+  const result = h("div", { class: "wide", "data-testid": "link-result", "aria-live": "polite" });
+  const part = (name, el) => { el.dataset.part = name; return el; };
+  const content = h("div", { class: "grid" },
+    field("stream", "Stream", h("input", { required: true, spellcheck: "false", autocomplete: "off" }), "The stream's name (a playgate link may name a * glob)."),
+    h("div", {}, h("label", { for: "f-key", text: "Signing key" }), keySelect, keyHint, h("div", { class: "error", "data-for": "key", "aria-live": "polite" })),
+    h("div", { class: "wide" }, h("label", { class: "check", for: forUser.id }, forUser, `For ${login}: their packages and limits apply`), userHint,
+      h("div", { class: "error", "data-for": "user", "aria-live": "polite" })),
+    h("div", {}, h("label", { for: "f-ttl", text: "Valid for (seconds)" }), ttl,
+      h("div", { class: "presets", role: "group", "aria-label": "Valid for" }, presets, ttlShown),
+      h("div", { class: "error", "data-for": "ttl", "aria-live": "polite" })),
+    part("ip", h("div", {}, h("label", { for: "f-ip", text: "Client address" }), h("input", { name: "ip", id: "f-ip", spellcheck: "false", autocomplete: "off" }), ipHint,
+      h("div", { class: "error", "data-for": "ip", "aria-live": "polite" }))),
+    part("uri", field("uri", "Path the player requests (optional)", h("input", { spellcheck: "false", autocomplete: "off", placeholder: "/stream" }),
+      "What nginx, akamai and path-signing securetoken links sign, e.g. /live/news/index.m3u8; empty: / + stream.")),
+    part("once", h("div", {}, h("label", { class: "check", for: once.id }, once, "Once: starts one session only"),
+      h("div", { class: "error", "data-for": "once", "aria-live": "polite" }))),
+    result);
+  keySelect.name = "key"; keySelect.id = "f-key";
+  ttl.name = "ttl"; ttl.id = "f-ttl";
+  const selected = () => keys.find(k => k.id === keySelect.value);
+  function ttlChanged() {
+    const seconds = Number(ttl.value);
+    ttlShown.textContent = ttl.value && Number.isFinite(seconds) && seconds > 0 ? "= " + fmtDuration(seconds) : "";
+    presets.forEach(b => b.setAttribute("aria-pressed", String(b.dataset.ttl === ttl.value)));
+  }
+  function keyChanged() {
+    const key = selected(), f = LINK_FORMATS[key.format] || {}, mode = ipMode(key);
+    keyHint.textContent = key.comment || (key.format === "playgate" ? "" : optionsSummary(key));
+    forUser.disabled = !f.user;
+    if (!f.user) forUser.checked = false;
+    else if (forUser.dataset.touched !== "1") forUser.checked = true;
+    userHint.textContent = f.user ? "" : `A ${key.format} link names no user: whoever holds it may watch, anonymously, without ${login}'s limits.`;
+    content.querySelector("[data-part=ip]").hidden = mode === "none";
+    ipHint.textContent = { required: "Required: this key signs the client address, so the link plays from that address only.",
+      network: "Optional: an address or a network (CIDR) the link plays from.",
+      address: "Optional: the one address the link plays from." }[mode] || "";
+    content.querySelector("[data-part=uri]").hidden = !f.uri;
+    content.querySelector("[data-part=once]").hidden = !f.once;
+  }
+  forUser.addEventListener("change", () => { forUser.dataset.touched = "1"; });
+  keySelect.addEventListener("change", keyChanged);
+  ttl.addEventListener("input", ttlChanged);
+  keyChanged(); ttlChanged();
+  formDialog(`Signed link for ${login}`, content, async form => {
+    const key = selected(), f = LINK_FORMATS[key.format] || {};
+    const val = name => form.elements[name].value.trim();
+    if (ttl.validity.badInput) throw new ApiError(422, { field: "ttl", error: "Enter a whole number of seconds (1 to 604800)." });
+    const body = { stream: val("stream"), key: key.id };
+    if (val("ttl") !== "") body.ttl = Number(val("ttl"));
+    if (forUser.checked && !forUser.disabled) body.user = login;
+    if (ipMode(key) !== "none" && val("ip")) body.ip = val("ip");
+    if (f.uri && val("uri")) body.uri = val("uri");
+    if (f.once && once.checked) body.once = true;
+    put(result);
+    const link = await api("POST", "/api/v1/links", body);
+    const queryCode = h("code", { id: "link-query", class: "block", text: link.query });
+    const urlCode = h("code", { id: "link-url", class: "block", text: linkExample(key, body.stream.replace(/^\/+|\/+$/g, ""), body.uri, link.query) });
+    put(result, h("h3", { text: "The link" }),
+      h("p", { class: "muted", text: `Signed with ${link.key} (${link.format}); valid until ${fmtTime(link.expires_at)}${body.user ? ", for " + body.user : ", for anyone who holds it"}${body.once ? ", once" : ""}.` }),
+      h("div", { class: "caption", text: "Query (append to the stream's URL after ?)" }), h("div", { class: "secret" }, queryCode, copyButton("copy-link-query", queryCode, "Query")),
+      h("div", { class: "caption", text: "Example URL (put your streamer's address in place of streamer.example.com)" }), h("div", { class: "secret" }, urlCode, copyButton("copy-link-url", urlCode, "URL")));
+    result.scrollIntoView({ block: "nearest" });
+    toast("Link made");
+  }, { submit: "Make link", keepOpen: true, wide: true, aliases: { expires_at: "ttl", not_before: "ttl" } });
+}
+
 // ---------- audit ----------
 pages.audit = function () {
   let offset = 0;
   const actor = h("input", { type: "search", placeholder: "Actor", "aria-label": "Filter by actor" });
-  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "session", "users"].map(t => h("option", { value: t }, t || "any object")));
+  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "session", "users", "signing_key", "link"].map(t => h("option", { value: t }, t || "any object")));
   const list = h("div", {});
   put(main(), h("h1", { text: "Audit log" }),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType), list);
