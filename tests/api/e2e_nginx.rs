@@ -6,7 +6,7 @@
 //! Needs `nginx`, `libnginx-mod-rtmp` and `ffmpeg` (scripts/install-test-deps).
 //! Without them a test prints that it was skipped; with `CI=true` it fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -73,22 +73,41 @@ impl Nginx {
     /// With another configuration: the placeholders of tests/nginx/e2e.conf,
     /// and an http server on {HTTP_PORT}.
     pub async fn start_with(tools: &Tools, template: &str, playgate: &str) -> Nginx {
+        Nginx::launch(&tools.nginx, Some(&tools.rtmp_module), template, playgate).await
+    }
+
+    /// An nginx without the RTMP module (only `nginx` needs to be installed):
+    /// a configuration of `http` servers, the placeholders of
+    /// tests/nginx/e2e.conf but {RTMP_MODULE} and {RTMP_PORT}, a server on
+    /// {HTTP_PORT}.
+    pub async fn start_http(nginx: &Path, template: &str, playgate: &str) -> Nginx {
+        Nginx::launch(nginx, None, template, playgate).await
+    }
+
+    async fn launch(
+        nginx: &Path,
+        rtmp_module: Option<&Path>,
+        template: &str,
+        playgate: &str,
+    ) -> Nginx {
         let dir = std::env::temp_dir().join(format!("playgate-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::create_dir_all(dir.join("hls")).unwrap();
         let rtmp_port = free_port();
         let http_port = free_port();
-        let config = template
+        let mut config = template
             .replace("{DIR}", dir.to_str().unwrap())
-            .replace("{RTMP_MODULE}", tools.rtmp_module.to_str().unwrap())
             .replace("{RTMP_PORT}", &rtmp_port.to_string())
             .replace("{HTTP_PORT}", &http_port.to_string())
             .replace("{PLAYGATE}", playgate.trim_start_matches("http://"))
             .replace("{UPDATE_EVERY}", "2s");
+        if let Some(module) = rtmp_module {
+            config = config.replace("{RTMP_MODULE}", module.to_str().unwrap());
+        }
         std::fs::write(dir.join("nginx.conf"), config).unwrap();
         let process = Running::spawn(
             "nginx",
-            Command::new(&tools.nginx)
+            Command::new(nginx)
                 .arg("-p")
                 .arg(&dir)
                 .arg("-c")
@@ -105,7 +124,8 @@ impl Nginx {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let up = std::net::TcpStream::connect(("127.0.0.1", rtmp_port)).is_ok()
+            let up = (rtmp_module.is_none()
+                || std::net::TcpStream::connect(("127.0.0.1", rtmp_port)).is_ok())
                 && std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok();
             if up {
                 break;
@@ -117,6 +137,11 @@ impl Nginx {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         nginx
+    }
+
+    /// nginx's access log so far (the `combined` format of the configs).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
     }
 
     pub fn logs(&self) -> String {
