@@ -244,7 +244,7 @@ impl Engine {
 
         let login = admitted.user.as_ref().map(|user| user.login.as_str());
         if let Some(grant) = &admitted.link {
-            if let Err(reason) = self.may_start_with(&key, login, grant).await {
+            if let Err(reason) = self.may_start_with(request, &key, login, grant).await {
                 return Decision {
                     user: login.map(str::to_string),
                     ..self.answer(false, reason)
@@ -268,6 +268,7 @@ impl Engine {
     /// link's first start records its nonce, exactly once across replicas.
     async fn may_start_with(
         &self,
+        request: &PlayRequest,
         key: &str,
         login: Option<&str>,
         grant: &evaluate::LinkGrant,
@@ -275,19 +276,36 @@ impl Engine {
         if !grant.expired && grant.once_nonce.is_none() {
             return Ok(());
         }
-        let going_on = self.live.binding_of(key).is_some()
-            || self
+        let spent = if grant.expired {
+            Reason::LinkExpired
+        } else {
+            Reason::LinkUsed
+        };
+        let active = match self.live.session_of(key) {
+            Some(active) => Some(active),
+            None => self
                 .bounded(async {
                     let client = self.pool.get().await?;
-                    sessions::is_active(&client, key, login).await
+                    sessions::active_of_key(&client, key, login).await
                 })
                 .await
-                .map_err(|e| self.link_state_failed(e))?;
-        if going_on {
-            return Ok(());
+                .map_err(|e| self.link_state_failed(e))?,
+        };
+        if let Some((session_id, cookie_bound)) = active {
+            // A player bound to its viewer cookie goes on only with it: a
+            // second player on the same device (same address and agent, so
+            // the same key behind forward-auth) with the same link starts
+            // nothing (SPEC §3: never continued by IP and agent alone).
+            let its_player = !cookie_bound
+                || request
+                    .hls
+                    .cookies
+                    .iter()
+                    .any(|cookie| self.cookie_key.verify(cookie) == Some(session_id));
+            return if its_player { Ok(()) } else { Err(spent) };
         }
         if grant.expired {
-            return Err(Reason::LinkExpired);
+            return Err(spent);
         }
         let Some(nonce) = grant.once_nonce.as_deref() else {
             return Ok(());

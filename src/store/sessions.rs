@@ -336,23 +336,24 @@ pub async fn find_active_by_id(
     Ok(rows.first().map(active_viewer))
 }
 
-/// Whether an active session of this login (None: anonymous) holds `key`:
-/// a signed link past its window, or a `once` link, may only go on with
-/// such a session (SPEC §9), never start another.
-pub async fn is_active(
+/// The active session of this login (None: anonymous) under `key`, and
+/// whether its player is bound to its viewer cookie: a signed link past its
+/// window, or a `once` link, may only go on with such a session (SPEC §9),
+/// never start another.
+pub async fn active_of_key(
     client: &Client,
     key: &str,
     login: Option<&str>,
-) -> Result<bool, StoreError> {
+) -> Result<Option<(Uuid, bool)>, StoreError> {
     let rows = client
         .query_hot(
-            "SELECT 1 FROM sessions
+            "SELECT id, cookie_seen FROM sessions
               WHERE key = $1 AND ended_at IS NULL AND expires_at > now()
                 AND login IS NOT DISTINCT FROM $2",
             params![&key, &login],
         )
         .await?;
-    Ok(!rows.is_empty())
+    Ok(rows.first().map(|row| (row.get(0), row.get(1))))
 }
 
 /// The active session of this dialect and stream whose player sent this

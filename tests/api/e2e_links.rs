@@ -287,27 +287,15 @@ async fn a_once_link_plays_once() {
     );
 }
 
-/// PRODUCT BUG, documented here and not fixed (tests may not touch src/):
-/// a `once` link already used, or a link past its end, starts a second
-/// player on the same device. forward-auth's session key is derived from
-/// (dialect, streamer, stream, client IP, user agent), not from the link
-/// or the viewer cookie, so `may_start_with` (src/decision/engine.rs)
-/// finds "the active session it started" for any player at the same
-/// address with the same user agent, and hands it that session and its
-/// `playgate_viewer` cookie. Observed: after a first ffmpeg played
-/// `GET /live/stream/index.m3u8?pglink=<once link>` (its reloads carrying
-/// `Cookie: playgate_viewer=v1.<session>…`), a second ffmpeg (same
-/// 127.0.0.1, same `Lavf/…` user agent, no cookie) with the same URL is
-/// answered 200 and plays; the same for a new ffmpeg with a link past its
-/// end (skew 0). Expected (SPEC §9 "a native link with once starts one
-/// session only", "the window gates the start only"; §3 "a session started
-/// with a cookie … is never continued by IP and user agent alone"): 403
-/// `link_used` / `link_expired` for the second player, which shows neither
-/// a usable link nor the session's cookie. With another user agent it is
-/// refused (`a_once_link_plays_once`, `a_link_past_its_end_…`).
-/// `cargo test --test api -- --ignored a_spent_link` shows it.
+/// A spent `once` link, or a link past its end, starts no second player on
+/// the same device. Behind forward-auth the session key is derived from
+/// (dialect, streamer, stream, client IP, user agent), so a second ffmpeg
+/// at the same address with the same agent and the same link names the
+/// first player's session; only the first player carries that session's
+/// `playgate_viewer` cookie, and a cookie-bound session is never continued
+/// by IP and user agent alone (SPEC §3, §9). Found by this test (the first
+/// version admitted the second player with 200 and the first one's cookie).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: a spent once link or an expired link starts a second player of the same IP and user agent (see the doc comment)"]
 async fn a_spent_link_starts_no_second_player_on_the_same_device() {
     let Some(tools) = tools("a_spent_link_starts_no_second_player_on_the_same_device") else {
         return;
