@@ -365,7 +365,7 @@ async fn invalid_keys_are_422_naming_the_field_and_a_duplicate_is_409() {
             "options",
         ),
         (
-            json!({"id": "k", "format": "wowza", "options": {"prefix": "Wowza_"}}),
+            json!({"id": "k", "format": "wowza", "options": {"prefix": "wowza token"}}),
             "options",
         ),
         (
@@ -413,7 +413,11 @@ async fn invalid_keys_are_422_naming_the_field_and_a_duplicate_is_409() {
             "securetoken",
             json!({"subject": "path", "check_ip": false}),
         ),
-        ("ng", "nginx", json!({"template": "$secret$uri"})),
+        (
+            "ng",
+            "nginx",
+            json!({"template": "$secure_link_expires$uri $secret"}),
+        ),
         (
             "wz",
             "wowza",

@@ -1003,6 +1003,7 @@ async fn limits_devices_and_end_reasons_in_the_browser() {
     browser.goto(&format!("{address}/ui/#/users")).await;
     browser.wait_text("alice", true).await;
     browser.click("[data-testid=edit]").await;
+    browser.wait_text("in 2 active sessions", true).await;
     let devices = browser.text_of("[data-testid=user-devices]").await;
     assert!(devices.contains("in 2 active sessions"), "{devices}");
     // DEVICE: one device, stb-1, watching both streams.
@@ -1092,6 +1093,8 @@ async fn limits_devices_and_end_reasons_in_the_browser() {
     browser.sign_in(&address, "watcher", "watcher-pw").await;
     browser.wait_text("alice", true).await;
     browser.click("[data-testid=devices]").await;
+    // The dialog opens with "Loading devices…" until the API answers.
+    browser.wait_text("in 1 active session;", true).await;
     let devices = browser.text_of("[data-testid=user-devices]").await;
     assert!(devices.contains("in 1 active session;"), "{devices}");
     // DEVICE
