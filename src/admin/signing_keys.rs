@@ -92,7 +92,6 @@ impl fmt::Debug for CreatedSigningKey {
 /// The link formats of SPEC §9, as the verifier knows them.
 pub use crate::links::LinkFormat as Format;
 
-const MAX_ID: usize = 32;
 const MIN_SECRET: usize = 16;
 const MAX_SECRET: usize = 256;
 /// The options as JSON text at most: a template, a prefix, a name or two.
@@ -100,11 +99,8 @@ const MAX_OPTIONS: usize = 1024;
 
 /// 1–32 of `a-z0-9-`.
 pub fn key_id(value: &str) -> Result<String, ValidationError> {
-    let valid = (1..=MAX_ID).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if valid {
+    // The verifier's rule, so that every stored key parses.
+    if links::validate_key_id(value).is_ok() {
         Ok(value.to_string())
     } else {
         Err(ValidationError::new(
@@ -140,9 +136,8 @@ pub fn secret(format: Format, value: &str) -> Result<(), ValidationError> {
         ))
     } else if value.chars().any(char::is_control) {
         Some("a secret has no control characters".to_string())
-    } else if format == Format::Akamai
-        && (!value.len().is_multiple_of(2) || !value.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
+    } else if links::validate_secret(format, value).is_err() {
+        // Within the length above, only akamai's hex rule is left to fail.
         Some(
             "an akamai secret is hexadecimal, an even number of digits (its HMAC key is the decoded bytes)"
                 .to_string(),

@@ -143,8 +143,10 @@ impl Engine {
         let started = Instant::now();
         // A signed link is a credential: it starts a session, it is never
         // read as a segment continuing one.
-        let with_link =
-            crate::links::find_link(&request.query.0, self.policy.snapshot().link_keys()).is_some();
+        // Segments carry no query: no snapshot taken, nothing parsed.
+        let with_link = !request.query.0.is_empty()
+            && crate::links::find_link(&request.query.0, self.policy.snapshot().link_keys())
+                .is_some();
         let continued = match with_link {
             true => None,
             false => self.continue_session(&request).await,

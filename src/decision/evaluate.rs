@@ -114,6 +114,10 @@ pub fn evaluate_link(
     now: DateTime<Utc>,
     skew: std::time::Duration,
 ) -> Option<Result<Admitted, Reason>> {
+    // Most requests carry no query at all (segments, most hooks).
+    if request.query.0.is_empty() {
+        return None;
+    }
     let keys = snapshot.link_keys();
     links::find_link(&request.query.0, keys)?;
     let ip = request.client_ip;
