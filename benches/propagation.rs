@@ -342,6 +342,7 @@ async fn main() {
             max_sessions: Some(2),
             max_devices: None,
             enabled: true,
+            countries: vec![],
             package_ids: if id % 2 == 0 { vec![basic] } else { vec![] },
         })
         .collect();

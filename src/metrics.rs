@@ -25,6 +25,8 @@ pub struct Metrics {
     decisions_total: IntCounterVec,
     decision_duration_seconds: HistogramVec,
     sessions_started_total: IntCounterVec,
+    /// By rule id: bounded by the number of rules an admin writes.
+    rule_denials_total: IntCounterVec,
     /// `playgate_sessions_ended_total` by end reason, in `END_REASONS` order.
     sessions_ended: [prometheus::IntCounter; END_REASONS.len()],
     /// `playgate_session_refreshes_total` by source: memory, database
@@ -110,6 +112,17 @@ impl Metrics {
                     "Viewing sessions started, by stream.",
                 ),
                 &["stream"],
+            )
+            .expect("valid metric"),
+        );
+        let rule_denials_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "playgate_rule_denials_total",
+                    "Requests denied by an access rule (rule_denied), by the rule's id.",
+                ),
+                &["rule"],
             )
             .expect("valid metric"),
         );
@@ -208,6 +221,7 @@ impl Metrics {
             decisions_total,
             decision_duration_seconds,
             sessions_started_total,
+            rule_denials_total,
             sessions_ended: END_REASONS
                 .map(|reason| sessions_ended_total.with_label_values(&[reason])),
             session_refreshes: ["memory", "database"]
@@ -233,6 +247,12 @@ impl Metrics {
         self.decision_duration_seconds
             .with_label_values(&[dialect])
             .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn rule_denied(&self, rule: i64) {
+        self.rule_denials_total
+            .with_label_values(&[rule.to_string().as_str()])
+            .inc();
     }
 
     pub fn session_started(&self, stream: &str) {

@@ -6,11 +6,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use playgate::decision::{Credential, PlayRequest};
+use playgate::domain::access_rule::{self, AccessRuleRecord, RuleConditions};
 use playgate::domain::glob_matches;
 use playgate::domain::parse_network;
 use playgate::domain::Login;
+use playgate::domain::RuleAction;
 use playgate::links::{self, IssueRequest, KeyOptions, LinkFormat, LinkRequest, SigningKey};
-use playgate::policy_view::PrefixTable;
+use playgate::policy_view::{AccessRules, PrefixTable, RuleSubject};
 use proptest::prelude::*;
 
 fn naive_glob(pattern: &[char], text: &[char]) -> bool {
@@ -238,5 +240,179 @@ proptest! {
         };
         let _ = links::verify(&request, std::slice::from_ref(&key), now, skew);
         let _ = links::find_link(&query, std::slice::from_ref(&key));
+    }
+}
+
+// ---- Access rules (issue 20): the compiled rule set against a plain scan ----
+
+fn pick<T: Clone + std::fmt::Debug>(pool: &'static [T]) -> impl Strategy<Value = Vec<T>> {
+    // Absent two times in three, else one to three values of the pool.
+    prop_oneof![
+        2 => Just(Vec::new()),
+        1 => prop::collection::vec(prop::sample::select(pool), 1..=3),
+    ]
+}
+
+fn any_rule_conditions() -> impl Strategy<Value = RuleConditions> {
+    (
+        prop_oneof![
+            2 => Just(Vec::new()),
+            1 => prop::collection::vec(
+                (0u8..4, 0u8..4, prop::sample::select(&[8u8, 16, 24, 32][..])).prop_map(
+                    |(a, b, len)| IpNet::new(IpAddr::from([10, a, b, 1]), len).unwrap().trunc()
+                ),
+                1..=3
+            ),
+        ],
+        pick(&["RU", "KZ", "XX", "DE"]),
+        pick(&[0u32, 1, 2, 3]),
+        pick(&["", "*bot*", "vlc*", "*"]),
+        pick(&["", "*.example.com", "example.com"]),
+        pick(&["news", "sport/*", "*", "a"]),
+        pick(&["hls", "rtmp"]),
+        pick(&["decide", "astra"]),
+        any::<u8>(),
+    )
+        .prop_map(
+            |(
+                networks,
+                countries,
+                asns,
+                agents,
+                referers,
+                streams,
+                protocols,
+                dialects,
+                negate_bits,
+            )| {
+                let text = |values: Vec<&str>| values.into_iter().map(String::from).collect();
+                let mut c = RuleConditions {
+                    networks,
+                    countries: text(countries),
+                    asns,
+                    user_agents: text(agents),
+                    referers: text(referers),
+                    streams: text(streams),
+                    protocols: text(protocols),
+                    dialects: text(dialects),
+                    negate: Vec::new(),
+                };
+                c.negate = access_rule::CONDITIONS
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, name)| negate_bits & (1 << bit) != 0 && c.has(name))
+                    .map(|(_, name)| name.to_string())
+                    .collect();
+                c
+            },
+        )
+        .prop_filter("a rule has a condition", |c| !c.is_empty())
+}
+
+/// SPEC §10 read literally: every condition the rule has must match; a
+/// condition matches when any value does, or, negated, when none does;
+/// a referer condition never matches outside a start.
+fn naive_rule_matches(c: &RuleConditions, s: &RuleSubject) -> bool {
+    let chars = |text: &str| text.chars().collect::<Vec<char>>();
+    let glob = |pattern: &str, text: &str| naive_glob(&chars(pattern), &chars(text));
+    let country = std::str::from_utf8(&s.country).unwrap();
+    let agent = s.user_agent.to_lowercase();
+    let conditions: [(&str, bool, bool); 8] = [
+        (
+            "networks",
+            !c.networks.is_empty(),
+            c.networks.iter().any(|n| n.contains(&s.ip)),
+        ),
+        (
+            "countries",
+            !c.countries.is_empty(),
+            c.countries.iter().any(|x| x == country),
+        ),
+        ("asns", !c.asns.is_empty(), c.asns.contains(&s.asn)),
+        (
+            "user_agents",
+            !c.user_agents.is_empty(),
+            c.user_agents.iter().any(|p| glob(p, &agent)),
+        ),
+        ("referers", !c.referers.is_empty(), false),
+        (
+            "streams",
+            !c.streams.is_empty(),
+            c.streams.iter().any(|p| glob(p, s.stream)),
+        ),
+        (
+            "protocols",
+            !c.protocols.is_empty(),
+            c.protocols.iter().any(|p| p == s.protocol),
+        ),
+        (
+            "dialects",
+            !c.dialects.is_empty(),
+            c.dialects.iter().any(|d| d == s.dialect),
+        ),
+    ];
+    conditions.iter().all(|&(name, has, any)| {
+        if !has {
+            return true;
+        }
+        if name == "referers" {
+            return match s.referer_host {
+                None => false,
+                Some(host) => c.referers.iter().any(|p| glob(p, host)) != c.negated(name),
+            };
+        }
+        any != c.negated(name)
+    })
+}
+
+proptest! {
+    #[test]
+    fn access_rules_agree_with_a_plain_scan(
+        rules in prop::collection::vec((any_rule_conditions(), any::<bool>(), 1i32..20), 0..12),
+        probes in prop::collection::vec(
+            (
+                (0u8..4, 0u8..4, any::<u8>()),
+                prop::sample::select(&["RU", "KZ", "XX", "DE"][..]),
+                0u32..4,
+                prop::sample::select(&["", "GoogleBot/2", "VLC/3", "x"][..]),
+                prop::sample::select(&[None, Some(""), Some("a.example.com"), Some("example.com"), Some("evil.test")][..]),
+                prop::sample::select(&["news", "sport/1", "a", "b"][..]),
+                prop::sample::select(&["hls", "rtmp"][..]),
+                prop::sample::select(&["decide", "astra"][..]),
+            ),
+            1..20,
+        ),
+    ) {
+        let records: Vec<AccessRuleRecord> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, (conditions, allow, position))| AccessRuleRecord {
+                id: i as i64 + 1,
+                position: *position,
+                action: if *allow { RuleAction::Allow } else { RuleAction::Deny },
+                conditions: conditions.clone(),
+            })
+            .collect();
+        let set = AccessRules::build(records.clone());
+        let mut in_order = records;
+        in_order.sort_by_key(|rule| (rule.position, rule.id));
+        for ((a, b, c), country, asn, agent, referer, stream, protocol, dialect) in probes {
+            let subject = RuleSubject {
+                ip: IpAddr::from([10, a, b, c]),
+                country: country.as_bytes().try_into().unwrap(),
+                asn,
+                user_agent: agent,
+                referer_host: referer,
+                stream,
+                protocol,
+                dialect,
+            };
+            let expected = in_order
+                .iter()
+                .find(|rule| naive_rule_matches(&rule.conditions, &subject))
+                .map(|rule| (rule.id, rule.action));
+            let found = set.first_match(&subject).map(|m| (m.id, m.action));
+            prop_assert_eq!(found, expected, "{:?}", subject);
+        }
     }
 }

@@ -105,6 +105,7 @@ pub async fn import(
             max_sessions: c.max_sessions,
             max_devices: c.max_devices,
             enabled: c.enabled,
+            countries: c.countries,
             packages: v.packages,
             token,
         });

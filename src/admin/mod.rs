@@ -4,6 +4,7 @@
 //! local policy view is reloaded before answering, so the change is in force
 //! at the next decision on this replica (the others reload on NOTIFY).
 
+pub mod access_rules;
 pub mod audit;
 pub mod auth;
 pub mod import;
@@ -69,6 +70,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/ip-rules", web::post().to(ip_rules::create))
             .route("/ip-rules/{id}", web::get().to(ip_rules::get))
             .route("/ip-rules/{id}", web::delete().to(ip_rules::delete))
+            .route("/access-rules", web::get().to(access_rules::list))
+            .route("/access-rules", web::post().to(access_rules::create))
+            .route("/access-rules/{id}", web::get().to(access_rules::get))
+            .route("/access-rules/{id}", web::patch().to(access_rules::update))
+            .route("/access-rules/{id}", web::delete().to(access_rules::delete))
             .route("/links", web::post().to(links::issue))
             .route("/signing-keys", web::get().to(signing_keys::list))
             .route("/signing-keys", web::post().to(signing_keys::create))

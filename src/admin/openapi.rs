@@ -7,8 +7,8 @@
 use utoipa::OpenApi;
 
 use super::{
-    audit, import, ip_rules, links, login, packages, sessions, signing_keys, stats, timeline,
-    tokens, users,
+    access_rules, audit, import, ip_rules, links, login, packages, sessions, signing_keys, stats,
+    timeline, tokens, users,
 };
 
 #[derive(OpenApi)]
@@ -30,6 +30,11 @@ use super::{
     ip_rules::create,
     ip_rules::get,
     ip_rules::delete,
+    access_rules::list,
+    access_rules::create,
+    access_rules::get,
+    access_rules::update,
+    access_rules::delete,
     links::issue,
     signing_keys::list,
     signing_keys::create,

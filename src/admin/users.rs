@@ -147,6 +147,7 @@ pub async fn create(
         max_devices: c.max_devices.flatten(),
         enabled: c.enabled.unwrap_or(true),
         packages: v.packages.clone().unwrap_or_default(),
+        countries: c.countries.clone().unwrap_or_default(),
     };
     let (row, generated) = audited(&state, &caller, async |transaction| {
         if !user.packages.is_empty() {

@@ -15,12 +15,13 @@ use super::live::{self, Found, LiveSessions, Viewer, ViewerRef};
 use super::viewer_cookie::CookieKey;
 use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
+use crate::domain::access_rule;
 use crate::domain::{
     canonical_ip, HlsContinuation, LimitPolicy, OnDbError, RuleAction, SessionCommit, Zapping,
 };
 use crate::metrics::Metrics;
 use crate::password::{Check, PasswordVerifier};
-use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView};
+use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView, RuleMatch, RuleSubject};
 use crate::rate_limit::{FailureLimiter, Guesser};
 use crate::store::link_uses;
 use crate::store::sessions::{self, ActiveViewer, Admission, AdmitOutcome, Heartbeat, Refusal};
@@ -122,6 +123,7 @@ impl Engine {
     /// Decides and records the decision in the metrics.
     pub async fn decide(&self, request: PlayRequest) -> Decision {
         let started = Instant::now();
+        let request = self.located(request);
         let decision = self.decide_unrecorded(&request).await;
         self.record(&request, &decision, started);
         decision
@@ -141,6 +143,7 @@ impl Engine {
     /// cookie-less player must not bind it to himself and shut that player out.
     pub async fn decide_or_continue(&self, request: PlayRequest) -> Decision {
         let started = Instant::now();
+        let request = self.located(request);
         // A signed link is a credential: it starts a session, it is never
         // read as a segment continuing one.
         // Segments carry no query: no snapshot taken, nothing parsed.
@@ -175,8 +178,15 @@ impl Engine {
             started.elapsed(),
         );
         if !decision.allow {
+            let rule = match decision.rule {
+                Some(id) if decision.reason == Reason::RuleDenied => {
+                    self.metrics.rule_denied(id);
+                    format!(" rule={id}")
+                }
+                _ => String::new(),
+            };
             log::info!(
-                "deny {} dialect={} stream={} ip={} user={}",
+                "deny {} dialect={} stream={} ip={} user={}{rule}",
                 decision.reason.as_str(),
                 request.dialect,
                 request.stream,
@@ -201,6 +211,7 @@ impl Engine {
             duration: self.session_duration.as_secs(),
             max_sessions: None,
             active_sessions: None,
+            rule: None,
             viewer_cookie: None,
         }
     }
@@ -212,7 +223,61 @@ impl Engine {
             Event::Publish => return self.answer(false, Reason::PublishNotAllowed),
             Event::Start | Event::Refresh => {}
         }
+        let matched = self.access_rule(request, request.event == Event::Start);
+        if let Some(rule) = matched.filter(|rule| rule.action == RuleAction::Deny) {
+            return self.rule_denied(rule.id, None);
+        }
+        let mut decision = self.decide_identity(request, &key).await;
+        decision.rule = matched.map(|rule| rule.id);
+        decision
+    }
 
+    /// SPEC §2 step 3: the first access rule the request matches, unless
+    /// an IP list settles it first (steps 1–2). `start`: whether referer
+    /// conditions apply (a start's request carries the page's referer;
+    /// refreshes and segments carry none).
+    fn access_rule(&self, request: &PlayRequest, start: bool) -> Option<RuleMatch> {
+        let snapshot = self.policy.snapshot();
+        let rules = snapshot.access_rules();
+        if rules.is_empty() || snapshot.ip_rule(request.client_ip).is_some() {
+            return None;
+        }
+        let referer = start.then(|| access_rule::referer_host(&request.referer));
+        rules.first_match(&RuleSubject {
+            ip: request.client_ip,
+            country: request.geo.country,
+            asn: request.geo.asn,
+            user_agent: &request.user_agent,
+            referer_host: referer.as_deref(),
+            stream: &request.stream,
+            protocol: &request.protocol,
+            dialect: request.dialect,
+        })
+    }
+
+    fn rule_denied(&self, rule: i64, login: Option<String>) -> Decision {
+        Decision {
+            user: login,
+            rule: Some(rule),
+            ..self.answer(false, Reason::RuleDenied)
+        }
+    }
+
+    /// The client's country and AS number, where some rule or user needs them.
+    fn located(&self, mut request: PlayRequest) -> PlayRequest {
+        if self.policy.snapshot().needs_geo() {
+            request.geo = self.lookup_geo(request.client_ip);
+        }
+        request
+    }
+
+    // Until the GeoIP databases are wired in, every address is unknown.
+    fn lookup_geo(&self, _ip: std::net::IpAddr) -> crate::domain::Geo {
+        crate::domain::Geo::UNKNOWN
+    }
+
+    /// Steps 4–10, for a request no access rule denied.
+    async fn decide_identity(&self, request: &PlayRequest, key: &str) -> Decision {
         let snapshot = self.policy.snapshot();
         let guessing =
             !request.credential.is_none() && snapshot.ip_rule(request.client_ip).is_none();
@@ -233,7 +298,7 @@ impl Engine {
             Ok(admitted) => admitted,
             Err(Reason::UnknownToken) if self.ministra.is_some() => {
                 drop(snapshot);
-                return self.ask_ministra(request, &key).await;
+                return self.ask_ministra(request, key).await;
             }
             Err(reason) => {
                 if matches!(reason, Reason::UnknownToken | Reason::BadCredentials) {
@@ -246,7 +311,7 @@ impl Engine {
 
         let login = admitted.user.as_ref().map(|user| user.login.as_str());
         if let Some(grant) = &admitted.link {
-            if let Err(reason) = self.may_start_with(request, &key, login, grant).await {
+            if let Err(reason) = self.may_start_with(request, key, login, grant).await {
                 return Decision {
                     user: login.map(str::to_string),
                     ..self.answer(false, reason)
@@ -261,7 +326,7 @@ impl Engine {
             reason: admitted.reason,
             duration: self.session_duration,
         };
-        self.admit_session(request, &key, grantee).await
+        self.admit_session(request, key, grantee).await
     }
 
     /// A signed link past its window, or a `once` link used before, may only
@@ -419,6 +484,10 @@ impl Engine {
             return Some((decision, FoundBy::ClientIp));
         }
         let (found, by) = self.find_player_session(request).await?;
+        let matched = self.access_rule(request, false);
+        if let Some(rule) = matched.filter(|rule| rule.action == RuleAction::Deny) {
+            return Some((self.rule_denied(rule.id, found.login.clone()), by));
+        }
         let grantee = match found.login.as_deref() {
             Some(login) => {
                 let (user, verdict) = self.recheck(request, login)?;
@@ -450,7 +519,8 @@ impl Engine {
             }
             None => return None,
         };
-        let decision = self.admit_session(request, &found.key, grantee).await;
+        let mut decision = self.admit_session(request, &found.key, grantee).await;
+        decision.rule = matched.map(|rule| rule.id);
         if let (true, Some(session_id)) = (decision.allow, decision.session_id) {
             self.live.continued(
                 &found.key,
@@ -479,6 +549,7 @@ impl Engine {
             &self.policy.snapshot(),
             login,
             canonical_ip(request.client_ip),
+            request.geo.country,
             &request.stream,
             Utc::now(),
         )
@@ -513,10 +584,16 @@ impl Engine {
             self.live.undo(&continued);
             return None;
         };
+        let matched = self.access_rule(request, false);
+        if let Some(rule) = matched.filter(|rule| rule.action == RuleAction::Deny) {
+            self.live.undo(&continued);
+            return Some(self.rule_denied(rule.id, Some(login)));
+        }
         match self.recheck(request, &login) {
             Some((user, Ok(()))) => {
                 self.metrics.session_refreshed(true);
                 Some(Decision {
+                    rule: matched.map(|rule| rule.id),
                     user: Some(login),
                     session_id: Some(continued.hit.session_id),
                     active_sessions: Some(continued.hit.active_sessions),

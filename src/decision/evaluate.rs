@@ -83,7 +83,16 @@ pub fn evaluate(
         }
     };
 
-    check_account(snapshot, &user, ip, &request.stream, now, by_secret)?;
+    let country = request.geo.country;
+    check_account(
+        snapshot,
+        &user,
+        ip,
+        country,
+        &request.stream,
+        now,
+        by_secret,
+    )?;
     Ok(Admitted {
         user: Some(user),
         reason: Reason::Ok,
@@ -155,7 +164,15 @@ pub fn evaluate_link(
         };
         // Signed for a user playgate does not have (any more).
         let user = Arc::clone(snapshot.user(login.as_str()).ok_or(Reason::LinkInvalid)?);
-        check_account(snapshot, &user, ip, &request.stream, now, true)?;
+        check_account(
+            snapshot,
+            &user,
+            ip,
+            request.geo.country,
+            &request.stream,
+            now,
+            true,
+        )?;
         Ok(Admitted {
             user: Some(user),
             reason: Reason::Ok,
@@ -165,11 +182,12 @@ pub fn evaluate_link(
 }
 
 /// Steps 4–5 for an identified user: account state, the IP binding of a
-/// user identified by token or password, packages.
+/// user identified by token or password, the user's countries, packages.
 fn check_account(
     snapshot: &PolicySnapshot,
     user: &PolicyUser,
     ip: IpAddr,
+    country: [u8; 2],
     stream: &str,
     now: DateTime<Utc>,
     identified_by_secret: bool,
@@ -186,6 +204,9 @@ fn check_account(
             return Err(Reason::IpMismatch);
         }
     }
+    if !user.countries.is_empty() && !user.countries.iter().any(|c| c.as_bytes() == country) {
+        return Err(Reason::CountryMismatch);
+    }
     if !snapshot.may_watch(user, stream) {
         return Err(Reason::StreamNotAllowed);
     }
@@ -194,12 +215,14 @@ fn check_account(
 
 /// A viewer continuing a session without presenting its credentials again
 /// (HLS segments): what a refresh re-checks, for the session's user — deny
-/// rules, account state, IP binding, packages (steps 1, 4, 5). None when the
-/// user no longer exists.
+/// rules, account state, IP binding, countries, packages (steps 1, 4, 5;
+/// the engine checks the access rules of step 3). None when the user no
+/// longer exists.
 pub fn recheck_session_user(
     snapshot: &PolicySnapshot,
     login: &str,
     ip: IpAddr,
+    country: [u8; 2],
     stream: &str,
     now: DateTime<Utc>,
 ) -> Option<(Arc<PolicyUser>, Result<(), Reason>)> {
@@ -207,7 +230,7 @@ pub fn recheck_session_user(
     let verdict = if snapshot.ip_rule(ip) == Some(RuleAction::Deny) {
         Err(Reason::IpDenied)
     } else {
-        check_account(snapshot, &user, ip, stream, now, true)
+        check_account(snapshot, &user, ip, country, stream, now, true)
     };
     Some((user, verdict))
 }
@@ -236,6 +259,7 @@ mod tests {
             max_sessions: None,
             max_devices: None,
             enabled: true,
+            countries: vec![],
             package_ids: vec![],
         }
     }
@@ -695,9 +719,15 @@ mod tests {
         assert_eq!(by_token(&next, "dave-token"), Err(Reason::UnknownToken));
         assert_eq!(by_ip(&next, "10.1.3.3"), Err(Reason::NoCredentials));
         assert_eq!(next.user_count(), 4);
-        assert!(
-            recheck_session_user(&next, "dave", "10.1.3.3".parse().unwrap(), "x", now()).is_none()
-        );
+        assert!(recheck_session_user(
+            &next,
+            "dave",
+            "10.1.3.3".parse().unwrap(),
+            *b"XX",
+            "x",
+            now()
+        )
+        .is_none());
     }
 
     #[test]

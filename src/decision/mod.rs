@@ -149,6 +149,9 @@ pub struct PlayRequest {
     /// (forward-auth's original URI, Astra's `X-Real-Path`): what `nginx`,
     /// `akamai` and path-subject `securetoken` links sign.
     pub path: Option<String>,
+    /// The client's country and AS number, looked up by the engine when a
+    /// rule or a user needs them (SPEC §10); unknown until then.
+    pub geo: crate::domain::Geo,
 }
 
 /// A client's raw query string. It may hold a signed link or a token, so
@@ -240,6 +243,7 @@ impl PlayRequest {
             device: None,
             query: ClientQuery::default(),
             path: None,
+            geo: crate::domain::Geo::UNKNOWN,
         }
     }
 
@@ -319,6 +323,8 @@ pub struct Decision {
     pub duration: u64,
     pub max_sessions: Option<i32>,
     pub active_sessions: Option<i64>,
+    /// The access rule that matched (deny or allow), SPEC §2 step 3.
+    pub rule: Option<i64>,
     /// Forward-auth only: the `playgate_viewer` cookie its allow sets.
     #[serde(skip)]
     pub viewer_cookie: Option<ViewerCookie>,

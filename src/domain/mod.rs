@@ -3,7 +3,9 @@
 //! module: nothing here imports another module of playgate, so the store,
 //! the configuration and the decision can all depend on it.
 
+pub mod access_rule;
 pub mod error_chain;
+pub mod geo;
 pub mod glob;
 pub mod login;
 pub mod modes;
@@ -15,6 +17,7 @@ pub mod token;
 pub mod validate;
 
 pub use error_chain::ErrorChain;
+pub use geo::Geo;
 pub use glob::glob_matches;
 pub use login::Login;
 pub use modes::{HlsContinuation, LimitPolicy, OnDbError, SessionCommit, Zapping};

@@ -29,10 +29,12 @@ pub enum Reason {
     LinkInvalid,
     LinkExpired,
     LinkUsed,
+    RuleDenied,
+    CountryMismatch,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Ok,
         Reason::IpAllowed,
         Reason::IpDenied,
@@ -56,6 +58,8 @@ impl Reason {
         Reason::LinkInvalid,
         Reason::LinkExpired,
         Reason::LinkUsed,
+        Reason::RuleDenied,
+        Reason::CountryMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +87,8 @@ impl Reason {
             Reason::LinkInvalid => "link_invalid",
             Reason::LinkExpired => "link_expired",
             Reason::LinkUsed => "link_used",
+            Reason::RuleDenied => "rule_denied",
+            Reason::CountryMismatch => "country_mismatch",
         }
     }
 }

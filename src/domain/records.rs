@@ -73,6 +73,9 @@ pub struct UserRecord {
     pub max_sessions: Option<i32>,
     pub max_devices: Option<i32>,
     pub enabled: bool,
+    /// Upper-case ISO 3166-1 alpha-2 codes the user may watch from (SPEC §2
+    /// step 5); empty = anywhere.
+    pub countries: Vec<String>,
     /// Empty = no packages = every stream.
     pub package_ids: Vec<i64>,
 }

@@ -404,6 +404,7 @@ pub fn test_decision(allow: bool, reason: crate::decision::Reason) -> Decision {
         duration: 30,
         max_sessions: Some(2),
         active_sessions: Some(1),
+        rule: None,
         viewer_cookie: None,
     }
 }

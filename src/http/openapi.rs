@@ -30,7 +30,7 @@ pub struct Document(pub String);
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "users"), (name = "tokens"), (name = "packages"), (name = "ip-rules"),
+        (name = "users"), (name = "tokens"), (name = "packages"), (name = "ip-rules"), (name = "access-rules"),
         (name = "sessions"), (name = "audit"), (name = "import"), (name = "stats"),
         (name = "web interface", description = "cookie sessions of the web interface at /ui/"),
         (name = "hooks", description = "called by the streaming servers"),

@@ -801,6 +801,8 @@ pub async fn apply(
                 max_devices: None,
                 enabled: Some(user.enabled),
                 packages: Some(user.packages.clone()),
+                // Nor countries: kept as an admin set them.
+                countries: None,
                 token: user.token.as_ref().map(|t| t.0.clone()),
             });
         }

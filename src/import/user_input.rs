@@ -75,6 +75,9 @@ pub struct UserInput {
     pub max_devices: Option<Value>,
     /// Package names (must exist); empty = every stream.
     pub packages: Option<Vec<String>>,
+    /// ISO 3166-1 alpha-2 codes (`XX` = unknown) the user may watch from,
+    /// by GeoIP; empty = anywhere. Otherwise `country_mismatch`.
+    pub countries: Option<Vec<String>>,
     pub enabled: Option<bool>,
 }
 
@@ -170,6 +173,11 @@ pub fn validate_input(input: UserInput, creating: bool) -> Result<Validated, Val
         }
         v.audit.insert("packages".into(), json!(names));
         v.packages = Some(names);
+    }
+    if let Some(countries) = &input.countries {
+        let codes = crate::domain::access_rule::countries("countries", countries)?;
+        v.audit.insert("countries".into(), json!(codes));
+        v.changes.countries = Some(codes);
     }
     if let Some(enabled) = input.enabled {
         v.changes.enabled = Some(enabled);

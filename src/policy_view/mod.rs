@@ -6,7 +6,8 @@
 //! - `user:<id>`: that user's row, tokens or packages changed: the user is
 //!   re-read alone (the users of a burst in one query), so a change costs
 //!   work in proportion to the user, not to the table;
-//! - `packages`, `ip_rules`, `signing_keys`: that small table is re-read;
+//! - `packages`, `ip_rules`, `signing_keys`, `access_rules`: that small
+//!   table is re-read;
 //! - anything else (a table name: a TRUNCATE, or a statement that changed
 //!   too many users to name them): a full reload;
 //! - `sync:<replica>:<n>`: a marker a replica sends itself, see `reload`.
@@ -29,9 +30,11 @@ use tokio::sync::{oneshot, watch};
 use crate::store::listen::Listener;
 use crate::store::{self, Endpoint, Pool, StoreError};
 
+pub mod access_rules;
 pub mod prefix;
 pub mod snapshot;
 
+pub use access_rules::{AccessRules, RuleMatch, RuleSubject};
 pub use prefix::{FastMap, PrefixTable};
 pub use snapshot::{PolicySnapshot, PolicyUser, TokenEntry};
 
@@ -83,6 +86,7 @@ enum Change {
     Packages,
     IpRules,
     SigningKeys,
+    AccessRules,
     Everything,
     /// This replica's marker number n.
     Sync(u64),
@@ -107,6 +111,7 @@ impl Change {
             "packages" => Change::Packages,
             "ip_rules" => Change::IpRules,
             "signing_keys" => Change::SigningKeys,
+            "access_rules" => Change::AccessRules,
             _ => Change::Everything,
         }
     }
@@ -204,6 +209,7 @@ impl PolicyView {
         let store::policy::FullRead {
             records,
             signing_keys,
+            access_rules,
         } = {
             let mut client = self.pool.get().await?;
             store::policy::load_all(&mut client).await?
@@ -211,7 +217,9 @@ impl PolicyView {
         let read = started.elapsed();
         // Building the indexes of a million users takes a while: off the executor.
         let fresh = tokio::task::spawn_blocking(move || {
-            PolicySnapshot::build(records).with_signing_keys(0, signing_keys)
+            PolicySnapshot::build(records)
+                .with_signing_keys(0, signing_keys)
+                .with_access_rules(0, access_rules)
         })
         .await
         .map_err(|e| StoreError::Other(format!("policy snapshot build: {e}")))?;
@@ -383,7 +391,8 @@ impl PolicyView {
     ) -> Result<(), StoreError> {
         let mut users = HashSet::new();
         let mut last_user = 0;
-        let (mut packages, mut ip_rules, mut signing_keys) = (false, false, false);
+        let (mut packages, mut ip_rules, mut signing_keys, mut access_rules) =
+            (false, false, false, false);
         for (version, payload) in batch {
             match Change::parse(&payload, &self.instance) {
                 Change::User(id) => {
@@ -393,6 +402,7 @@ impl PolicyView {
                 Change::Packages => packages = true,
                 Change::IpRules => ip_rules = true,
                 Change::SigningKeys => signing_keys = true,
+                Change::AccessRules => access_rules = true,
                 Change::Everything => pending.demand_full(version),
                 Change::Sync(number) => pending.syncs.push_back((number, version)),
                 Change::Nothing => {}
@@ -406,7 +416,7 @@ impl PolicyView {
             pending.demand_full(last_user);
             users.clear();
         }
-        if users.is_empty() && !packages && !ip_rules && !signing_keys {
+        if users.is_empty() && !packages && !ip_rules && !signing_keys && !access_rules {
             return Ok(());
         }
         if packages {
@@ -424,6 +434,12 @@ impl PolicyView {
             let records = store::policy::load_signing_keys(client).await?;
             log::debug!("policy view: {} signing keys re-read", records.len());
             self.install(|current| current.with_signing_keys(version, records));
+        }
+        if access_rules {
+            let version = self.received.load(Ordering::SeqCst);
+            let records = store::policy::load_access_rules(client).await?;
+            log::debug!("policy view: {} access rules re-read", records.len());
+            self.install(|current| current.with_access_rules(version, records));
         }
         if !users.is_empty() {
             let version = self.received.load(Ordering::SeqCst);
@@ -477,6 +493,7 @@ mod tests {
         assert_eq!(Change::parse("packages", me), Change::Packages);
         assert_eq!(Change::parse("ip_rules", me), Change::IpRules);
         assert_eq!(Change::parse("signing_keys", me), Change::SigningKeys);
+        assert_eq!(Change::parse("access_rules", me), Change::AccessRules);
         assert_eq!(Change::parse("users", me), Change::Everything);
         assert_eq!(Change::parse("tokens", me), Change::Everything);
         assert_eq!(Change::parse("", me), Change::Everything);

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::access_rules::AccessRules;
 use super::prefix::{FastMap, PrefixTable};
+use crate::domain::access_rule::AccessRuleRecord;
 use crate::domain::glob_matches;
 use crate::domain::{
     IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, SigningKeyRecord, TokenRecord,
@@ -41,6 +43,9 @@ struct UserIndex {
     by_ip: PrefixTable<Arc<PolicyUser>>,
     /// Sorted: which users are here, to count an overlay against the base.
     ids: Vec<i64>,
+    /// How many have `countries`: none, and no request needs a GeoIP lookup
+    /// for step 5.
+    with_countries: usize,
 }
 
 impl UserIndex {
@@ -66,6 +71,7 @@ impl UserIndex {
                 index.by_ip.insert(*network, Arc::clone(&user));
             }
             index.by_login.insert(user.login.clone(), Arc::clone(&user));
+            index.with_countries += usize::from(!user.countries.is_empty());
             sorted.push(user);
         }
         for token in tokens {
@@ -199,6 +205,9 @@ pub struct PolicySnapshot {
     /// The same keys, parsed once for the verifier (SPEC §9).
     link_keys: Arc<Vec<SigningKey>>,
     signing_keys_version: u64,
+    /// The enabled access rules, compiled (SPEC §10).
+    access_rules: Arc<AccessRules>,
+    access_rules_version: u64,
     user_count: usize,
 }
 
@@ -245,6 +254,10 @@ impl PolicySnapshot {
             next.link_keys = fresh.link_keys;
             next.signing_keys = fresh.signing_keys;
             next.signing_keys_version = version;
+        }
+        if version >= self.access_rules_version {
+            next.access_rules = fresh.access_rules;
+            next.access_rules_version = version;
         }
         let newer = self
             .overlay
@@ -333,6 +346,19 @@ impl PolicySnapshot {
             link_keys: Arc::new(keys.iter().filter_map(link_key).collect()),
             signing_keys: Arc::new(keys),
             signing_keys_version: version,
+            ..self.clone()
+        }
+    }
+
+    /// The enabled access rules, read at `version` (a full read's are
+    /// installed with it).
+    pub fn with_access_rules(&self, version: u64, rules: Vec<AccessRuleRecord>) -> PolicySnapshot {
+        if version < self.access_rules_version {
+            return self.clone();
+        }
+        PolicySnapshot {
+            access_rules: Arc::new(AccessRules::build(rules)),
+            access_rules_version: version,
             ..self.clone()
         }
     }
@@ -455,6 +481,20 @@ impl PolicySnapshot {
     /// The enabled keys as the link verifier and issuer take them.
     pub fn link_keys(&self) -> &[SigningKey] {
         &self.link_keys
+    }
+
+    /// Whether a request needs its client's country or AS number: some
+    /// rule or some user looks at them (a user re-read since the base
+    /// counts in both; a lookup too many costs little).
+    pub fn needs_geo(&self) -> bool {
+        self.access_rules.uses_geoip()
+            || self.base.with_countries > 0
+            || self.overlay.index.with_countries > 0
+    }
+
+    /// Step 3: the access rules in force.
+    pub fn access_rules(&self) -> &AccessRules {
+        &self.access_rules
     }
 
     /// Step 1–2 alone: whether an IP rule settles the request before identity.

@@ -84,6 +84,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "signing_keys",
         sql: include_str!("../../sql/V15__signing_keys.sql"),
     },
+    Migration {
+        version: 16,
+        name: "access_rules",
+        sql: include_str!("../../sql/V16__access_rules.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -1,5 +1,6 @@
 //! Every SQL statement of playgate lives under this module.
 
+pub mod access_rules;
 pub mod audit;
 pub mod ip_rules;
 pub mod link_uses;

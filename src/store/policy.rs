@@ -6,13 +6,14 @@ use tokio_postgres::{IsolationLevel, Row};
 
 use super::sql::params;
 use super::{Client, StoreError};
+use crate::domain::access_rule::AccessRuleRecord;
 use crate::domain::{
     parse_network, IpRuleRecord, PackageRecord, PolicyRecords, RuleAction, SigningKeyRecord,
     TokenRecord, UserKind, UserRecord,
 };
 
 /// The columns `user_record` expects, packages last.
-const USER_COLUMNS: &str = "u.id, u.login, u.password_hash, u.kind, u.ips::text[], u.expires_at, u.max_sessions, u.enabled, u.max_devices";
+const USER_COLUMNS: &str = "u.id, u.login, u.password_hash, u.kind, u.ips::text[], u.expires_at, u.max_sessions, u.enabled, u.max_devices, u.countries";
 
 fn user_record(row: &Row) -> UserRecord {
     let ips: Vec<String> = row.get(4);
@@ -27,7 +28,8 @@ fn user_record(row: &Row) -> UserRecord {
         max_sessions: row.get(6),
         enabled: row.get(7),
         max_devices: row.get(8),
-        package_ids: row.get(9),
+        countries: row.get(9),
+        package_ids: row.get(10),
     }
 }
 
@@ -49,6 +51,7 @@ fn token_record(
 pub struct FullRead {
     pub records: PolicyRecords,
     pub signing_keys: Vec<SigningKeyRecord>,
+    pub access_rules: Vec<AccessRuleRecord>,
 }
 
 /// The whole policy, read in one snapshot of the database.
@@ -87,6 +90,7 @@ pub async fn load_all(client: &mut Client) -> Result<FullRead, StoreError> {
     let packages = packages_in(&*transaction).await?;
     let ip_rules = ip_rules_in(&*transaction).await?;
     let signing_keys = signing_keys_in(&*transaction).await?;
+    let access_rules = access_rules_in(&*transaction).await?;
     transaction.commit().await?;
     Ok(FullRead {
         records: PolicyRecords {
@@ -96,6 +100,7 @@ pub async fn load_all(client: &mut Client) -> Result<FullRead, StoreError> {
             ip_rules,
         },
         signing_keys,
+        access_rules,
     })
 }
 
@@ -122,8 +127,8 @@ pub async fn load_users(
     let mut tokens = Vec::new();
     for row in &rows {
         let user = user_record(row);
-        let hashes: Vec<&[u8]> = row.get(10);
-        let expiries: Vec<Option<chrono::DateTime<chrono::Utc>>> = row.get(11);
+        let hashes: Vec<&[u8]> = row.get(11);
+        let expiries: Vec<Option<chrono::DateTime<chrono::Utc>>> = row.get(12);
         tokens.extend(
             hashes
                 .into_iter()
@@ -145,6 +150,30 @@ pub async fn load_ip_rules(
     client: &tokio_postgres::Client,
 ) -> Result<Vec<IpRuleRecord>, StoreError> {
     ip_rules_in(client).await
+}
+
+/// The enabled access rules (in any order: the view sorts them).
+pub async fn load_access_rules(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<AccessRuleRecord>, StoreError> {
+    access_rules_in(client).await
+}
+
+async fn access_rules_in(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<Vec<AccessRuleRecord>, StoreError> {
+    Ok(client
+        .query_typed(
+            &format!(
+                "SELECT {} FROM access_rules WHERE enabled",
+                super::access_rules::COLUMNS
+            ),
+            params![],
+        )
+        .await?
+        .iter()
+        .map(super::access_rules::record)
+        .collect())
 }
 
 /// The enabled signing keys, newest first.

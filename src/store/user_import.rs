@@ -25,6 +25,8 @@ pub struct ImportUser {
     pub max_devices: Option<Option<i32>>,
     pub enabled: Option<bool>,
     pub packages: Option<Vec<String>>,
+    /// Validated ISO codes; None = unchanged.
+    pub countries: Option<Vec<String>>,
     /// A clear token to make sure the user has (stored as SHA-256 only).
     pub token: Option<String>,
 }
@@ -72,6 +74,7 @@ pub async fn import<C: super::Db>(
     let mut set_devices = Vec::with_capacity(n);
     let mut max_devices = Vec::with_capacity(n);
     let mut enabled = Vec::with_capacity(n);
+    let mut countries = Vec::with_capacity(n);
     for user in users {
         login.push(user.login.as_str());
         set_password.push(user.password_hash.is_some());
@@ -92,13 +95,16 @@ pub async fn import<C: super::Db>(
         set_devices.push(user.max_devices.is_some());
         max_devices.push(user.max_devices.flatten());
         enabled.push(user.enabled);
+        // Space-separated too: validated codes are two letters.
+        countries.push(user.countries.as_ref().map(|codes| codes.join(" ")));
     }
     const INPUT: &str = "CREATE TEMP TABLE import_input ON COMMIT DROP AS
         SELECT * FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                              $8::bool[], $9::timestamptz[], $10::bool[], $11::int4[], $12::bool[],
-                             $13::bool[], $14::int4[])
+                             $13::bool[], $14::int4[], $15::text[])
             AS i(login, set_password, password_hash, kind, comment, ips, stb,
-                 set_expires, expires_at, set_max, max_sessions, enabled, set_devices, max_devices)";
+                 set_expires, expires_at, set_max, max_sessions, enabled, set_devices, max_devices,
+                 countries)";
     client
         .execute_typed(
             INPUT,
@@ -117,6 +123,7 @@ pub async fn import<C: super::Db>(
                 &enabled,
                 &set_devices,
                 &max_devices,
+                &countries,
             ],
         )
         .await?;
@@ -143,29 +150,31 @@ pub async fn import<C: super::Db>(
                        CASE WHEN i.set_expires THEN i.expires_at ELSE u.expires_at END AS expires_at,
                        CASE WHEN i.set_max THEN i.max_sessions ELSE u.max_sessions END AS max_sessions,
                        CASE WHEN i.set_devices THEN i.max_devices ELSE u.max_devices END AS max_devices,
-                       COALESCE(i.enabled, u.enabled) AS enabled
+                       COALESCE(i.enabled, u.enabled) AS enabled,
+                       COALESCE(string_to_array(i.countries, ' '), u.countries) AS countries
                   FROM import_input i JOIN users u ON u.login = i.login)
              UPDATE users u SET password_hash = n.password_hash, kind = n.kind, comment = n.comment,
                                 ips = n.ips, stb = n.stb, expires_at = n.expires_at,
                                 max_sessions = n.max_sessions, max_devices = n.max_devices,
-                                enabled = n.enabled, updated_at = now()
+                                enabled = n.enabled, countries = n.countries, updated_at = now()
                FROM n
               WHERE u.id = n.id
                 AND (u.password_hash, u.kind, u.comment, u.ips, u.stb, u.expires_at, u.max_sessions,
-                     u.max_devices, u.enabled)
+                     u.max_devices, u.enabled, u.countries)
                     IS DISTINCT FROM
                     (n.password_hash, n.kind, n.comment, n.ips, n.stb, n.expires_at, n.max_sessions,
-                     n.max_devices, n.enabled)",
+                     n.max_devices, n.enabled, n.countries)",
             params![],
         )
         .await?;
     let created = client
         .execute_typed(
             "INSERT INTO users (login, password_hash, kind, comment, ips, stb, expires_at, max_sessions,
-                                max_devices, enabled)
+                                max_devices, enabled, countries)
              SELECT i.login, i.password_hash, COALESCE(i.kind, 'user'), COALESCE(i.comment, ''),
                     COALESCE(string_to_array(i.ips, ' ')::cidr[], '{}'), COALESCE(i.stb, ''),
-                    i.expires_at, i.max_sessions, i.max_devices, COALESCE(i.enabled, true)
+                    i.expires_at, i.max_sessions, i.max_devices, COALESCE(i.enabled, true),
+                    COALESCE(string_to_array(i.countries, ' '), '{}')
                FROM import_input i
               WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.login = i.login)",
             params![],

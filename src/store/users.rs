@@ -23,6 +23,8 @@ pub struct NewUser {
     pub max_devices: Option<i32>,
     pub enabled: bool,
     pub packages: Vec<String>,
+    /// ISO 3166-1 alpha-2 codes (validated); empty = anywhere.
+    pub countries: Vec<String>,
 }
 
 impl NewUser {
@@ -39,6 +41,7 @@ impl NewUser {
             max_devices: None,
             enabled: true,
             packages: Vec::new(),
+            countries: Vec::new(),
         }
     }
 }
@@ -147,6 +150,9 @@ pub struct UserRow {
     /// caller sent, else client IP and user agent); null = unlimited.
     pub max_devices: Option<i32>,
     pub packages: Vec<String>,
+    /// Countries (ISO 3166-1 alpha-2, `XX` = unknown) the user may watch
+    /// from; empty = anywhere (`country_mismatch`).
+    pub countries: Vec<String>,
     pub enabled: bool,
     /// Whether a password is set (the hash itself is never shown).
     pub has_password: bool,
@@ -160,7 +166,7 @@ const USER_COLUMNS: &str = "u.login, u.kind, u.comment, u.ips::text[], u.stb, u.
     u.max_devices, COALESCE((SELECT array_agg(p.name ORDER BY p.name) FROM user_packages up JOIN packages p ON p.id = up.package_id
                WHERE up.user_id = u.id), '{}'),
     u.enabled, u.password_hash IS NOT NULL, (SELECT count(*) FROM tokens t WHERE t.user_id = u.id),
-    u.created_at, u.updated_at";
+    u.created_at, u.updated_at, u.countries";
 
 fn user_row(row: &tokio_postgres::Row) -> UserRow {
     UserRow {
@@ -178,6 +184,7 @@ fn user_row(row: &tokio_postgres::Row) -> UserRow {
         tokens: row.get(11),
         created_at: row.get(12),
         updated_at: row.get(13),
+        countries: row.get(14),
     }
 }
 
@@ -254,8 +261,8 @@ pub async fn insert<C: super::Db>(client: &C, user: &NewUser) -> Result<i64, Sto
     Ok(client
         .query_typed_one(
             "INSERT INTO users (login, password_hash, kind, comment, ips, stb, expires_at, max_sessions,
-                                max_devices, enabled)
-             VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9, $10) RETURNING id",
+                                max_devices, enabled, countries)
+             VALUES ($1, $2, $3, $4, $5::text[]::cidr[], $6, $7, $8, $9, $10, $11) RETURNING id",
             params![
                 &user.login,
                 &user.password_hash,
@@ -267,6 +274,7 @@ pub async fn insert<C: super::Db>(client: &C, user: &NewUser) -> Result<i64, Sto
                 &user.max_sessions,
                 &user.max_devices,
                 &user.enabled,
+                &user.countries,
             ],
         )
         .await?
@@ -287,6 +295,7 @@ pub struct UserChanges {
     pub max_sessions: Option<Option<i32>>,
     pub max_devices: Option<Option<i32>>,
     pub enabled: Option<bool>,
+    pub countries: Option<Vec<String>>,
 }
 
 pub async fn update<C: super::Db>(
@@ -308,6 +317,7 @@ pub async fn update<C: super::Db>(
                 max_sessions = CASE WHEN $11 THEN $12 ELSE max_sessions END,
                 max_devices = CASE WHEN $14 THEN $15 ELSE max_devices END,
                 enabled = COALESCE($13, enabled),
+                countries = COALESCE($16, countries),
                 updated_at = now()
               WHERE id = $1",
             params![
@@ -326,6 +336,7 @@ pub async fn update<C: super::Db>(
                 &changes.enabled,
                 &changes.max_devices.is_some(),
                 &changes.max_devices.flatten(),
+                &changes.countries,
             ],
         )
         .await?;

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, real HTTP, real PostgreSQL, a fresh database per test.
 
+mod access_rules;
 mod admin_auth;
 mod admin_boundaries;
 mod admin_import;
