@@ -15,6 +15,7 @@ use utoipa::OpenApi;
 use crate::config::{HookNetworks, Settings};
 use crate::decision::viewer_cookie::CookieKey;
 use crate::decision::{upkeep, Engine};
+use crate::geoip::{self, GeoIp, GeoIpError};
 use crate::http::{openapi, ops, ApiError, AppState};
 use crate::metrics::{self, Metrics};
 use crate::password::{self, PasswordVerifier};
@@ -40,6 +41,9 @@ pub enum StartupError {
         setting: &'static str,
         source: StoreError,
     },
+    /// A GeoIP database that cannot be used, named by its variable.
+    #[error("{0}")]
+    GeoIp(#[from] GeoIpError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: std::net::SocketAddr,
@@ -65,6 +69,8 @@ impl Application {
                  and name any client address"
             );
         }
+        // Before the database: a wrong path is the quicker thing to report.
+        let geoip = Arc::new(open_geoip(&settings).await?);
         let database = &settings.database;
         // A pooler may not know a database that does not exist yet.
         let direct = &database.listen;
@@ -113,6 +119,7 @@ impl Application {
             engine,
             passwords,
             failures,
+            geoip: Arc::clone(&geoip),
         });
 
         let (background, stop_signal) = watch::channel(false);
@@ -134,6 +141,7 @@ impl Application {
             settings.database.listen.clone(),
             stop_signal.clone(),
         ));
+        geoip.spawn_watcher(geoip::WATCH_INTERVAL, stop_signal.clone());
         tokio::spawn(metrics::read_cluster_gauges(
             pool,
             settings.stats_interval,
@@ -219,6 +227,23 @@ impl AppHandle {
         let _ = self.background.send(true);
         self.server.stop(graceful).await;
     }
+}
+
+/// The GeoIP files, read and checked on the blocking pool (several MB each).
+async fn open_geoip(settings: &Settings) -> Result<GeoIp, StartupError> {
+    let files = settings.geoip.clone();
+    let geoip = tokio::task::spawn_blocking(move || {
+        GeoIp::open(files.country_db.as_deref(), files.asn_db.as_deref())
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    if !geoip.has_country_db() {
+        log::info!("GeoIP: no PLAYGATE_GEOIP_COUNTRY_DB, every address is country XX");
+    }
+    if !geoip.has_asn_db() {
+        log::info!("GeoIP: no PLAYGATE_GEOIP_ASN_DB, every address is AS 0");
+    }
+    Ok(geoip)
 }
 
 /// Applies pending migrations on a connection of its own (the direct one:

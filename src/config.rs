@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -154,6 +155,12 @@ pub struct SettingsArgs {
     /// Seconds an active session is kept alive through a database outage.
     #[arg(long, env = "PLAYGATE_OUTAGE_GRACE", global = true)]
     pub outage_grace: Option<String>,
+    /// MaxMind-format (.mmdb) country database: GeoLite2/GeoIP2 Country, DB-IP or ip-location-db (unset: every address is XX).
+    #[arg(long, env = "PLAYGATE_GEOIP_COUNTRY_DB", global = true)]
+    pub geoip_country_db: Option<String>,
+    /// MaxMind-format (.mmdb) ASN database, e.g. GeoLite2 ASN (unset: every address is AS 0).
+    #[arg(long, env = "PLAYGATE_GEOIP_ASN_DB", global = true)]
+    pub geoip_asn_db: Option<String>,
     /// Do not apply pending migrations at start-up.
     #[arg(long, global = true)]
     pub no_migrate: bool,
@@ -195,7 +202,17 @@ pub struct Settings {
     pub bcrypt_concurrency: usize,
     pub db_timeout: Duration,
     pub outage_grace: Duration,
+    pub geoip: GeoIpSettings,
     pub migrate_on_start: bool,
+}
+
+/// The GeoIP database files (SPEC §10). Only named here: `serve` opens them
+/// at start-up (`GeoIp::open`, whose error names the variable), so that
+/// `migrate` and `healthcheck` run where the files are not mounted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GeoIpSettings {
+    pub country_db: Option<PathBuf>,
+    pub asn_db: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -559,6 +576,10 @@ impl Settings {
                 0,
                 86_400,
             )?),
+            geoip: GeoIpSettings {
+                country_db: non_empty(&args.geoip_country_db).map(PathBuf::from),
+                asn_db: non_empty(&args.geoip_asn_db).map(PathBuf::from),
+            },
             migrate_on_start: !args.no_migrate,
         })
     }
@@ -646,6 +667,7 @@ impl fmt::Debug for Settings {
             .field("bcrypt_concurrency", &self.bcrypt_concurrency)
             .field("db_timeout", &self.db_timeout)
             .field("outage_grace", &self.outage_grace)
+            .field("geoip", &self.geoip)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
@@ -700,6 +722,36 @@ mod tests {
         assert_eq!(settings.max_viewers, None);
         assert_eq!(settings.link_skew, Duration::from_secs(60));
         assert!(settings.viewer_cookie_secret.is_none());
+        assert_eq!(settings.geoip, GeoIpSettings::default());
+    }
+
+    #[test]
+    fn geoip_databases_are_paths() {
+        let settings = Settings::from_args(&SettingsArgs {
+            geoip_country_db: Some(" /var/lib/geoip/GeoLite2-Country.mmdb ".into()),
+            geoip_asn_db: Some("geo/asn.mmdb".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            settings.geoip.country_db.as_deref(),
+            Some(std::path::Path::new("/var/lib/geoip/GeoLite2-Country.mmdb"))
+        );
+        assert_eq!(
+            settings.geoip.asn_db.as_deref(),
+            Some(std::path::Path::new("geo/asn.mmdb"))
+        );
+        assert!(format!("{settings:?}").contains("GeoLite2-Country.mmdb"));
+        // Empty is unset, as for every other setting; a missing file is
+        // refused by `serve`, not here (tests of GeoIp::open).
+        let settings = Settings::from_args(&SettingsArgs {
+            geoip_country_db: Some("  ".into()),
+            geoip_asn_db: Some("/nonexistent/asn.mmdb".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(settings.geoip.country_db, None);
+        assert!(settings.geoip.asn_db.is_some());
     }
 
     #[test]

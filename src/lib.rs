@@ -9,6 +9,7 @@ pub mod domain;
 pub mod background;
 pub mod config;
 pub mod decision;
+pub mod geoip;
 pub mod links;
 pub mod metrics;
 pub mod password;

@@ -376,6 +376,7 @@ def schema_checks(default_values: dict, full_values: dict) -> None:
             ({"database": {"rootCertificate": {"mountPath": "certs"}}}, "mountPath"),
             ({"database": {"rootCertificate": {"secret": "db-ca"}}}, "secret"),
             ({"config": {"dbPrepared": "off"}}, "dbPrepared"),
+            ({"config": {"geoipCountryDb": "GeoLite2-Country.mmdb"}}, "geoipCountryDb"),
             ({"autoscaling": {"enabled": "yes"}}, "enabled"),
             ({"networkPolicy": {"streamerCIDRs": ["not a cidr"]}}, "streamerCIDRs"),
             ({"metrics": {"serviceMonitor": {"interval": 30}}}, "interval"),
@@ -634,6 +635,8 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
         "PLAYGATE_METRICS_MAX_STREAMS": "500", "PLAYGATE_DB_POOL_SIZE": "8", "PLAYGATE_SWEEP_INTERVAL": "5",
         "PLAYGATE_STATS_INTERVAL": "7", "PLAYGATE_DB_TIMEOUT_MS": "1500", "PLAYGATE_OUTAGE_GRACE": "120", "PLAYGATE_AUTH_FAILURE_LIMIT": "10", "PLAYGATE_AUTH_FAILURE_WINDOW": "30",
         "RUST_LOG": "info,playgate=debug", "PLAYGATE_LISTEN": "0.0.0.0:8080", "PLAYGATE_DB_PREPARED": "off",
+        "PLAYGATE_GEOIP_COUNTRY_DB": "/var/lib/geoip/GeoLite2-Country.mmdb",
+        "PLAYGATE_GEOIP_ASN_DB": "/var/lib/geoip/GeoLite2-ASN.mmdb",
     }
     wrong = {k: (cm_values.get(k), v) for k, v in expected.items() if cm_values.get(k) != v}
     C.ok("each config value lands in its variable", not wrong, json.dumps(wrong))
@@ -850,6 +853,16 @@ def live_checks(binary: Path, docker: dict, chart: dict) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYGATE_") and k != "DATABASE_URL"}
     env.update(chart["cm_values"])  # the ConfigMap rendered with every option on
+    # The chart's GeoIP paths are in a volume only a cluster has: the country
+    # file of scripts/install-test-deps stands in when present; an ASN file
+    # there is none of, so that one is left unset.
+    env.pop("PLAYGATE_GEOIP_ASN_DB", None)
+    geoip_country = ROOT / "target" / "geoip-test-db" / "package" / "geolite2-country.mmdb"
+    if geoip_country.is_file():
+        env["PLAYGATE_GEOIP_COUNTRY_DB"] = str(geoip_country)
+    else:
+        C.info(f"{geoip_country} is missing: the live check starts without GeoIP")
+        env.pop("PLAYGATE_GEOIP_COUNTRY_DB", None)
     env.update({
         "DATABASE_URL": f"{server}/{database}",
         "PLAYGATE_LISTEN": f"127.0.0.1:{port}",  # a free port instead of 0.0.0.0:8080

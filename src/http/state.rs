@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::decision::Engine;
+use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
 use crate::password::PasswordVerifier;
 use crate::policy_view::PolicyView;
@@ -22,4 +23,7 @@ pub struct AppState {
     pub passwords: Arc<PasswordVerifier>,
     /// Failed credentials per client address, for hooks and admin callers alike.
     pub failures: Arc<FailureLimiter>,
+    /// Country and ASN of client addresses (SPEC §10); its files are
+    /// watched and reloaded in place, so this handle stays the same.
+    pub geoip: Arc<GeoIp>,
 }

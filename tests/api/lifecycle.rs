@@ -145,6 +145,13 @@ fn invalid_configuration_names_the_variable() {
         ("PLAYGATE_HOOK_NETWORKS", "*,10.0.0.0/8"),
         ("PLAYGATE_FORWARD_AUTH_URI_HEADER", "X Original URI"),
         ("PLAYGATE_FORWARD_AUTH_IP_HEADER", "X-Real-IP:"),
+        // Checked by `serve` before it touches the database.
+        (
+            "PLAYGATE_GEOIP_COUNTRY_DB",
+            "/nonexistent/GeoLite2-Country.mmdb",
+        ),
+        ("PLAYGATE_GEOIP_ASN_DB", "/nonexistent/GeoLite2-ASN.mmdb"),
+        ("PLAYGATE_GEOIP_ASN_DB", "Cargo.toml"),
     ];
     for (variable, value) in cases {
         let output = playgate_binary()
@@ -156,6 +163,39 @@ fn invalid_configuration_names_the_variable() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
+}
+
+/// The GeoLite2 Country file of scripts/install-test-deps, in AppState
+/// from start-up on (src/geoip.rs tests the lookups themselves).
+#[tokio::test]
+async fn geoip_databases_are_opened_at_start() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/geoip-test-db/package/geolite2-country.mmdb");
+    let Some(path) =
+        crate::e2e_support::tools_or_skip("geoip_databases_are_opened_at_start", || {
+            path.is_file()
+                .then_some(path)
+                .ok_or("the npm package @ip-location-db/geolite2-country-mmdb")
+        })
+    else {
+        return;
+    };
+    let app = spawn_app_with(|settings| settings.geoip.country_db = Some(path)).await;
+    let geoip = &app.state.geoip;
+    assert!(geoip.has_country_db() && !geoip.has_asn_db());
+    let google = geoip.lookup("8.8.8.8".parse().unwrap());
+    assert_eq!((google.country_str(), google.asn), ("US", 0));
+    assert_eq!(app.get("/healthz").await.status().as_u16(), 200);
+
+    let app = spawn_app().await;
+    assert!(!app.state.geoip.has_country_db());
+    assert_eq!(
+        app.state
+            .geoip
+            .lookup("8.8.8.8".parse().unwrap())
+            .country_str(),
+        "XX"
+    );
 }
 
 fn free_port() -> u16 {
