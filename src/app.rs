@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use utoipa::OpenApi;
 
 use crate::config::{HookNetworks, Settings};
+use crate::decision::engine::EngineParts;
 use crate::decision::viewer_cookie::CookieKey;
 use crate::decision::{upkeep, Engine};
 use crate::geoip::{self, GeoIp, GeoIpError};
@@ -91,6 +92,7 @@ impl Application {
         }
         let policy = Arc::new(PolicyView::new(pool.clone()));
         policy.reload().await?;
+        warn_of_geo_conditions_without_databases(&policy, &geoip);
 
         let metrics = Arc::new(Metrics::new(settings.metrics_max_streams));
         let passwords = Arc::new(PasswordVerifier::new(settings.bcrypt_concurrency));
@@ -102,12 +104,15 @@ impl Application {
         let cookie_key = viewer_cookie_key(&pool, &settings).await?;
         let engine = Arc::new(Engine::new(
             &settings,
-            pool.clone(),
-            Arc::clone(&policy),
-            Arc::clone(&metrics),
-            Arc::clone(&passwords),
-            Arc::clone(&failures),
-            cookie_key,
+            EngineParts {
+                pool: pool.clone(),
+                policy: Arc::clone(&policy),
+                metrics: Arc::clone(&metrics),
+                passwords: Arc::clone(&passwords),
+                failures: Arc::clone(&failures),
+                cookie_key,
+                geoip: Arc::clone(&geoip),
+            },
         ));
         let settings = Arc::new(settings);
         let state = web::Data::new(AppState {
@@ -244,6 +249,24 @@ async fn open_geoip(settings: &Settings) -> Result<GeoIp, StartupError> {
         log::info!("GeoIP: no PLAYGATE_GEOIP_ASN_DB, every address is AS 0");
     }
     Ok(geoip)
+}
+
+/// SPEC §10: without a database every address is XX and AS 0, so a
+/// condition on them closes (or opens) for everyone; say so at start-up.
+fn warn_of_geo_conditions_without_databases(policy: &PolicyView, geoip: &GeoIp) {
+    let snapshot = policy.snapshot();
+    let rules = snapshot.access_rules();
+    if !geoip.has_country_db() && (rules.needs_country() || snapshot.has_user_countries()) {
+        log::warn!(
+            "access rules or users name countries, but PLAYGATE_GEOIP_COUNTRY_DB is not set: \
+             every client is country XX"
+        );
+    }
+    if !geoip.has_asn_db() && rules.needs_asn() {
+        log::warn!(
+            "access rules name ASNs, but PLAYGATE_GEOIP_ASN_DB is not set: every client is AS 0"
+        );
+    }
 }
 
 /// Applies pending migrations on a connection of its own (the direct one:

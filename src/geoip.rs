@@ -27,27 +27,11 @@ use crate::domain::canonical_ip;
 /// within the 60 s SPEC §10 allows.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// What a lookup found; `XX` and 0 when nothing is known (SPEC §10).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Geo {
-    /// ISO 3166-1 alpha-2, upper case ASCII, or `XX`.
-    pub country: [u8; 2],
-    /// Autonomous system number, 0 = unknown.
-    pub asn: u32,
-}
+/// What a lookup found (the decision's own type: `XX` and 0 when nothing
+/// is known, SPEC §10).
+pub use crate::domain::Geo;
 
-impl Geo {
-    pub const UNKNOWN_COUNTRY: [u8; 2] = *b"XX";
-    pub const UNKNOWN: Geo = Geo {
-        country: Geo::UNKNOWN_COUNTRY,
-        asn: 0,
-    };
-
-    pub fn country_str(&self) -> &str {
-        // Only two ASCII letters are ever stored.
-        std::str::from_utf8(&self.country).unwrap_or("XX")
-    }
-}
+const UNKNOWN_COUNTRY: [u8; 2] = Geo::UNKNOWN.country;
 
 /// Which of the two databases, and the setting that names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -417,7 +401,7 @@ impl GeoIp {
                 .country
                 .as_ref()
                 .and_then(|source| lookup_country(&source.current(), ip))
-                .unwrap_or(Geo::UNKNOWN_COUNTRY),
+                .unwrap_or(UNKNOWN_COUNTRY),
             asn: self
                 .asn
                 .as_ref()
@@ -1107,7 +1091,7 @@ mod tests {
         let mut known = 0u32;
         for i in 0..rounds {
             let address = IpAddr::from(std::net::Ipv4Addr::from(i.wrapping_mul(2_654_435_761)));
-            known += u32::from(geoip.lookup(address).country != Geo::UNKNOWN_COUNTRY);
+            known += u32::from(geoip.lookup(address).country != UNKNOWN_COUNTRY);
         }
         let each = started.elapsed() / rounds;
         eprintln!("real_database_from_package: {each:?} per lookup ({known} of {rounds} known)");

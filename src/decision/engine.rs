@@ -19,6 +19,7 @@ use crate::domain::access_rule;
 use crate::domain::{
     canonical_ip, HlsContinuation, LimitPolicy, OnDbError, RuleAction, SessionCommit, Zapping,
 };
+use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
 use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView, RuleMatch, RuleSubject};
@@ -74,18 +75,31 @@ pub struct Engine {
     zapping: Zapping,
     max_viewers: Option<i32>,
     link_skew: Duration,
+    geoip: Arc<GeoIp>,
+}
+
+/// What the engine shares with the rest of the service.
+pub struct EngineParts {
+    pub pool: Pool,
+    pub policy: Arc<PolicyView>,
+    pub metrics: Arc<Metrics>,
+    pub passwords: Arc<PasswordVerifier>,
+    pub failures: Arc<FailureLimiter>,
+    pub cookie_key: CookieKey,
+    pub geoip: Arc<GeoIp>,
 }
 
 impl Engine {
-    pub fn new(
-        settings: &Settings,
-        pool: Pool,
-        policy: Arc<PolicyView>,
-        metrics: Arc<Metrics>,
-        passwords: Arc<PasswordVerifier>,
-        failures: Arc<FailureLimiter>,
-        cookie_key: CookieKey,
-    ) -> Engine {
+    pub fn new(settings: &Settings, parts: EngineParts) -> Engine {
+        let EngineParts {
+            pool,
+            policy,
+            metrics,
+            passwords,
+            failures,
+            cookie_key,
+            geoip,
+        } = parts;
         let admissions = AdmissionBatcher::new(
             pool.clone(),
             metrics.clone(),
@@ -113,6 +127,7 @@ impl Engine {
             zapping: settings.zapping,
             max_viewers: settings.max_viewers,
             link_skew: settings.link_skew,
+            geoip,
         }
     }
 
@@ -266,14 +281,9 @@ impl Engine {
     /// The client's country and AS number, where some rule or user needs them.
     fn located(&self, mut request: PlayRequest) -> PlayRequest {
         if self.policy.snapshot().needs_geo() {
-            request.geo = self.lookup_geo(request.client_ip);
+            request.geo = self.geoip.lookup(request.client_ip);
         }
         request
-    }
-
-    // Until the GeoIP databases are wired in, every address is unknown.
-    fn lookup_geo(&self, _ip: std::net::IpAddr) -> crate::domain::Geo {
-        crate::domain::Geo::UNKNOWN
     }
 
     /// Steps 4–10, for a request no access rule denied.

@@ -487,9 +487,12 @@ impl PolicySnapshot {
     /// rule or some user looks at them (a user re-read since the base
     /// counts in both; a lookup too many costs little).
     pub fn needs_geo(&self) -> bool {
-        self.access_rules.uses_geoip()
-            || self.base.with_countries > 0
-            || self.overlay.index.with_countries > 0
+        self.access_rules.uses_geoip() || self.has_user_countries()
+    }
+
+    /// Some user is limited to countries (SPEC §2 step 5).
+    pub fn has_user_countries(&self) -> bool {
+        self.base.with_countries > 0 || self.overlay.index.with_countries > 0
     }
 
     /// Step 3: the access rules in force.

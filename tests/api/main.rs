@@ -23,6 +23,7 @@ mod e2e_support;
 mod e2e_zapping;
 mod error_logging;
 mod failover;
+mod geoip;
 mod helpers;
 mod history;
 mod hook_astra;
