@@ -24,7 +24,7 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// (chromium, chromedriver), or None after saying the test is skipped.
-fn browser(test: &str) -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn browser(test: &str) -> Option<(PathBuf, PathBuf)> {
     let chromium = which("chromium").or_else(|| which("chromium-browser"));
     let driver = which("chromedriver");
     let missing = match (&chromium, &driver) {
@@ -54,7 +54,7 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 /// One browser: chromedriver and the WebDriver session it runs.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     http: reqwest::Client,
     base: String,
@@ -87,7 +87,10 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    async fn start(chromium: &std::path::Path, chromedriver: &std::path::Path) -> Browser {
+    pub(crate) async fn start(
+        chromium: &std::path::Path,
+        chromedriver: &std::path::Path,
+    ) -> Browser {
         let port = free_port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
@@ -205,12 +208,12 @@ impl Browser {
         }
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.command("POST", "/url", Some(json!({"url": url})))
             .await;
     }
 
-    async fn script(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn script(&self, script: &str, args: Value) -> Value {
         self.command(
             "POST",
             "/execute/sync",
@@ -220,7 +223,7 @@ impl Browser {
     }
 
     /// The visible elements matching `css` now.
-    async fn all(&self, css: &str) -> Vec<String> {
+    pub(crate) async fn all(&self, css: &str) -> Vec<String> {
         let found = self
             .command(
                 "POST",
@@ -246,7 +249,7 @@ impl Browser {
     }
 
     /// Waits for a visible element matching `css`.
-    async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(id) = self.all(css).await.into_iter().next() {
@@ -260,7 +263,7 @@ impl Browser {
         }
     }
 
-    async fn text(&self) -> String {
+    pub(crate) async fn text(&self) -> String {
         self.script("return document.body.innerText;", json!([]))
             .await
             .as_str()
@@ -269,7 +272,7 @@ impl Browser {
     }
 
     /// Waits until the page shows `text` (or, with `present` false, no longer shows it).
-    async fn wait_text(&self, text: &str, present: bool) {
+    pub(crate) async fn wait_text(&self, text: &str, present: bool) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let page = self.text().await;
@@ -284,17 +287,17 @@ impl Browser {
         }
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.on_element(css, "click", None).await;
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         self.on_element(css, "clear", None).await;
         self.on_element(css, "value", Some(json!({"text": text})))
             .await;
     }
 
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let data = self.command("GET", "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(data.as_str().unwrap())
@@ -306,7 +309,7 @@ impl Browser {
 
     /// Presses and releases a key (WebDriver's code, e.g. `\u{E007}` Enter)
     /// on whatever has the keyboard focus, as a person would.
-    async fn press(&self, key: &str) {
+    pub(crate) async fn press(&self, key: &str) {
         self.command(
             "POST",
             "/actions",
@@ -319,7 +322,7 @@ impl Browser {
     }
 
     /// What has the keyboard focus: its tag, `data-testid` and `data-key`.
-    async fn focused(&self) -> Value {
+    pub(crate) async fn focused(&self) -> Value {
         self.script(
             "const e = document.activeElement; return e && {tag: e.tagName.toLowerCase(), \
              testid: e.dataset ? e.dataset.testid || null : null, key: e.dataset ? e.dataset.key || null : null, \
@@ -330,7 +333,7 @@ impl Browser {
     }
 
     /// Waits until `script` (a function body) returns true.
-    async fn wait_until(&self, script: &str) {
+    pub(crate) async fn wait_until(&self, script: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.script(script, json!([])).await != json!(true) {
             if Instant::now() > deadline {
@@ -342,7 +345,7 @@ impl Browser {
     }
 
     /// The visible text of the first element matching `css`.
-    async fn text_of(&self, css: &str) -> String {
+    pub(crate) async fn text_of(&self, css: &str) -> String {
         let id = self.find(css).await;
         self.command("GET", &format!("/element/{id}/text"), None)
             .await
@@ -362,7 +365,7 @@ impl Browser {
         .unwrap()
     }
 
-    async fn sign_in(&self, address: &str, login: &str, password: &str) {
+    pub(crate) async fn sign_in(&self, address: &str, login: &str, password: &str) {
         self.goto(&format!("{address}/ui/")).await;
         self.fill("#login", login).await;
         self.fill("#password", password).await;
@@ -562,7 +565,7 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     browser.screenshot("observer").await;
 }
 
-const ENTER: &str = "\u{E007}";
+pub(crate) const ENTER: &str = "\u{E007}";
 const ESCAPE: &str = "\u{E00C}";
 
 /// Issue 22: Disable and Delete are confirmed, the confirmation has Cancel
@@ -1103,7 +1106,7 @@ async fn limits_devices_and_end_reasons_in_the_browser() {
 }
 
 /// The value of the form control `css` now.
-async fn value_of(browser: &Browser, css: &str) -> Value {
+pub(crate) async fn value_of(browser: &Browser, css: &str) -> Value {
     browser
         .script(
             "return document.querySelector(arguments[0]).value;",

@@ -169,11 +169,12 @@ function field(name, labelText, input, hint) {
 }
 
 // ---------- tables ----------
-function table(columns, rows, emptyText) {
+// `rowAttrs` (optional): a row's attributes (e.g. a data- id, a class).
+function table(columns, rows, emptyText, rowAttrs) {
   if (!rows.length) return h("div", { class: "panel empty", text: emptyText });
   return h("div", { class: "table-wrap" }, h("table", {},
     h("thead", {}, h("tr", {}, columns.map(c => h("th", { class: c.cls || "", scope: "col", text: c.title })))),
-    h("tbody", {}, rows.map(row => h("tr", {}, columns.map(c => {
+    h("tbody", {}, rows.map(row => h("tr", rowAttrs ? rowAttrs(row) : {}, columns.map(c => {
       const value = c.render(row);
       return h("td", { class: c.cls || "" }, value);
     }))))));
@@ -596,6 +597,10 @@ pages.stats = function () {
   const nowCards = h("div", { class: "cards" });
   const chart = h("div", { class: "panel chart", id: "chart" });
   const top = h("div", {});
+  // Viewers by country (/api/v1/stats/countries): hidden where the server has no such endpoint (404).
+  const countries = h("div", {});
+  const countrySection = h("section", { id: "stats-countries", "data-testid": "stats-countries", hidden: true },
+    h("h2", { text: "Viewers by country" }), countries);
   put(main(), h("h1", { text: "Statistics" }),
     h("h2", { text: "Viewers now" }), nowCards,
     h("form", { class: "toolbar", id: "stats-range" },
@@ -604,7 +609,7 @@ pages.stats = function () {
       h("div", {}, h("label", { for: "stats-stream", text: "Stream (chart)" }), stream),
       h("button", { type: "submit", class: "primary" }, "Show")),
     h("h2", { text: "Concurrent viewers" }), chart,
-    h("h2", { text: "Top streams" }), top);
+    h("h2", { text: "Top streams" }), top, countrySection);
   $("#stats-range").addEventListener("submit", e => { e.preventDefault(); load(); });
   // Viewers now: counted from the live sessions (refreshed every 10 s).
   async function loadNow() {
@@ -641,13 +646,45 @@ pages.stats = function () {
       put(top, h("div", { class: "banner error", text: msg }));
       put(nowCards, );
     }
+    await loadCountries(range);
     try {
       const tl = await api("GET", "/api/v1/stats/timeline" + query({ ...range, stream: stream.value.trim() }));
       drawChart(chart, tl.points);
     } catch (e) { if (e.status !== 401) put(chart, errorState(e)); }
   }
+  async function loadCountries(range) {
+    try {
+      const answer = await api("GET", "/api/v1/stats/countries" + query(range));
+      const rows = (Array.isArray(answer) ? answer : (answer && answer.items) || [])
+        .filter(c => c.plays || c.watch_seconds || c.viewers)
+        .sort((a, b) => b.watch_seconds - a.watch_seconds || b.plays - a.plays);
+      countrySection.hidden = false;
+      put(countries, table([
+        { title: "Country", render: c => countryCell(c.country) },
+        { title: "Watch hours", cls: "num", render: c => fmtHours(c.watch_seconds) },
+        { title: "Plays", cls: "num", render: c => String(c.plays) },
+        { title: "Unique users", cls: "num hide-narrow", render: c => String(c.unique_users) },
+        { title: "Peak", cls: "num hide-narrow", render: c => String(c.peak_viewers) },
+        { title: "Now", cls: "num", render: c => String(c.viewers) }], rows, "No viewing in this range.",
+        c => ({ "data-country": c.country })));
+    } catch (e) {
+      if (e.status === 401) return;
+      // Not on this server (yet): no section rather than an error.
+      countrySection.hidden = e.status === 404;
+      put(countries, e.status === 404 ? null : errorState(e));
+    }
+  }
   load();
 };
+// A country code with its name in the browser's language; XX: no GeoIP entry.
+function countryCell(code) {
+  let name = "";
+  if (code === "XX") name = "unknown";
+  else {
+    try { name = new Intl.DisplayNames([navigator.language || "en"], { type: "region" }).of(code) || ""; } catch (e) { name = ""; }
+  }
+  return [h("strong", { text: code }), name && name !== code ? h("span", { class: "muted", text: " " + name }) : null];
+}
 const SVG = "http://www.w3.org/2000/svg";
 function s(tag, attrs, text) {
   const el = document.createElementNS(SVG, tag);
@@ -772,6 +809,180 @@ function ruleForm(r, reload) {
     if (r) await api("DELETE", `/api/v1/ip-rules/${r.id}`);
     toast("Rule saved"); reload();
   });
+}
+
+// ---------- access rules ----------
+// The conditions of SPEC §10, what is watched first (the list reads "stream
+// in sport/* and country not in RU, KZ"): what the list calls each one, and
+// how the form takes its values (comma- or line-separated; user
+// agents one per line, since they contain commas; `none`: the value "",
+// "nothing sent", as a checkbox of its own).
+const RULE_CONDITIONS = [
+  { name: "streams", noun: "stream", label: "Streams", hint: "Names or globs with *: sport/*." },
+  { name: "networks", noun: "network", label: "Networks", hint: "Addresses or CIDR networks: 203.0.113.0/24, 2001:db8::/32." },
+  { name: "countries", noun: "country", label: "Countries", hint: "ISO 3166-1 alpha-2 codes: RU, KZ; XX = unknown (no GeoIP entry)." },
+  { name: "asns", noun: "ASN", label: "AS numbers", hint: "13335 or AS13335; 0 = unknown." },
+  { name: "user_agents", noun: "user agent", label: "User agents", lines: true, none: "No user agent sent",
+    hint: "One per line; * matches anything, case does not matter: *bot*, VLC/*." },
+  { name: "referers", noun: "referer", label: "Referer hosts", none: "No referer sent", startsOnly: true,
+    hint: "Host names or *.host globs, no scheme or path: example.com, *.example.com. Checked on starts only." },
+  { name: "protocols", noun: "protocol", label: "Protocols", hint: "As the hooks report them: hls, dash, rtmp, rtsp, webrtc, srt, llhls, http." },
+  { name: "dialects", noun: "hook", label: "Dialects (hooks)", hint: "decide, astra, flussonic, nginx-rtmp, srs, mediamtx, ovenmediaengine, forward-auth." },
+];
+const RULE_VALUES_SHOWN = 8;
+// One condition of a rule in words: "country not in RU, KZ"; the value ""
+// of user agents and referers is "(none sent)", alone "no referer sent".
+function conditionText(rule, c) {
+  const values = rule[c.name] || [];
+  const negated = (rule.negate || []).includes(c.name);
+  if (values.length === 1 && values[0] === "") return negated ? `a ${c.noun} sent` : `no ${c.noun} sent`;
+  const shown = values.slice(0, RULE_VALUES_SHOWN).map(v => (v === "" ? "(none sent)" : String(v)));
+  const more = values.length > RULE_VALUES_SHOWN ? ` and ${values.length - RULE_VALUES_SHOWN} more` : "";
+  return `${c.noun} ${negated ? "not in" : "in"} ${shown.join(", ")}${more}`;
+}
+function ruleConditions(rule) { return RULE_CONDITIONS.filter(c => (rule[c.name] || []).length); }
+function ruleSummaryText(rule) { return ruleConditions(rule).map(c => conditionText(rule, c)).join(" and "); }
+function ruleSummary(rule) {
+  const conditions = ruleConditions(rule);
+  if (!conditions.length) return h("span", { class: "muted", text: "no condition" });
+  return h("ul", { class: "conditions" }, conditions.map((c, i) => h("li", { "data-condition": c.name },
+    i ? "and " : "", conditionText(rule, c),
+    c.startsOnly ? h("span", { class: "muted", title: "Refreshes and segments carry no referer: this rule is checked on starts only." }, " (starts only)") : null)));
+}
+function ruleLabel(rule) { return `rule ${rule.position} (${rule.action})`; }
+
+pages["access-rules"] = function () {
+  let offset = 0, total = 0;
+  const list = h("div", { tabindex: "-1" });
+  const notice = h("div", { id: "access-rules-notice" });
+  put(main(), h("h1", { text: "Access rules" }),
+    h("p", { class: "muted", text: "Checked in order after the IP rules: the first rule whose conditions all hold decides. deny refuses the request (rule_denied); allow lets it past every later rule (the user's own checks still apply). Disabled rules are skipped." }),
+    isAdmin() ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-access-rule", onclick: () => accessRuleForm(null, total, shown) }, "New rule")) : null,
+    notice, list);
+  // After a save or a move: the page that holds the rule.
+  function shown(rule) {
+    if (rule && rule.position) offset = Math.floor((rule.position - 1) / PAGE) * PAGE;
+    load();
+  }
+  const refused = e => { if (e.status !== 401) showRefusal(notice, e); };
+  async function move(rule, to) {
+    try { const moved = await api("PATCH", `/api/v1/access-rules/${rule.id}`, { position: to }); put(notice); shown(moved); }
+    catch (e) { refused(e); }
+  }
+  function actions(r) {
+    if (!isAdmin()) return "";
+    return [
+      h("button", { type: "button", class: "small move", "data-testid": "rule-up", "data-key": "up " + r.id, disabled: r.position <= 1,
+        title: "Move up: checked earlier", "aria-label": `Move ${ruleLabel(r)} up`, onclick: () => move(r, r.position - 1) }, "\u2191"),
+      h("button", { type: "button", class: "small move", "data-testid": "rule-down", "data-key": "down " + r.id, disabled: r.position >= total,
+        title: "Move down: checked later", "aria-label": `Move ${ruleLabel(r)} down`, onclick: () => move(r, r.position + 1) }, "\u2193"),
+      h("button", { type: "button", class: "small", "data-testid": "rule-edit", "data-key": "edit " + r.id, onclick: () => accessRuleForm(r, total, shown) }, "Edit"),
+      h("button", { type: "button", class: "small", "data-testid": "rule-toggle", "data-key": "toggle " + r.id, onclick: async () => {
+        // Disabling lets through what the rule stopped (or stops what it let past): asked first.
+        if (r.enabled && !await confirmDialog(`Disable ${ruleLabel(r)}: ${ruleSummaryText(r)}? It stops applying on every server within a second, until it is enabled again.`, "Disable")) return;
+        try { await api("PATCH", `/api/v1/access-rules/${r.id}`, { enabled: !r.enabled }); put(notice); toast(`Rule ${r.position} ${r.enabled ? "disabled" : "enabled"}`); load(); }
+        catch (e) { refused(e); }
+      } }, r.enabled ? "Disable" : "Enable"),
+      h("button", { type: "button", class: "small danger", "data-testid": "rule-delete", "data-key": "delete " + r.id, onclick: async () => {
+        if (!await confirmDialog(`Delete ${ruleLabel(r)}: ${ruleSummaryText(r)}? It stops applying on every server within a second; the rules after it move up one place.`, "Delete")) return;
+        try { await api("DELETE", `/api/v1/access-rules/${r.id}`); put(notice); toast(`Rule ${r.position} deleted`); load(); }
+        catch (e) { refused(e); }
+      } }, "Delete")];
+  }
+  async function load() {
+    try {
+      const page = await api("GET", "/api/v1/access-rules" + query({ limit: PAGE, offset }));
+      // The last page emptied by a delete: the one before it.
+      if (!page.items.length && offset > 0 && page.total > 0) { offset = Math.floor((page.total - 1) / PAGE) * PAGE; load(); return; }
+      total = page.total;
+      const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+      refresh(list, table([
+        { title: "#", cls: "num", render: r => String(r.position) },
+        { title: "Action", render: r => badge(r.action, r.action === "allow" ? "on" : "off") },
+        { title: "Conditions", render: ruleSummary },
+        { title: "Enabled", render: r => r.enabled ? badge("enabled", "on") : badge("disabled", "off") },
+        { title: "Comment", cls: "hide-narrow", render: r => r.comment },
+        { title: "", cls: "actions", render: actions }],
+        page.items, "No access rules: only the IP rules and each user's own settings apply.",
+        r => ({ "data-rule": String(r.id), class: r.enabled ? null : "rule-off" })),
+        pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
+      // A move to the first or last place disables the button that did it:
+      // the keyboard focus goes to the rule's other move button.
+      if (focused && !list.contains(document.activeElement)) {
+        const id = focused.split(" ")[1];
+        const other = Array.from(list.querySelectorAll("button.move")).find(b => b.dataset.key.split(" ")[1] === id && !b.disabled);
+        (other || list).focus({ preventScroll: true });
+      }
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
+  }
+  load();
+};
+// One condition of the form: its values and a Negate box beside them (and,
+// for user agents and referers, "none sent" as a box of its own).
+function conditionField(c, rule) {
+  const values = rule ? rule[c.name] || [] : [];
+  const text = h("textarea", { rows: "2", name: c.name, id: "f-" + c.name, spellcheck: "false", autocomplete: "off", "aria-describedby": "h-" + c.name },
+    values.filter(v => v !== "").join(c.lines ? "\n" : ", "));
+  const negate = h("input", { type: "checkbox", id: "f-negate-" + c.name, "data-negate": c.name, checked: !!rule && (rule.negate || []).includes(c.name) });
+  const none = c.none ? h("input", { type: "checkbox", id: "f-none-" + c.name, checked: values.includes("") }) : null;
+  const el = h("div", { class: "condition", "data-condition": c.name },
+    h("label", { for: text.id, text: c.label }),
+    h("div", { class: "condition-row" }, text,
+      h("div", { class: "condition-options" },
+        h("label", { class: "check", for: negate.id, title: "The condition holds when none of its values matches" }, negate, "Negate (not in)"),
+        none ? h("label", { class: "check", for: none.id }, none, c.none) : null)),
+    h("div", { class: "muted hint", id: "h-" + c.name, text: c.hint }),
+    h("div", { class: "error", "data-for": c.name, "aria-live": "polite" }));
+  function read() {
+    let out = text.value.split(c.lines ? /\n/ : /[\n,]/).map(v => v.trim()).filter(Boolean);
+    if (c.name === "asns") {
+      out = out.map(v => {
+        const m = /^(?:AS)?(\d{1,10})$/i.exec(v);
+        if (!m) throw new ApiError(422, { field: "asns", error: `'${v}' is not an AS number (digits: 13335 or AS13335).` });
+        return Number(m[1]);
+      });
+    }
+    if (none && none.checked) out.push("");
+    return out;
+  }
+  return { name: c.name, el, read, negated: () => negate.checked };
+}
+// New rule (`rule` null) or edit. A new rule leaves out the conditions left
+// empty; an edit sends them as [] (removed). `done(saved)` shows the list.
+function accessRuleForm(rule, total, done) {
+  const v = rule || { action: "deny", enabled: true, comment: "" };
+  const action = h("select", {}, [["deny", "deny: refuse the request (rule_denied)"], ["allow", "allow: no later rule applies"]]
+    .map(([value, text]) => h("option", { value, selected: v.action === value }, text)));
+  const enabled = h("input", { type: "checkbox", id: "f-enabled", checked: v.enabled });
+  const conditions = RULE_CONDITIONS.map(c => conditionField(c, rule));
+  const position = h("input", { type: "number", min: "1", step: "1", inputmode: "numeric", value: rule ? String(rule.position) : "" });
+  const content = h("div", { class: "grid" },
+    field("action", "Action", action),
+    field("position", rule ? "Position" : "Position (empty: last)", position,
+      `1 is checked first; the rules from there on move down one. ${total === 1 ? "1 rule" : total + " rules"} now.`),
+    field("comment", "Comment", h("input", { value: v.comment || "", "data-wide": "1" })),
+    h("div", {}, h("label", { class: "check", for: "f-enabled" }, enabled, "Enabled")),
+    h("fieldset", { class: "wide conditions" },
+      h("legend", { text: "Conditions: the rule matches when every condition given holds, a condition when any of its values does" }),
+      h("div", { class: "error", "data-for": "conditions", "aria-live": "polite" }),
+      conditions.map(c => c.el),
+      h("div", { class: "error", "data-for": "negate", "aria-live": "polite" })));
+  formDialog(rule ? `Edit rule ${rule.position}` : "New access rule", content, async form => {
+    const body = { action: action.value, enabled: enabled.checked, comment: form.elements.comment.value.trim() };
+    if (position.validity.badInput) throw new ApiError(422, { field: "position", error: "Enter a whole number (1 is the first place), or leave it empty." });
+    if (position.value.trim() !== "" && (!rule || Number(position.value) !== rule.position)) body.position = Number(position.value);
+    const negate = [];
+    for (const c of conditions) {
+      const values = c.read();
+      if (values.length) body[c.name] = values;
+      else if (rule) body[c.name] = [];
+      if (c.negated()) negate.push(c.name);
+    }
+    if (negate.length || rule) body.negate = negate;
+    const saved = rule ? await api("PATCH", `/api/v1/access-rules/${rule.id}`, body) : await api("POST", "/api/v1/access-rules", body);
+    toast(rule ? `Rule ${saved.position} saved` : `Rule ${saved.position} created`);
+    done(saved);
+  }, { submit: rule ? "Save" : "Create", wide: true });
 }
 
 // ---------- signing keys (admins only) and signed links ----------
@@ -1030,7 +1241,7 @@ async function linkDialog(login) {
 pages.audit = function () {
   let offset = 0;
   const actor = h("input", { type: "search", placeholder: "Actor", "aria-label": "Filter by actor" });
-  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "session", "users", "signing_key", "link"].map(t => h("option", { value: t }, t || "any object")));
+  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link"].map(t => h("option", { value: t }, t || "any object")));
   const list = h("div", {});
   put(main(), h("h1", { text: "Audit log" }),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType), list);
