@@ -1,23 +1,28 @@
 //! Stream patterns (package streams): an exact name or a glob with `*`.
 
 /// `*` matches any run of characters, `/` included; everything else is literal.
+/// Allocation-free: every refresh matches package and access-rule globs.
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    if !pattern.contains('*') {
-        return pattern == text;
-    }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = parts.split_first().expect("split yields at least one part");
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
     let Some(mut remaining) = text.strip_prefix(first) else {
         return false;
     };
-    let (last, middle) = rest.split_last().expect("pattern contains '*'");
-    for part in middle {
+    let mut parts = parts.peekable();
+    if parts.peek().is_none() {
+        // No `*`: the whole text.
+        return remaining.is_empty();
+    }
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            return remaining.ends_with(part);
+        }
         match remaining.find(part) {
             Some(at) => remaining = &remaining[at + part.len()..],
             None => return false,
         }
     }
-    remaining.len() >= last.len() && remaining.ends_with(last)
+    true
 }
 
 #[cfg(test)]
