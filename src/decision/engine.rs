@@ -238,36 +238,15 @@ impl Engine {
             Event::Publish => return self.answer(false, Reason::PublishNotAllowed),
             Event::Start | Event::Refresh => {}
         }
-        let matched = self.access_rule(request, request.event == Event::Start);
+        // One snapshot for the rules and the identity steps.
+        let snapshot = self.policy.snapshot();
+        let matched = access_rule(&snapshot, request, request.event == Event::Start);
         if let Some(rule) = matched.filter(|rule| rule.action == RuleAction::Deny) {
             return self.rule_denied(rule.id, None);
         }
-        let mut decision = self.decide_identity(request, &key).await;
+        let mut decision = self.decide_identity(request, &key, snapshot).await;
         decision.rule = matched.map(|rule| rule.id);
         decision
-    }
-
-    /// SPEC §2 step 3: the first access rule the request matches, unless
-    /// an IP list settles it first (steps 1–2). `start`: whether referer
-    /// conditions apply (a start's request carries the page's referer;
-    /// refreshes and segments carry none).
-    fn access_rule(&self, request: &PlayRequest, start: bool) -> Option<RuleMatch> {
-        let snapshot = self.policy.snapshot();
-        let rules = snapshot.access_rules();
-        if rules.is_empty() || snapshot.ip_rule(request.client_ip).is_some() {
-            return None;
-        }
-        let referer = start.then(|| access_rule::referer_host(&request.referer));
-        rules.first_match(&RuleSubject {
-            ip: request.client_ip,
-            country: request.geo.country,
-            asn: request.geo.asn,
-            user_agent: &request.user_agent,
-            referer_host: referer.as_deref(),
-            stream: &request.stream,
-            protocol: &request.protocol,
-            dialect: request.dialect,
-        })
     }
 
     fn rule_denied(&self, rule: i64, login: Option<String>) -> Decision {
@@ -287,8 +266,12 @@ impl Engine {
     }
 
     /// Steps 4–10, for a request no access rule denied.
-    async fn decide_identity(&self, request: &PlayRequest, key: &str) -> Decision {
-        let snapshot = self.policy.snapshot();
+    async fn decide_identity(
+        &self,
+        request: &PlayRequest,
+        key: &str,
+        snapshot: Arc<PolicySnapshot>,
+    ) -> Decision {
         let guessing =
             !request.credential.is_none() && snapshot.ip_rule(request.client_ip).is_none();
         if guessing && self.failures.is_limited(&guesser(request)) {
@@ -494,7 +477,7 @@ impl Engine {
             return Some((decision, FoundBy::ClientIp));
         }
         let (found, by) = self.find_player_session(request).await?;
-        let matched = self.access_rule(request, false);
+        let matched = access_rule(&self.policy.snapshot(), request, false);
         if let Some(rule) = matched.filter(|rule| rule.action == RuleAction::Deny) {
             return Some((self.rule_denied(rule.id, found.login.clone()), by));
         }
@@ -594,7 +577,7 @@ impl Engine {
             self.live.undo(&continued);
             return None;
         };
-        let matched = self.access_rule(request, false);
+        let matched = access_rule(&self.policy.snapshot(), request, false);
         if let Some(rule) = matched.filter(|rule| rule.action == RuleAction::Deny) {
             self.live.undo(&continued);
             return Some(self.rule_denied(rule.id, Some(login)));
@@ -998,6 +981,28 @@ impl Engine {
         };
         Some(self.passwords.verify(login, password, &hash).await)
     }
+}
+
+/// SPEC §2 step 3: the first access rule the request matches, unless
+/// an IP list settles it first (steps 1–2). `start`: whether referer
+/// conditions apply (a start's request carries the page's referer;
+/// refreshes and segments carry none).
+fn access_rule(snapshot: &PolicySnapshot, request: &PlayRequest, start: bool) -> Option<RuleMatch> {
+    let rules = snapshot.access_rules();
+    if rules.is_empty() || snapshot.ip_rule(request.client_ip).is_some() {
+        return None;
+    }
+    let referer = start.then(|| access_rule::referer_host(&request.referer));
+    rules.first_match(&RuleSubject {
+        ip: request.client_ip,
+        country: request.geo.country,
+        asn: request.geo.asn,
+        user_agent: &request.user_agent,
+        referer_host: referer.as_deref(),
+        stream: &request.stream,
+        protocol: &request.protocol,
+        dialect: request.dialect,
+    })
 }
 
 /// Who is guessing, for the failure limiter: the client, as its caller

@@ -4,9 +4,8 @@
 
 use ipnet::IpNet;
 
-use super::network::parse_network;
 use super::records::RuleAction;
-use super::validate::{clip, ValidationError};
+use super::validate::{self, clip, ValidationError};
 
 /// The condition names, in the order the API lists them.
 pub const CONDITIONS: [&str; 8] = [
@@ -111,26 +110,9 @@ pub fn conditions(raw: &RawConditions) -> Result<RuleConditions, ValidationError
     let checked = RuleConditions {
         networks: {
             bounded("networks", raw.networks.len())?;
-            let mut networks = Vec::with_capacity(raw.networks.len());
-            for text in &raw.networks {
-                let network = parse_network(text).ok_or_else(|| {
-                    ValidationError::new(
-                        "networks",
-                        format!("'{}' is not an IP address or CIDR network", clip(text)),
-                    )
-                })?;
-                push_new(&mut networks, network);
-            }
-            networks
+            validate::networks("networks", &raw.networks)?
         },
-        countries: {
-            bounded("countries", raw.countries.len())?;
-            let mut codes = Vec::new();
-            for text in &raw.countries {
-                push_new(&mut codes, country("countries", text)?);
-            }
-            codes
-        },
+        countries: countries("countries", &raw.countries)?,
         asns: {
             bounded("asns", raw.asns.len())?;
             let mut asns = Vec::new();
@@ -151,17 +133,11 @@ pub fn conditions(raw: &RawConditions) -> Result<RuleConditions, ValidationError
                 .ok_or("control characters")
         })?,
         referers: texts("referers", &raw.referers, referer_pattern)?,
-        streams: texts("streams", &raw.streams, |value| {
-            if value.is_empty() {
-                Err("an empty stream pattern")
-            } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                Err("spaces or control characters")
-            } else if value.contains(['?', '[', ']', '{', '}']) {
-                Err("unsupported glob syntax (only '*' is a wildcard)")
-            } else {
-                Ok(value.to_string())
-            }
-        })?,
+        // Globs as package patterns take them (SPEC §10).
+        streams: {
+            bounded("streams", raw.streams.len())?;
+            validate::patterns(&raw.streams)?
+        },
         protocols: texts("protocols", &raw.protocols, |value| {
             let word = !value.is_empty()
                 && value
