@@ -362,8 +362,6 @@ impl LiveSessions {
         }
     }
 
-    /// Through a database outage: the session under this key, if its row was
-    /// active recently enough.
     /// The session this replica holds under `key`, and whether its player
     /// is bound to its viewer cookie.
     pub fn session_of(&self, key: &str) -> Option<(Uuid, bool)> {
@@ -372,6 +370,8 @@ impl LiveSessions {
         Some((entry.session_id, entry.cookie_seen))
     }
 
+    /// Through a database outage: the session under this key, if its row was
+    /// active recently enough.
     pub fn outage_answer(&self, key: &str) -> Option<Uuid> {
         let inner = self.lock();
         inner
