@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 use crate::domain::Reason;
+use crate::store::stats::ClusterGauges;
 
 pub const OTHER_STREAM: &str = "other";
 
@@ -35,6 +36,7 @@ pub struct Metrics {
     /// Fractional seconds are kept as milliseconds-precision f64 counters.
     watch_seconds_total: prometheus::CounterVec,
     viewers: IntGaugeVec,
+    viewers_by_country: IntGaugeVec,
     active_sessions: IntGauge,
     users: IntGauge,
     db_pool_connections: IntGaugeVec,
@@ -170,6 +172,18 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        // Labels are two letters (ISO 3166-1 codes, XX): bounded without folding.
+        let viewers_by_country = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "playgate_viewers_by_country",
+                    "Active sessions per country of the client address, by GeoIP at the start (XX: unknown or no country database), across the cluster (aggregate with max).",
+                ),
+                &["country"],
+            )
+            .expect("valid metric"),
+        );
         let active_sessions = register(
             &registry,
             IntGauge::new(
@@ -228,6 +242,7 @@ impl Metrics {
                 .map(|source| session_refreshes_total.with_label_values(&[source])),
             watch_seconds_total,
             viewers,
+            viewers_by_country,
             active_sessions,
             users,
             db_pool_connections,
@@ -293,14 +308,9 @@ impl Metrics {
     }
 
     /// Replaces the cluster-wide gauges with a fresh reading.
-    pub fn set_cluster_gauges(
-        &self,
-        viewers_by_stream: &[(String, i64)],
-        active_sessions: i64,
-        users: i64,
-    ) {
-        let mut folded: Vec<(String, i64)> = Vec::with_capacity(viewers_by_stream.len());
-        for (stream, count) in viewers_by_stream {
+    pub fn set_cluster_gauges(&self, gauges: &ClusterGauges) {
+        let mut folded: Vec<(String, i64)> = Vec::with_capacity(gauges.viewers_by_stream.len());
+        for (stream, count) in &gauges.viewers_by_stream {
             let label = self.stream_labels.label(stream);
             match folded.iter_mut().find(|(known, _)| *known == label) {
                 Some((_, total)) => *total += count,
@@ -311,8 +321,14 @@ impl Metrics {
         for (label, count) in folded {
             self.viewers.with_label_values(&[label.as_str()]).set(count);
         }
-        self.active_sessions.set(active_sessions);
-        self.users.set(users);
+        self.viewers_by_country.reset();
+        for (country, count) in &gauges.viewers_by_country {
+            self.viewers_by_country
+                .with_label_values(&[country.as_str()])
+                .set(*count);
+        }
+        self.active_sessions.set(gauges.active_sessions);
+        self.users.set(gauges.users);
     }
 
     pub fn set_pool_connections(&self, status: deadpool_postgres::Status) {
@@ -355,11 +371,7 @@ pub async fn read_cluster_gauges(
         }
         .await;
         match result {
-            Ok(gauges) => metrics.set_cluster_gauges(
-                &gauges.viewers_by_stream,
-                gauges.active_sessions,
-                gauges.users,
-            ),
+            Ok(gauges) => metrics.set_cluster_gauges(&gauges),
             Err(e) => log::warn!("reading cluster gauges failed: {e}"),
         }
         if !crate::background::tick(interval, &mut stop).await {
@@ -388,11 +400,24 @@ mod tests {
     #[test]
     fn gauges_fold_and_replace() {
         let metrics = Metrics::new(1);
-        metrics.set_cluster_gauges(&[("a".into(), 2), ("b".into(), 3), ("c".into(), 4)], 9, 5);
+        metrics.set_cluster_gauges(&ClusterGauges {
+            viewers_by_stream: vec![("a".into(), 2), ("b".into(), 3), ("c".into(), 4)],
+            viewers_by_country: vec![("PL".into(), 8), ("XX".into(), 1)],
+            active_sessions: 9,
+            users: 5,
+        });
         let text = metrics.render();
         assert!(text.contains("playgate_viewers{stream=\"a\"} 2"));
         assert!(text.contains("playgate_viewers{stream=\"other\"} 7"));
-        metrics.set_cluster_gauges(&[], 0, 5);
-        assert!(!metrics.render().contains("playgate_viewers{"));
+        assert!(text.contains("playgate_viewers_by_country{country=\"PL\"} 8"));
+        metrics.set_cluster_gauges(&ClusterGauges {
+            viewers_by_stream: vec![],
+            viewers_by_country: vec![],
+            active_sessions: 0,
+            users: 5,
+        });
+        let text = metrics.render();
+        assert!(!text.contains("playgate_viewers{"));
+        assert!(!text.contains("playgate_viewers_by_country{"));
     }
 }

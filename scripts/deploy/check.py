@@ -80,6 +80,7 @@ SPEC7_FALLBACK = {
     "playgate_users": set(),
     "playgate_db_pool_connections": {"state"},
     "playgate_build_info": {"version"},
+    "playgate_viewers_by_country": {"country"},
 }
 
 
@@ -193,6 +194,10 @@ def spec_metrics() -> dict[str, set[str]]:
                 metrics: dict[str, set[str]] = {}
                 for name, labels in re.findall(r"`(playgate_[a-z_]+)(?:\{([^}]*)\})?`", match.group(0)):
                     metrics[name] = {l.strip() for l in labels.split(",") if l.strip()}
+                # Later sections add metrics of their own, always written
+                # with their labels (`playgate_viewers_by_country{country}`).
+                for name, labels in re.findall(r"`(playgate_[a-z_]+)\{([^}]*)\}`", text):
+                    metrics.setdefault(name, {l.strip() for l in labels.split(",") if l.strip()})
                 C.info(f"SPEC §7 metrics from {spec}: {', '.join(sorted(metrics))}")
                 return metrics
     C.info("SPEC.md not found beside the repository: using the §7 list built into this script")
@@ -814,6 +819,8 @@ def dashboard_checks(fdocs: list[dict], spec7: dict[str, set[str]]) -> None:
 
     C.ok("panel: viewers per stream (playgate_viewers by stream, max across replicas)",
          has(lambda f: "playgate_viewers" in f["metrics"] and "stream" in f["labels"]))
+    C.ok("panel: viewers by country (playgate_viewers_by_country by country, max across replicas)",
+         has(lambda f: "playgate_viewers_by_country" in f["metrics"] and "country" in f["labels"]))
     C.ok("panel: plays (playgate_sessions_started_total rate)",
          has(lambda f: "playgate_sessions_started_total" in f["metrics"] and "rate" in f["funcs"]))
     C.ok("panel: denials by reason (playgate_decisions_total{result=\"deny\"} by reason)",

@@ -47,6 +47,7 @@ use super::{
     audit::list,
     import::import,
     stats::streams,
+    stats::countries,
     stats::user,
     timeline::timeline,
     login::login,

@@ -9,7 +9,7 @@ use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
-use crate::store::stats::{self, StreamStats, UserStats};
+use crate::store::stats::{self, CountryStats, StreamStats, UserStats};
 use crate::store::users;
 
 /// Longest window one request may ask for.
@@ -65,6 +65,26 @@ pub async fn streams(
     let client = state.stats_pool.get().await?;
     let items = stats::streams(&client, from, to).await?;
     Ok(HttpResponse::Ok().json(StreamStatsList { items }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CountryStatsList {
+    pub items: Vec<CountryStats>,
+}
+
+#[utoipa::path(get, path = "/api/v1/stats/countries", tag = "stats", params(WindowQuery),
+    description = "Per country the client addresses were in when their sessions started (SPEC §10; GeoIP, `XX` = unknown or no country database): the figures of /api/v1/stats/streams.",
+    responses((status = 200, body = CountryStatsList), (status = 401), (status = 403), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn countries(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    query: web::Query<WindowQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (from, to) = query.bounds()?;
+    let client = state.stats_pool.get().await?;
+    let items = stats::countries(&client, from, to).await?;
+    Ok(HttpResponse::Ok().json(CountryStatsList { items }))
 }
 
 #[utoipa::path(get, path = "/api/v1/stats/users/{login}", tag = "stats", params(("login" = String, Path), WindowQuery),

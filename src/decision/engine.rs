@@ -17,7 +17,7 @@ use super::{Credential, Decision, Event, PlayRequest, Reason, ViewerCookie};
 use crate::config::Settings;
 use crate::domain::access_rule;
 use crate::domain::{
-    canonical_ip, HlsContinuation, LimitPolicy, OnDbError, RuleAction, SessionCommit, Zapping,
+    canonical_ip, Geo, HlsContinuation, LimitPolicy, OnDbError, RuleAction, SessionCommit, Zapping,
 };
 use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
@@ -806,6 +806,13 @@ impl Engine {
                 limited: 0,
             });
         }
+        // Where the viewer is, for the row: what the rule check looked up,
+        // else looked up now (only admissions reach here, not the refreshes
+        // answered from memory).
+        let geo = match request.geo {
+            Geo::UNKNOWN => self.geoip.lookup(request.client_ip),
+            known => known,
+        };
         let admission = Admission {
             key: key.to_string(),
             login: login.map(str::to_string),
@@ -826,6 +833,8 @@ impl Engine {
             refresh: request.event == Event::Refresh,
             zapping: self.zapping == Zapping::Replace,
             max_viewers: self.max_viewers,
+            country: self.geoip.has_country_db().then_some(geo.country),
+            asn: self.geoip.has_asn_db().then_some(geo.asn),
         };
         let asked_at = Instant::now();
         let outcome = self.bounded(self.admissions.admit(admission)).await?;

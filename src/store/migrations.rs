@@ -89,6 +89,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "access_rules",
         sql: include_str!("../../sql/V16__access_rules.sql"),
     },
+    Migration {
+        version: 17,
+        name: "session_geo",
+        sql: include_str!("../../sql/V17__session_geo.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

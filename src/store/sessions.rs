@@ -52,6 +52,10 @@ pub struct Admission {
     pub zapping: bool,
     /// PLAYGATE_MAX_VIEWERS: the whole service's cap.
     pub max_viewers: Option<i32>,
+    /// Where the client is (SPEC §10), recorded on a new session: None for
+    /// each kind of GeoIP database not configured.
+    pub country: Option<[u8; 2]>,
+    pub asn: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +108,7 @@ fn seconds(duration: Duration) -> f64 {
 }
 
 /// Steps 7–10 for several admissions in one round trip and one commit
-/// (`playgate_admit_batch_v14`, sql/V14): refresh the active session under
+/// (`playgate_admit_batch_v17`, sql/V14): refresh the active session under
 /// the key, else refuse a recently kicked viewer, enforce the caps and the
 /// limits under advisory locks (zapping where it makes room), and start the
 /// session. `synchronous` false commits without waiting for the WAL
@@ -140,16 +144,23 @@ pub async fn admit_batch(
             .collect(),
     );
     let refreshes = column(admissions, |a| a.refresh);
+    let countries = column(admissions, |a| {
+        a.country
+            .as_ref()
+            .and_then(|code| std::str::from_utf8(code).ok())
+    });
+    let asns = column(admissions, |a| a.asn.map(i64::from));
     // Settings of the replica, the same for every admission of a batch.
     let zapping = admissions.first().is_some_and(|a| a.zapping);
     let max_viewers = admissions.first().and_then(|a| a.max_viewers);
     let rows = client
         .query_hot(
             "SELECT o_ord, o_refusal, o_session_id, o_active, o_started, o_watched, o_replaced, o_limited
-               FROM playgate_admit_batch_v14($1::text[], $2::text[], $3::int4[], $4::bool[], $5::text[],
+               FROM playgate_admit_batch_v17($1::text[], $2::text[], $3::int4[], $4::bool[], $5::text[],
                                              $6::inet[], $7::text[], $8::text[], $9::text[], $10::text[],
                                              $11::int8[], $12::float8[], $13::float8[], $14::text[],
-                                             $15::int4[], $16::jsonb, $17::bool[], $18, $19::int4, $20)",
+                                             $15::int4[], $16::jsonb, $17::bool[], $18, $19::int4, $20,
+                                             $21::text[], $22::int8[])",
             params![
                 &keys,
                 &logins,
@@ -171,6 +182,8 @@ pub async fn admit_batch(
                 &zapping,
                 &max_viewers,
                 &synchronous,
+                &countries,
+                &asns,
             ],
         )
         .await?;
@@ -180,7 +193,7 @@ pub async fn admit_batch(
             .ok()
             .filter(|position| *position < admissions.len())
             .ok_or_else(|| {
-                StoreError::Other("playgate_admit_batch_v14: position out of range".into())
+                StoreError::Other("playgate_admit_batch_v17: position out of range".into())
             })?;
         let refusal: Option<&str> = row.get(1);
         let active_sessions: i64 = row.get(3);
@@ -196,7 +209,7 @@ pub async fn admit_batch(
             Some(code) => AdmitOutcome::Refused {
                 refusal: Refusal::parse(code).ok_or_else(|| {
                     StoreError::Other(format!(
-                        "playgate_admit_batch_v14: unknown refusal '{code}'"
+                        "playgate_admit_batch_v17: unknown refusal '{code}'"
                     ))
                 })?,
                 active_sessions,
@@ -207,7 +220,7 @@ pub async fn admit_batch(
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| {
-            StoreError::Other("playgate_admit_batch_v14 left an admission unanswered".into())
+            StoreError::Other("playgate_admit_batch_v17 left an admission unanswered".into())
         })
 }
 
@@ -537,7 +550,7 @@ pub async fn sweep(
                                LIMIT $1)
              RETURNING id, key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes,
-                       blocked_until, playback_id, cookie_seen, device, packages)
+                       blocked_until, playback_id, cookie_seen, device, packages, country, asn)
              INSERT INTO session_history SELECT * FROM moved",
             params![&MOVE_BATCH],
         )
@@ -590,13 +603,20 @@ pub struct SessionRow {
     /// What the viewer watches on (SPEC §1): the id its streamer, link or
     /// caller sent, else "<client ip> <user agent>".
     pub device: String,
+    /// ISO 3166-1 alpha-2 code GeoIP gave the client address at the start,
+    /// `XX` for an address it has no entry for; null without a country
+    /// database (SPEC §10).
+    pub country: Option<String>,
+    /// Autonomous system number, 0 for no entry; null without an ASN database.
+    pub asn: Option<i64>,
 }
 
 pub async fn get<C: super::Db>(client: &C, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
     let row = client
         .query_typed_opt(
             "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
-                    started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device
+                    started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device,
+                    country, asn
                FROM session_log WHERE id = $1 LIMIT 1",
             params![&id],
         )
@@ -641,7 +661,8 @@ pub async fn list(
         .query_typed(
             &format!(
                 "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
-                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device
+                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device,
+                        country, asn
                    FROM {table} WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
             ),
             params![
@@ -680,5 +701,7 @@ fn session_row(row: &tokio_postgres::Row) -> SessionRow {
         end_reason: row.get(12),
         bytes: row.get(13),
         device: row.get(14),
+        country: row.get(15),
+        asn: row.get(16),
     }
 }

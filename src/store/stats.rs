@@ -6,24 +6,33 @@ use serde::Serialize;
 use super::sql::params;
 use super::{Client, StoreError};
 
-/// Cluster-wide readings for the gauges: viewers per stream, active sessions, users.
+/// Cluster-wide readings for the gauges: viewers per stream and per
+/// country, active sessions, users.
 pub struct ClusterGauges {
     pub viewers_by_stream: Vec<(String, i64)>,
+    /// `XX` for sessions with no country known (no entry, or no database).
+    pub viewers_by_country: Vec<(String, i64)>,
     pub active_sessions: i64,
     pub users: i64,
 }
 
 pub async fn cluster_gauges(client: &Client) -> Result<ClusterGauges, StoreError> {
-    let viewers_by_stream: Vec<(String, i64)> = client
+    // One scan of the active sessions for both groupings.
+    let rows = client
         .query_typed(
-            "SELECT stream, count(*) FROM sessions
-              WHERE ended_at IS NULL AND expires_at > now() GROUP BY stream",
+            "SELECT stream, COALESCE(country, 'XX'), count(*) FROM sessions
+              WHERE ended_at IS NULL AND expires_at > now()
+              GROUP BY GROUPING SETS ((stream), (COALESCE(country, 'XX')))",
             params![],
         )
-        .await?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+        .await?;
+    let (mut viewers_by_stream, mut viewers_by_country) = (Vec::new(), Vec::new());
+    for row in &rows {
+        match row.get::<_, Option<String>>(0) {
+            Some(stream) => viewers_by_stream.push((stream, row.get(2))),
+            None => viewers_by_country.push((row.get(1), row.get(2))),
+        }
+    }
     let active_sessions = viewers_by_stream.iter().map(|(_, count)| count).sum();
     let users: i64 = client
         .query_typed_one("SELECT count(*) FROM users", params![])
@@ -31,6 +40,7 @@ pub async fn cluster_gauges(client: &Client) -> Result<ClusterGauges, StoreError
         .get(0);
     Ok(ClusterGauges {
         viewers_by_stream,
+        viewers_by_country,
         active_sessions,
         users,
     })
@@ -39,6 +49,23 @@ pub async fn cluster_gauges(client: &Client) -> Result<ClusterGauges, StoreError
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StreamStats {
     pub stream: String,
+    #[serde(flatten)]
+    pub figures: WindowFigures,
+}
+
+/// Per country (SPEC §10): `XX` gathers the sessions whose address GeoIP
+/// had no entry for, and those recorded without a country database.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CountryStats {
+    /// ISO 3166-1 alpha-2, or `XX`.
+    pub country: String,
+    #[serde(flatten)]
+    pub figures: WindowFigures,
+}
+
+/// What the statistics tell of one stream or one country over a window.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WindowFigures {
     /// Active sessions now.
     pub viewers: i64,
     /// Sessions started in the window.
@@ -51,20 +78,37 @@ pub struct StreamStats {
     pub peak_viewers: i64,
 }
 
+/// What the window's sessions are grouped by: a column expression of
+/// `session_log` and `sessions`.
+#[derive(Clone, Copy)]
+enum Grouping {
+    Stream,
+    Country,
+}
+
+impl Grouping {
+    fn column(self) -> &'static str {
+        match self {
+            Grouping::Stream => "stream",
+            Grouping::Country => "COALESCE(country, 'XX')",
+        }
+    }
+}
+
 /// Sessions overlapping [from, to): ended ones from the history partitions
 /// the window touches (and the few not moved yet), open ones from the small
 /// active table, so a window at the end of a long history reads only what it
-/// needs.
+/// needs. `{group}` is what they are counted by.
 const WINDOW_SESSIONS: &str = "
     window_sessions AS (
-        SELECT stream, login, started_at, ended_at FROM session_log
+        SELECT {group} AS grp, login, started_at, ended_at FROM session_log
          WHERE ended_at > $1 AND started_at < $2
         UNION ALL
-        SELECT stream, login, started_at, LEAST(expires_at, now()) FROM sessions
+        SELECT {group}, login, started_at, LEAST(expires_at, now()) FROM sessions
          WHERE ended_at IS NULL AND started_at < $2
     ),
     clipped AS (
-        SELECT stream, login, started_at,
+        SELECT grp, login, started_at,
                GREATEST(started_at, $1) AS from_t, LEAST(ended_at, $2) AS to_t
           FROM window_sessions
     )";
@@ -74,47 +118,77 @@ pub async fn streams(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<StreamStats>, StoreError> {
+    Ok(grouped(client, Grouping::Stream, from, to)
+        .await?
+        .into_iter()
+        .map(|(stream, figures)| StreamStats { stream, figures })
+        .collect())
+}
+
+pub async fn countries(
+    client: &Client,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<CountryStats>, StoreError> {
+    Ok(grouped(client, Grouping::Country, from, to)
+        .await?
+        .into_iter()
+        .map(|(country, figures)| CountryStats { country, figures })
+        .collect())
+}
+
+/// The window's figures per group, most viewers now first.
+async fn grouped(
+    client: &Client,
+    grouping: Grouping,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, WindowFigures)>, StoreError> {
+    let group = grouping.column();
+    let window_sessions = WINDOW_SESSIONS.replace("{group}", group);
     let query = format!(
-        "WITH {WINDOW_SESSIONS},
+        "WITH {window_sessions},
          totals AS (
-            SELECT stream,
+            SELECT grp,
                    count(*) FILTER (WHERE started_at >= $1) AS plays,
                    count(DISTINCT login) AS unique_users,
                    COALESCE(sum(GREATEST(extract(epoch FROM to_t - from_t), 0)), 0)::float8 AS watch_seconds
-              FROM clipped GROUP BY stream
+              FROM clipped GROUP BY grp
          ),
          events AS (
-            SELECT stream, from_t AS t, 1 AS delta FROM clipped WHERE to_t > from_t
+            SELECT grp, from_t AS t, 1 AS delta FROM clipped WHERE to_t > from_t
             UNION ALL
-            SELECT stream, to_t, -1 FROM clipped WHERE to_t > from_t
+            SELECT grp, to_t, -1 FROM clipped WHERE to_t > from_t
          ),
          running AS (
-            SELECT stream, sum(delta) OVER (PARTITION BY stream ORDER BY t, delta ROWS UNBOUNDED PRECEDING) AS open
+            SELECT grp, sum(delta) OVER (PARTITION BY grp ORDER BY t, delta ROWS UNBOUNDED PRECEDING) AS open
               FROM events
          ),
-         peaks AS (SELECT stream, max(open)::int8 AS peak FROM running GROUP BY stream),
+         peaks AS (SELECT grp, max(open)::int8 AS peak FROM running GROUP BY grp),
          now_viewing AS (
-            SELECT stream, count(*) AS viewers FROM sessions
-             WHERE ended_at IS NULL AND expires_at > now() GROUP BY stream
+            SELECT {group} AS grp, count(*) AS viewers FROM sessions
+             WHERE ended_at IS NULL AND expires_at > now() GROUP BY 1
          )
-         SELECT COALESCE(t.stream, n.stream), COALESCE(n.viewers, 0), COALESCE(t.plays, 0),
+         SELECT COALESCE(t.grp, n.grp), COALESCE(n.viewers, 0), COALESCE(t.plays, 0),
                 COALESCE(t.unique_users, 0), COALESCE(t.watch_seconds, 0), COALESCE(p.peak, 0)
            FROM totals t
-           FULL JOIN now_viewing n ON n.stream = t.stream
-           LEFT JOIN peaks p ON p.stream = t.stream
+           FULL JOIN now_viewing n ON n.grp = t.grp
+           LEFT JOIN peaks p ON p.grp = t.grp
           ORDER BY 2 DESC, 3 DESC, 1"
     );
     Ok(client
         .query_typed(&query, params![&from, &to])
         .await?
         .iter()
-        .map(|row| StreamStats {
-            stream: row.get(0),
-            viewers: row.get(1),
-            plays: row.get(2),
-            unique_users: row.get(3),
-            watch_seconds: row.get(4),
-            peak_viewers: row.get(5),
+        .map(|row| {
+            let figures = WindowFigures {
+                viewers: row.get(1),
+                plays: row.get(2),
+                unique_users: row.get(3),
+                watch_seconds: row.get(4),
+                peak_viewers: row.get(5),
+            };
+            (row.get(0), figures)
         })
         .collect())
 }

@@ -209,3 +209,159 @@ async fn a_replaced_database_is_loaded_and_a_corrupt_one_keeps_the_old() {
     assert!(served.stop(), "{:#?}", served.log);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Polls `path` (an admin GET) until `check` holds of its answer.
+async fn admin_until(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = app.admin("GET", path, None, 200).await;
+        if check(&answer) {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{path} never matched: {answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn by_field<'a>(items: &'a Value, field: &str, value: &str) -> Option<&'a Value> {
+    items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[field] == value)
+}
+
+/// Each session records where its viewer was at the start (SPEC §10): the
+/// sessions API shows it, active and (moved by the sweeper) ended; the
+/// statistics and the gauge count viewers by country, `XX` for an address
+/// the database has no entry for.
+#[tokio::test]
+async fn sessions_record_the_country_and_asn_and_viewers_are_counted_by_country() {
+    let test = "sessions_record_the_country_and_asn_and_viewers_are_counted_by_country";
+    let Some(python) = writer_python(test) else {
+        return;
+    };
+    let dir = temp_dir();
+    let (country_db, asn_db) = (dir.join("country.mmdb"), dir.join("asn.mmdb"));
+    make_mmdb(&python, "country", &country_db, COUNTRIES);
+    make_mmdb(&python, "asn", &asn_db, ASNS);
+    let app = spawn_app_with(|settings| {
+        settings.geoip.country_db = Some(country_db.clone());
+        settings.geoip.asn_db = Some(asn_db.clone());
+        settings.stats_interval = Duration::from_secs(1);
+        settings.sweep_interval = Duration::from_secs(1);
+    })
+    .await;
+    seed_admins(&app).await;
+    app.create(user("alice").token("alice-token").limit(10))
+        .await;
+    // bob's device limit sends his starts down the one-by-one admission
+    // (sql/V17 playgate_admit_v17), alice's take the batch's common path.
+    app.create(user("bob").token("bob-token")).await;
+    app.admin(
+        "PATCH",
+        "/api/v1/users/bob",
+        Some(json!({"max_devices": 10})),
+        200,
+    )
+    .await;
+    let start = |ip: &str, session: &str, event: &str| {
+        let token = if session < "2" {
+            "alice-token"
+        } else {
+            "bob-token"
+        };
+        json!({"stream": "news", "ip": ip, "token": token, "session": session, "event": event})
+    };
+    // (client, country, asn): RU in AS64500; RU outside every AS network;
+    // DE in AS64501; no entry in either database.
+    let viewers = [
+        ("192.0.2.10", "RU", 64500),
+        ("192.0.2.200", "RU", 0),
+        ("203.0.113.9", "DE", 64501),
+        ("100.64.0.1", "XX", 0),
+    ];
+    for (n, (ip, _, _)) in viewers.iter().enumerate() {
+        let decision = app.decide(start(ip, &n.to_string(), "start")).await;
+        assert_eq!(reason(&decision), "ok", "{ip}: {decision}");
+    }
+    let active = app.admin("GET", "/api/v1/sessions", None, 200).await;
+    for (ip, country, asn) in viewers {
+        let session = by_field(&active, "client_ip", ip).unwrap_or_else(|| panic!("{active}"));
+        assert_eq!(session["country"], country, "{session}");
+        assert_eq!(session["asn"], asn, "{session}");
+    }
+
+    // The German viewer stops: the ended session keeps where it was.
+    app.decide(start("203.0.113.9", "2", "stop")).await;
+    let ended = admin_until(&app, "/api/v1/sessions?state=ended", |page| {
+        page["total"] == 1
+    })
+    .await;
+    assert_eq!(ended["items"][0]["country"], "DE", "{ended}");
+    assert_eq!(ended["items"][0]["asn"], 64501, "{ended}");
+
+    let countries = app.admin("GET", "/api/v1/stats/countries", None, 200).await;
+    let ru = by_field(&countries, "country", "RU").unwrap_or_else(|| panic!("{countries}"));
+    assert_eq!(
+        (&ru["viewers"], &ru["plays"]),
+        (&json!(2), &json!(2)),
+        "{ru}"
+    );
+    assert_eq!(ru["unique_users"], 1, "alice alone: {ru}");
+    let de = by_field(&countries, "country", "DE").unwrap_or_else(|| panic!("{countries}"));
+    assert_eq!(
+        (&de["viewers"], &de["plays"]),
+        (&json!(0), &json!(1)),
+        "{de}"
+    );
+    let unknown = by_field(&countries, "country", "XX").unwrap_or_else(|| panic!("{countries}"));
+    assert_eq!(unknown["viewers"], 1, "{unknown}");
+    assert_eq!(
+        countries["items"][0]["country"], "RU",
+        "most viewers first: {countries}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let samples = parse_metrics(&app.metrics_text().await);
+        let gauge = |country: &str| {
+            samples
+                .get(&format!(
+                    r#"playgate_viewers_by_country{{country="{country}"}}"#
+                ))
+                .copied()
+        };
+        if gauge("RU") == Some(2.0) && gauge("XX") == Some(1.0) && gauge("DE").is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gauge never matched: {samples:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Without GeoIP databases a session records no country and no ASN, and
+/// the statistics count every viewer as `XX` (SPEC §10).
+#[tokio::test]
+async fn without_databases_sessions_record_no_country() {
+    let app = spawn_app().await;
+    seed_admins(&app).await;
+    app.create(user("alice").token("alice-token")).await;
+    let decision = app.decide(play_from("192.0.2.10", "news")).await;
+    assert_eq!(reason(&decision), "ok", "{decision}");
+    let active = app.admin("GET", "/api/v1/sessions", None, 200).await;
+    assert_eq!(active["items"][0]["country"], Value::Null, "{active}");
+    assert_eq!(active["items"][0]["asn"], Value::Null, "{active}");
+    let countries = app.admin("GET", "/api/v1/stats/countries", None, 200).await;
+    assert_eq!(
+        countries["items"].as_array().unwrap().len(),
+        1,
+        "{countries}"
+    );
+    assert_eq!(countries["items"][0]["country"], "XX");
+    assert_eq!(countries["items"][0]["viewers"], 1);
+}

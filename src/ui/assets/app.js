@@ -552,7 +552,7 @@ pages.sessions = function () {
       who,
       { title: "Stream", render: s => s.stream },
       { title: "Device", render: deviceCell },
-      { title: "From", render: s => s.client_ip },
+      { title: "From", render: fromCell },
       { title: "Streamer", cls: "hide-narrow", render: s => `${s.streamer || "—"} (${s.dialect})` },
       { title: "Protocol", cls: "hide-narrow", render: s => s.protocol || "—" },
       { title: "For", cls: "num", render: s => h("span", { title: "since " + fmtTime(s.started_at), text: fmtDuration((now - new Date(s.started_at)) / 1000) }) },
@@ -568,7 +568,7 @@ pages.sessions = function () {
       who,
       { title: "Stream", render: s => s.stream },
       { title: "Device", render: deviceCell },
-      { title: "From", cls: "hide-narrow", render: s => s.client_ip },
+      { title: "From", cls: "hide-narrow", render: fromCell },
       { title: "Streamer", cls: "hide-narrow", render: s => `${s.streamer || "—"} (${s.dialect})` },
       { title: "Started", cls: "hide-narrow", render: s => fmtTime(s.started_at) },
       { title: "Ended", render: s => fmtTime(s.ended_at) },
@@ -676,6 +676,13 @@ pages.stats = function () {
   }
   load();
 };
+// A session's client address, with the country and AS GeoIP gave it at
+// the start where a database is configured (null otherwise).
+function fromCell(s) {
+  const where = [s.country, s.asn ? "AS" + s.asn : null].filter(Boolean).join(" · ");
+  return [h("span", { text: s.client_ip }),
+    where ? h("span", { class: "muted", "data-testid": "session-geo", text: " " + where }) : null];
+}
 // A country code with its name in the browser's language; XX: no GeoIP entry.
 function countryCell(code) {
   let name = "";
