@@ -18,7 +18,7 @@ pub mod validate;
 
 pub use error_chain::ErrorChain;
 pub use geo::Geo;
-pub use glob::glob_matches;
+pub use glob::{glob_matches, Glob};
 pub use login::Login;
 pub use modes::{HlsContinuation, LimitPolicy, OnDbError, SessionCommit, Zapping};
 pub use network::{canonical_ip, canonical_network, parse_network};

@@ -7,13 +7,14 @@
 //! its own values, plus the few that could not be filed, and checks them in
 //! position order. First match wins.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::prefix::FastMap;
-use crate::domain::access_rule::{AccessRuleRecord, RuleConditions};
-use crate::domain::{canonical_ip, canonical_network, glob_matches, RuleAction};
+use crate::domain::access_rule::{AccessRuleRecord, RuleConditions, CONDITIONS};
+use crate::domain::{canonical_ip, canonical_network, Glob, RuleAction};
 
 /// What the rules look at in a request.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +46,58 @@ struct Compiled {
     action: RuleAction,
     conditions: RuleConditions,
     countries: Vec<[u8; 2]>,
+    /// The conditions' globs, each made ready once.
+    streams: Vec<Glob>,
+    referers: Vec<Glob>,
+    user_agents: Vec<Glob>,
+    /// The negated conditions, read for every condition of every candidate.
+    negated: Negated,
 }
+
+/// A set of `CONDITIONS` names, one bit each.
+#[derive(Clone, Copy, Debug, Default)]
+struct Negated(u16);
+
+impl Negated {
+    const NETWORKS: Negated = Negated::bit("networks");
+    const COUNTRIES: Negated = Negated::bit("countries");
+    const ASNS: Negated = Negated::bit("asns");
+    const USER_AGENTS: Negated = Negated::bit("user_agents");
+    const REFERERS: Negated = Negated::bit("referers");
+    const STREAMS: Negated = Negated::bit("streams");
+    const PROTOCOLS: Negated = Negated::bit("protocols");
+    const DIALECTS: Negated = Negated::bit("dialects");
+
+    /// A name's bit, found when the program is compiled.
+    const fn bit(name: &str) -> Negated {
+        let mut at = 0;
+        while at < CONDITIONS.len() {
+            // The names are lower case: the one string comparison a const fn has.
+            if name.eq_ignore_ascii_case(CONDITIONS[at]) {
+                return Negated(1 << at);
+            }
+            at += 1;
+        }
+        panic!("not a condition name");
+    }
+
+    fn of(conditions: &RuleConditions) -> Negated {
+        let bits = CONDITIONS
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| conditions.negated(name))
+            .fold(0, |bits, (at, _)| bits | 1 << at);
+        Negated(bits)
+    }
+
+    fn has(self, condition: Negated) -> bool {
+        self.0 & condition.0 != 0
+    }
+}
+
+/// At most this many candidate lists are merged in place; a request that
+/// gathers more (rules filed under very many prefix lengths) sorts a copy.
+const MERGED_LISTS: usize = 16;
 
 #[derive(Debug, Default)]
 pub struct AccessRules {
@@ -56,6 +108,10 @@ pub struct AccessRules {
     by_asn: FastMap<u32, Vec<u32>>,
     by_country: FastMap<[u8; 2], Vec<u32>>,
     by_stream: FastMap<String, Vec<u32>>,
+    /// Stream globs by the text before their first `*` (`sport/` of
+    /// `sport/*`: a territory lock), and the lengths of those prefixes.
+    by_stream_prefix: FastMap<String, Vec<u32>>,
+    stream_prefix_lengths: Vec<usize>,
     by_dialect: FastMap<String, Vec<u32>>,
     by_protocol: FastMap<String, Vec<u32>>,
     /// Rules with no condition that could be looked up: checked always.
@@ -83,6 +139,10 @@ impl AccessRules {
             set.rules.push(Compiled {
                 id: record.id,
                 action: record.action,
+                negated: Negated::of(&record.conditions),
+                streams: globs(&record.conditions.streams),
+                referers: globs(&record.conditions.referers),
+                user_agents: globs(&record.conditions.user_agents),
                 conditions: record.conditions,
                 countries,
             });
@@ -134,6 +194,21 @@ impl AccessRules {
                     .or_default()
                     .push(place);
             }
+        } else if usable("streams", !c.streams.is_empty())
+            && c.streams.iter().all(|s| !s.starts_with('*'))
+        {
+            // A stream the glob matches starts with its literal prefix.
+            for stream in &c.streams {
+                let prefix = stream.split('*').next().unwrap_or_default();
+                let places = self.by_stream_prefix.entry(prefix.to_string()).or_default();
+                // Two patterns of one rule with one prefix: filed once.
+                if places.last() != Some(&place) {
+                    places.push(place);
+                }
+                if !self.stream_prefix_lengths.contains(&prefix.len()) {
+                    self.stream_prefix_lengths.push(prefix.len());
+                }
+            }
         } else if usable("dialects", !c.dialects.is_empty()) {
             for dialect in &c.dialects {
                 self.by_dialect
@@ -181,80 +256,149 @@ impl AccessRules {
             return None;
         }
         let ip = canonical_ip(subject.ip);
-        let mut candidates: Vec<u32> = self.unfiled.clone();
+        let mut candidates = Candidates::default();
+        let mut gather = |places| candidates.add(places);
+        gather(Some(&self.unfiled));
         for (len, v6, networks) in &self.by_network {
             if *v6 != ip.is_ipv6() {
                 continue;
             }
-            let Ok(network) = IpNet::new(ip, *len) else {
-                continue;
-            };
-            if let Some(places) = networks.get(&network.trunc()) {
-                candidates.extend_from_slice(places);
+            if let Ok(network) = IpNet::new(ip, *len) {
+                gather(networks.get(&network.trunc()));
             }
         }
-        let mut gather = |places: Option<&Vec<u32>>| {
-            if let Some(places) = places {
-                candidates.extend_from_slice(places);
-            }
-        };
         gather(self.by_asn.get(&subject.asn));
         gather(self.by_country.get(&subject.country));
         gather(self.by_stream.get(subject.stream));
+        for &len in &self.stream_prefix_lengths {
+            if let Some(prefix) = subject.stream.get(..len) {
+                gather(self.by_stream_prefix.get(prefix));
+            }
+        }
         gather(self.by_dialect.get(subject.dialect));
         gather(self.by_protocol.get(subject.protocol));
-        if candidates.is_empty() {
-            return None;
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
         // Lower-cased once, and only if a candidate looks at it.
-        let mut user_agent: Option<String> = None;
-        candidates.iter().find_map(|&place| {
+        let mut user_agent: Option<Cow<str>> = None;
+        let mut decides = |place: u32| {
             let rule = &self.rules[place as usize];
             rule.matches(subject, ip, &mut user_agent)
                 .then_some(RuleMatch {
                     id: rule.id,
                     action: rule.action,
                 })
-        })
+        };
+        let Candidates {
+            mut lists,
+            gathered,
+            overflow,
+        } = candidates;
+        if !overflow.is_empty() {
+            let mut places: Vec<u32> = lists
+                .iter()
+                .chain(&overflow)
+                .flat_map(|list| list.iter().copied())
+                .collect();
+            places.sort_unstable();
+            places.dedup();
+            return places.into_iter().find_map(decides);
+        }
+        // Merged in position order without a copy: the lowest head next,
+        // a place filed under several lists checked once.
+        let lists = &mut lists[..gathered];
+        loop {
+            let place = lists
+                .iter()
+                .filter_map(|list| list.first())
+                .min()
+                .copied()?;
+            for list in lists.iter_mut() {
+                if list.first() == Some(&place) {
+                    *list = &list[1..];
+                }
+            }
+            if let Some(found) = decides(place) {
+                return Some(found);
+            }
+        }
+    }
+}
+
+/// The lists of places a request gathered, each in position order.
+struct Candidates<'a> {
+    lists: [&'a [u32]; MERGED_LISTS],
+    gathered: usize,
+    overflow: Vec<&'a [u32]>,
+}
+
+impl Default for Candidates<'_> {
+    fn default() -> Self {
+        Candidates {
+            lists: [&[]; MERGED_LISTS],
+            gathered: 0,
+            overflow: Vec::new(),
+        }
+    }
+}
+
+impl<'a> Candidates<'a> {
+    fn add(&mut self, places: Option<&'a Vec<u32>>) {
+        match places {
+            Some(places) if self.gathered < MERGED_LISTS => {
+                self.lists[self.gathered] = places;
+                self.gathered += 1;
+            }
+            Some(places) => self.overflow.push(places),
+            None => {}
+        }
     }
 }
 
 impl Compiled {
-    fn matches(&self, s: &RuleSubject, ip: IpAddr, user_agent: &mut Option<String>) -> bool {
+    fn matches<'s>(
+        &self,
+        s: &RuleSubject<'s>,
+        ip: IpAddr,
+        user_agent: &mut Option<Cow<'s, str>>,
+    ) -> bool {
         let c = &self.conditions;
         // Each condition the rule has: any value matches, or, negated, none.
-        let holds = |name: &str, any: bool| any != c.negated(name);
+        let holds = |condition: Negated, any: bool| any != self.negated.has(condition);
         if !c.networks.is_empty()
             && !holds(
-                "networks",
+                Negated::NETWORKS,
                 // Stored canonical (parse_network): IPv4-mapped as IPv4.
                 c.networks.iter().any(|n| n.contains(&ip)),
             )
         {
             return false;
         }
-        if !self.countries.is_empty() && !holds("countries", self.countries.contains(&s.country)) {
+        if !self.countries.is_empty()
+            && !holds(Negated::COUNTRIES, self.countries.contains(&s.country))
+        {
             return false;
         }
-        if !c.asns.is_empty() && !holds("asns", c.asns.contains(&s.asn)) {
+        if !c.asns.is_empty() && !holds(Negated::ASNS, c.asns.contains(&s.asn)) {
             return false;
         }
         if !c.streams.is_empty()
             && !holds(
-                "streams",
-                c.streams.iter().any(|p| glob_matches(p, s.stream)),
+                Negated::STREAMS,
+                self.streams.iter().any(|glob| glob.matches(s.stream)),
             )
         {
             return false;
         }
         if !c.protocols.is_empty()
-            && !holds("protocols", c.protocols.iter().any(|p| p == s.protocol))
+            && !holds(
+                Negated::PROTOCOLS,
+                c.protocols.iter().any(|p| p == s.protocol),
+            )
         {
             return false;
         }
-        if !c.dialects.is_empty() && !holds("dialects", c.dialects.iter().any(|d| d == s.dialect)) {
+        if !c.dialects.is_empty()
+            && !holds(Negated::DIALECTS, c.dialects.iter().any(|d| d == s.dialect))
+        {
             return false;
         }
         if !c.referers.is_empty() {
@@ -262,20 +406,40 @@ impl Compiled {
             let Some(host) = s.referer_host else {
                 return false;
             };
-            if !holds("referers", c.referers.iter().any(|p| glob_matches(p, host))) {
+            if !holds(
+                Negated::REFERERS,
+                self.referers.iter().any(|glob| glob.matches(host)),
+            ) {
                 return false;
             }
         }
         if !c.user_agents.is_empty() {
-            let agent = user_agent.get_or_insert_with(|| s.user_agent.to_lowercase());
+            let agent = user_agent.get_or_insert_with(|| lower_case(s.user_agent));
             if !holds(
-                "user_agents",
-                c.user_agents.iter().any(|p| glob_matches(p, agent)),
+                Negated::USER_AGENTS,
+                self.user_agents.iter().any(|glob| glob.matches(agent)),
             ) {
                 return false;
             }
         }
         true
+    }
+}
+
+fn globs(patterns: &[String]) -> Vec<Glob> {
+    patterns.iter().map(|pattern| Glob::new(pattern)).collect()
+}
+
+/// The patterns are lower case; a user agent is copied only when it has
+/// capitals ("Mozilla/5.0", "VLC/3.0" do; many players' do not).
+fn lower_case(text: &str) -> Cow<'_, str> {
+    if text
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
