@@ -1,6 +1,7 @@
 //! `/api/v1/ip-rules` and `/api/v1/ip-rules/{id}`.
 
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -10,6 +11,7 @@ use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
+use crate::import::user_input::present;
 
 use crate::store::ip_rules::{self, IpRuleRow};
 
@@ -21,6 +23,43 @@ pub struct IpRuleInput {
     /// `allow` (may watch without credentials) or `deny` (may never watch).
     pub action: Option<String>,
     pub comment: Option<String>,
+    /// RFC 3339, in the future: the rule stops applying then (a temporary
+    /// ban). Absent or `null` = for good.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<String>>,
+}
+
+/// `PATCH /api/v1/ip-rules/{id}`: what can change in place. `network` and
+/// `action` are what the rule is; they are refused (422), not ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpRulePatch {
+    #[schema(value_type = Option<String>)]
+    pub network: Option<serde_json::Value>,
+    #[schema(value_type = Option<String>)]
+    pub action: Option<serde_json::Value>,
+    pub comment: Option<String>,
+    /// RFC 3339, in the future; `null` = for good; absent = unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<String>>,
+}
+
+/// A given expiry: an RFC 3339 time still to come (a ban that has
+/// already ended would be stored and never apply).
+fn expiry(value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let at = validate::time("expires_at", value)?;
+    if at <= Utc::now() {
+        return Err(ApiError::invalid(
+            "expires_at",
+            "must be in the future (null: for good)",
+        ));
+    }
+    Ok(Some(at))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -72,9 +111,11 @@ pub async fn create(
         .ok_or_else(|| ApiError::invalid("action", "action is required (allow or deny)"))
         .and_then(|a| Ok(validate::action(a)?))?;
     let comment = validate::text("comment", input.comment.as_deref().unwrap_or(""))?;
+    let expires_at = expiry(input.expires_at.flatten().as_deref())?;
     let row = audited(&state, &caller, async |transaction| {
-        let row = ip_rules::insert(transaction, network, action, &comment).await?;
-        let changes = json!({"network": row.network, "action": row.action, "comment": row.comment});
+        let row = ip_rules::insert(transaction, network, action, &comment, expires_at).await?;
+        let changes = json!({"network": row.network, "action": row.action, "comment": row.comment,
+                             "expires_at": row.expires_at});
         let entry = Audit::policy("create", "ip_rule", row.id.to_string(), changes);
         Ok((row, entry))
     })
@@ -97,6 +138,62 @@ pub async fn get(
     let row = ip_rules::get(&client, rule)
         .await?
         .ok_or_else(|| ApiError::no_such("ip rule", &id))?;
+    Ok(HttpResponse::Ok().json(row))
+}
+
+#[utoipa::path(patch, path = "/api/v1/ip-rules/{id}", tag = "ip-rules", params(("id" = i64, Path)),
+    request_body = IpRulePatch,
+    description = "Changes the comment or the expiry in place (a ban made temporary, extended or made permanent). The network and the action are the rule itself: another pair is another rule (POST).",
+    responses((status = 200, body = IpRuleRow), (status = 400, body = ErrorBody), (status = 401), (status = 403),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn update(
+    AdminJson(caller, input): AdminJson<IpRulePatch>,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let rule = rule_id(&id)?;
+    for (field, given) in [("network", &input.network), ("action", &input.action)] {
+        if given.is_some() {
+            return Err(ApiError::invalid(
+                field,
+                "cannot be changed in place: create a rule for it and delete this one",
+            ));
+        }
+    }
+    let comment = input
+        .comment
+        .as_deref()
+        .map(|comment| validate::text("comment", comment))
+        .transpose()?;
+    let expires_at = input
+        .expires_at
+        .map(|given| expiry(given.as_deref()))
+        .transpose()?;
+    let row = audited(&state, &caller, async |transaction| {
+        let before = ip_rules::get_for_update(transaction, rule)
+            .await?
+            .ok_or_else(|| ApiError::no_such("ip rule", &id))?;
+        let row = ip_rules::update(
+            transaction,
+            rule,
+            comment.as_deref().unwrap_or(&before.comment),
+            expires_at.unwrap_or(before.expires_at),
+        )
+        .await?
+        .ok_or_else(|| ApiError::no_such("ip rule", &id))?;
+        let changes = json!({
+            "network": row.network,
+            "action": row.action,
+            "before": {"comment": before.comment, "expires_at": before.expires_at},
+            "after": {"comment": row.comment, "expires_at": row.expires_at},
+        });
+        Ok((
+            row,
+            Audit::policy("update", "ip_rule", id.as_str(), changes),
+        ))
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(row))
 }
 

@@ -69,6 +69,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/ip-rules", web::get().to(ip_rules::list))
             .route("/ip-rules", web::post().to(ip_rules::create))
             .route("/ip-rules/{id}", web::get().to(ip_rules::get))
+            .route("/ip-rules/{id}", web::patch().to(ip_rules::update))
             .route("/ip-rules/{id}", web::delete().to(ip_rules::delete))
             .route("/access-rules", web::get().to(access_rules::list))
             .route("/access-rules", web::post().to(access_rules::create))

@@ -29,6 +29,7 @@ use super::{
     ip_rules::list,
     ip_rules::create,
     ip_rules::get,
+    ip_rules::update,
     ip_rules::delete,
     access_rules::list,
     access_rules::create,

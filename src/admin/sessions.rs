@@ -23,9 +23,15 @@ pub struct SessionQuery {
     pub user: Option<String>,
     pub stream: Option<String>,
     pub streamer: Option<String>,
+    /// A piece of the login, the stream or the client IP, in any case
+    /// (`sport` finds `sport/football1` and the user `sporty`).
+    pub q: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
+
+/// Longer than any login, stream name or address.
+const MAX_SEARCH: usize = 256;
 
 fn session_id(id: &str) -> Result<Uuid, ApiError> {
     id.parse().map_err(|_| ApiError::no_such("session", id))
@@ -54,11 +60,22 @@ pub async fn list(
             ))
         }
     };
+    let search = match query.q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(q) if q.chars().count() > MAX_SEARCH => {
+            return Err(ApiError::invalid(
+                "q",
+                format!("longer than {MAX_SEARCH} characters"),
+            ))
+        }
+        Some(q) => Some(q.to_string()),
+    };
     let filter = SessionFilter {
         ended,
         login: query.user,
         stream: query.stream,
         streamer: query.streamer,
+        search,
     };
     let client = state.pool.get().await?;
     let (items, total) = sessions::list(&client, &filter, limit, offset).await?;

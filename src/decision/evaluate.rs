@@ -280,6 +280,7 @@ mod tests {
         IpRuleRecord {
             network: net(network),
             action,
+            expires_at: None,
         }
     }
 

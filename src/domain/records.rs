@@ -98,6 +98,8 @@ pub struct PackageRecord {
 pub struct IpRuleRecord {
     pub network: IpNet,
     pub action: RuleAction,
+    /// A temporary ban's end: the view drops the rule then.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An enabled signing key of playback links (SPEC §9), as the store reads

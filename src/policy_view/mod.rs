@@ -356,6 +356,17 @@ impl PolicyView {
                     full = Some(Box::pin(self.full_reload()));
                 }
                 let periodic = tokio::time::sleep_until((last_full + PERIODIC_RELOAD).into());
+                // A temporary ban ends on time, not at the next reload.
+                let next_expiry = self.snapshot().ip_rules_next_expiry();
+                let expiry = async move {
+                    match next_expiry {
+                        Some(at) => {
+                            let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     first = notifications.next() => {
                         // Whatever else has arrived is handled as one batch.
@@ -371,12 +382,21 @@ impl PolicyView {
                         pending.full_done(done?);
                     }
                     _ = periodic, if full.is_none() => {}
+                    _ = expiry => self.reload_ip_rules(&client).await?,
                     _ = shutdown.changed() => return Ok(()),
                 }
                 self.answer_syncs(&mut pending);
             }
         }
         .await
+    }
+
+    /// Reads the IP rules again; those past their `expires_at` are left out.
+    async fn reload_ip_rules(&self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
+        let version = self.received.load(Ordering::SeqCst);
+        let records = store::policy::load_ip_rules(client).await?;
+        self.install(|current| current.with_ip_rules(version, records));
+        Ok(())
     }
 
     /// Applies a batch of notifications: re-reads the users, packages or IP
@@ -425,9 +445,7 @@ impl PolicyView {
             self.install(|current| current.with_packages(version, records));
         }
         if ip_rules {
-            let version = self.received.load(Ordering::SeqCst);
-            let records = store::policy::load_ip_rules(client).await?;
-            self.install(|current| current.with_ip_rules(version, records));
+            self.reload_ip_rules(client).await?;
         }
         if signing_keys {
             let version = self.received.load(Ordering::SeqCst);

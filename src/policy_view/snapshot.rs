@@ -136,12 +136,23 @@ impl Overlay {
 struct IpRules {
     deny: PrefixTable<()>,
     allow: PrefixTable<()>,
+    /// The earliest end of a rule in force: the view builds them again then.
+    next_expiry: Option<DateTime<Utc>>,
 }
 
 impl IpRules {
+    /// The rules in force now: those past their `expires_at` are left out.
     fn build(rules: Vec<IpRuleRecord>) -> IpRules {
+        let now = Utc::now();
         let mut built = IpRules::default();
         for rule in rules {
+            match rule.expires_at {
+                Some(at) if at <= now => continue,
+                Some(at) => {
+                    built.next_expiry = Some(built.next_expiry.map_or(at, |next| next.min(at)))
+                }
+                None => {}
+            }
             match rule.action {
                 RuleAction::Deny => built.deny.insert(rule.network, ()),
                 RuleAction::Allow => built.allow.insert(rule.network, ()),
@@ -498,6 +509,11 @@ impl PolicySnapshot {
     /// Step 3: the access rules in force.
     pub fn access_rules(&self) -> &AccessRules {
         &self.access_rules
+    }
+
+    /// When an IP rule in force expires next (SPEC §4: temporary bans).
+    pub fn ip_rules_next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.rules.next_expiry
     }
 
     /// Step 1–2 alone: whether an IP rule settles the request before identity.

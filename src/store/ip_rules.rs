@@ -17,9 +17,11 @@ pub struct IpRuleRow {
     pub action: String,
     pub comment: String,
     pub created_at: DateTime<Utc>,
+    /// When the rule stops applying (a temporary ban); null = never.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, network::text, action, comment, created_at";
+const COLUMNS: &str = "id, network::text, action, comment, created_at, expires_at";
 
 fn rule_row(row: &tokio_postgres::Row) -> IpRuleRow {
     IpRuleRow {
@@ -28,6 +30,7 @@ fn rule_row(row: &tokio_postgres::Row) -> IpRuleRow {
         action: row.get(2),
         comment: row.get(3),
         created_at: row.get(4),
+        expires_at: row.get(5),
     }
 }
 
@@ -80,17 +83,55 @@ pub async fn insert<C: Db>(
     network: IpNet,
     action: RuleAction,
     comment: &str,
+    expires_at: Option<DateTime<Utc>>,
 ) -> Result<IpRuleRow, StoreError> {
     let row = client
         .query_typed_one(
             &format!(
-                "INSERT INTO ip_rules (network, action, comment) VALUES ($1::text::cidr, $2, $3)
-                 RETURNING {COLUMNS}"
+                "INSERT INTO ip_rules (network, action, comment, expires_at)
+                 VALUES ($1::text::cidr, $2, $3, $4) RETURNING {COLUMNS}"
             ),
-            params![&network.trunc().to_string(), &action_str(action), &comment],
+            params![
+                &network.trunc().to_string(),
+                &action_str(action),
+                &comment,
+                &expires_at
+            ],
         )
         .await?;
     Ok(rule_row(&row))
+}
+
+/// The rule, locked until the transaction ends; None when unknown.
+pub async fn get_for_update<C: Db>(client: &C, id: i64) -> Result<Option<IpRuleRow>, StoreError> {
+    Ok(client
+        .query_typed_opt(
+            &format!("SELECT {COLUMNS} FROM ip_rules WHERE id = $1 FOR UPDATE"),
+            params![&id],
+        )
+        .await?
+        .as_ref()
+        .map(rule_row))
+}
+
+/// Sets the comment and the expiry in place (network and action are what
+/// the rule is: another pair is another rule).
+pub async fn update<C: Db>(
+    client: &C,
+    id: i64,
+    comment: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<Option<IpRuleRow>, StoreError> {
+    Ok(client
+        .query_typed_opt(
+            &format!(
+                "UPDATE ip_rules SET comment = $2, expires_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
+            ),
+            params![&id, &comment, &expires_at],
+        )
+        .await?
+        .as_ref()
+        .map(rule_row))
 }
 
 /// Deletes the rule; returns it, or None when unknown.

@@ -94,6 +94,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "session_geo",
         sql: include_str!("../../sql/V17__session_geo.sql"),
     },
+    Migration {
+        version: 18,
+        name: "ip_rule_expiry",
+        sql: include_str!("../../sql/V18__ip_rule_expiry.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -222,13 +222,17 @@ async fn ip_rules_in(
     client: &impl tokio_postgres::GenericClient,
 ) -> Result<Vec<IpRuleRecord>, StoreError> {
     Ok(client
-        .query_typed("SELECT network::text, action FROM ip_rules", params![])
+        .query_typed(
+            "SELECT network::text, action, expires_at FROM ip_rules",
+            params![],
+        )
         .await?
         .into_iter()
         .filter_map(|row| {
             let network: String = row.get(0);
             let action: String = row.get(1);
             Some(IpRuleRecord {
+                expires_at: row.get(2),
                 network: parse_network(&network)?,
                 action: if action == "deny" {
                     RuleAction::Deny

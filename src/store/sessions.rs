@@ -632,6 +632,22 @@ pub struct SessionFilter {
     pub login: Option<String>,
     pub stream: Option<String>,
     pub streamer: Option<String>,
+    /// A piece of the login, the stream or the client address, in any case.
+    pub search: Option<String>,
+}
+
+/// `text` anywhere, as an ILIKE pattern: its own `%`, `_` and `\` literal.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// One page of active sessions (oldest first) or of history (newest first),
@@ -655,20 +671,23 @@ pub async fn list(
     };
     let condition = format!(
         "{state} AND ($1::text IS NULL OR login = $1) AND ($2::text IS NULL OR stream = $2)
-         AND ($3::text IS NULL OR streamer = $3)"
+         AND ($3::text IS NULL OR streamer = $3)
+         AND ($4::text IS NULL OR login ILIKE $4 OR stream ILIKE $4 OR host(client_ip) ILIKE $4)"
     );
+    let search = filter.search.as_deref().map(contains_pattern);
     let rows = client
         .query_typed(
             &format!(
                 "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                         started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device,
                         country, asn
-                   FROM {table} WHERE {condition} ORDER BY {order} LIMIT $4 OFFSET $5"
+                   FROM {table} WHERE {condition} ORDER BY {order} LIMIT $5 OFFSET $6"
             ),
             params![
                 &filter.login,
                 &filter.stream,
                 &filter.streamer,
+                &search,
                 &limit,
                 &offset,
             ],
@@ -677,7 +696,7 @@ pub async fn list(
     let total: i64 = client
         .query_typed_one(
             &format!("SELECT count(*) FROM {table} WHERE {condition}"),
-            params![&filter.login, &filter.stream, &filter.streamer],
+            params![&filter.login, &filter.stream, &filter.streamer, &search],
         )
         .await?
         .get(0);

@@ -647,3 +647,187 @@ async fn every_write_is_audited_without_secrets() {
     assert_eq!(page["items"][0]["action"], "delete");
     assert_eq!(page["items"][0]["object_type"], "user");
 }
+
+/// `?q=` finds sessions by a piece of the login, the stream or the client
+/// address, in any case (SPEC §4); `%` and `_` are literal, and the total
+/// counts every match, not the page.
+#[tokio::test]
+async fn sessions_are_searched_by_a_piece_of_user_stream_or_address() {
+    let app = spawn_admin_app().await;
+    for login in ["sporty", "gina"] {
+        app.admin(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"login": login, "token": format!("{login}-t"), "max_sessions": 10})),
+            201,
+        )
+        .await;
+    }
+    let play = |token: &str, session: &str, stream: &str, ip: &str| json!({"stream": stream, "ip": ip, "token": token, "session": session});
+    for (token, session, stream, ip) in [
+        ("gina-t", "1", "sport/football1", "192.0.2.10"),
+        ("gina-t", "2", "Sport/Tennis", "192.0.2.11"),
+        ("gina-t", "3", "news", "198.51.100.7"),
+        ("sporty-t", "4", "news", "203.0.113.5"),
+        ("gina-t", "5", "kids_100%", "203.0.113.6"),
+    ] {
+        let decision = app.decide(play(token, session, stream, ip)).await;
+        assert_eq!(reason(&decision), "ok", "{decision}");
+    }
+    let found = |q: &str| {
+        let app = &app;
+        let path = format!("/api/v1/sessions?q={q}&limit=2");
+        async move {
+            let page = app.admin("GET", &path, None, 200).await;
+            let mut streams: Vec<String> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["stream"].as_str().unwrap().to_string())
+                .collect();
+            streams.sort();
+            (page["total"].as_i64().unwrap(), streams)
+        }
+    };
+    // "sport": two streams in any case and the user sporty; a page of 2.
+    let (total, page) = found("sport").await;
+    assert_eq!(total, 3);
+    assert_eq!(page.len(), 2);
+    assert_eq!(found("TENNIS").await, (1, vec!["Sport/Tennis".to_string()]));
+    assert_eq!(found("198.51.100").await, (1, vec!["news".to_string()]));
+    assert_eq!(found("%25").await, (1, vec!["kids_100%".to_string()]));
+    assert_eq!(found("s_100").await, (1, vec!["kids_100%".to_string()]));
+    assert_eq!(
+        found("sport_football").await.0,
+        0,
+        "`_` is literal, not any character"
+    );
+    assert_eq!(found("nobody").await, (0, vec![]));
+    // An empty search is no search.
+    assert_eq!(found("%20").await.0, 5);
+    let ended = app
+        .admin("GET", "/api/v1/sessions?state=ended&q=sport", None, 200)
+        .await;
+    assert_eq!(ended["total"], 0);
+    let long = "x".repeat(300);
+    let refused = app
+        .api("GET", &format!("/api/v1/sessions?q={long}"), ADMIN, None)
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["field"].as_str()),
+        (422, Some("q"))
+    );
+}
+
+/// An IP rule changes in place (SPEC §4): the comment alone, and an end
+/// that makes a ban temporary; network and action are the rule itself.
+/// A temporary ban stops applying when its time comes, without any write.
+#[tokio::test]
+async fn an_ip_rule_is_changed_in_place_and_a_temporary_ban_ends_on_time() {
+    let app = spawn_admin_app().await;
+    let rule = app
+        .admin(
+            "POST",
+            "/api/v1/ip-rules",
+            Some(json!({"network": "198.51.100.0/24", "action": "deny", "comment": "abuse"})),
+            201,
+        )
+        .await;
+    let path = format!("/api/v1/ip-rules/{}", rule["id"]);
+    assert_eq!(rule["expires_at"], Value::Null);
+
+    // The comment alone: the same rule, no conflict with itself.
+    let changed = app
+        .admin("PATCH", &path, Some(json!({"comment": "restreamer"})), 200)
+        .await;
+    assert_eq!(
+        (&changed["id"], &changed["comment"], &changed["network"]),
+        (&rule["id"], &json!("restreamer"), &rule["network"])
+    );
+    assert_eq!(
+        app.admin("GET", "/api/v1/ip-rules", None, 200).await["total"],
+        1
+    );
+
+    for (body, field) in [
+        (json!({"network": "203.0.113.0/24"}), "network"),
+        (json!({"action": "allow"}), "action"),
+        (json!({"expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
+        (json!({"expires_at": "tomorrow"}), "expires_at"),
+        (json!({"comment": 7}), ""),
+    ] {
+        let refused = app.api("PATCH", &path, ADMIN, Some(body.clone())).await;
+        match field {
+            "" => assert_eq!(refused.status, 400, "{body}: {}", refused.body),
+            field => assert_eq!(
+                (refused.status, refused.body["field"].as_str()),
+                (422, Some(field)),
+                "{body}: {}",
+                refused.body
+            ),
+        }
+    }
+    assert_eq!(
+        app.api(
+            "PATCH",
+            "/api/v1/ip-rules/999999",
+            ADMIN,
+            Some(json!({"comment": "x"}))
+        )
+        .await
+        .status,
+        404
+    );
+
+    // Made temporary: denied until then, then not, on this replica, with
+    // no write to tell it.
+    let blocked = json!({"stream": "news", "ip": "198.51.100.9"});
+    assert_eq!(reason(&app.decide(blocked.clone()).await), "ip_denied");
+    let until = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let temporary = app
+        .admin(
+            "PATCH",
+            &path,
+            Some(json!({"expires_at": until.to_rfc3339()})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        temporary["expires_at"].as_str().map(|at| at
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            .timestamp()),
+        Some(until.timestamp())
+    );
+    assert_eq!(reason(&app.decide(blocked.clone()).await), "ip_denied");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reason(&app.decide(blocked.clone()).await) == "ip_denied" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ban outlived its end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let late = chrono::Utc::now() - until;
+    println!("ban ended {} ms after its time", late.num_milliseconds());
+    assert!(chrono::Utc::now() >= until, "ended before its time");
+
+    // The change is audited with both values.
+    let audit = app
+        .admin("GET", "/api/v1/audit?object_type=ip_rule", None, 200)
+        .await;
+    let updates: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"] == "update")
+        .collect();
+    assert_eq!(updates.len(), 2, "{audit}");
+    assert!(
+        updates
+            .iter()
+            .any(|entry| entry["changes"]["before"]["comment"] == "abuse"
+                && entry["changes"]["after"]["comment"] == "restreamer"),
+        "{audit}"
+    );
+}

@@ -256,6 +256,7 @@ impl TestApp {
             parse_network(network).unwrap(),
             action,
             "",
+            None,
         )
         .await
         .unwrap();

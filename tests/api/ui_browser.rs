@@ -457,7 +457,17 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     let session = decision["session_id"].as_str().unwrap().to_string();
     browser.goto(&format!("{address}/ui/#/sessions")).await;
     browser.wait_text("198.51.100.7", true).await;
+    browser.wait_text("1 session", true).await;
     browser.screenshot("sessions").await;
+    // The search finds by a piece of the stream in any case; a search
+    // that finds nothing says so, not that nobody watches.
+    browser.fill("#session-q", "sport").await;
+    browser.wait_text("No session matches “sport”.", true).await;
+    assert!(!browser.text().await.contains("Nobody is watching"));
+    browser.fill("#session-q", "NEW").await;
+    browser.wait_text("198.51.100.7", true).await;
+    // Cleared again (the empty list below says "Nobody", not "No session matches").
+    browser.fill("#session-q", "").await;
     browser.click("[data-testid=kick]").await;
     browser.click("[data-testid=confirm-yes]").await;
     browser.wait_text("Nobody is watching", true).await;
@@ -1445,4 +1455,55 @@ async fn signing_keys_and_links_in_the_browser() {
     }
     assert!(!browser.text().await.contains("Signing keys"));
     browser.screenshot("observer-no-keys").await;
+}
+
+/// Editing an IP rule changes it in place (issue 22): the comment alone
+/// used to be a second rule for the same network (409), and a failed
+/// delete left two. The network and the action cannot be edited; an end
+/// makes the ban temporary and shows in the list.
+#[tokio::test]
+async fn an_ip_rule_is_edited_in_place() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    let rule = app
+        .admin(
+            "POST",
+            "/api/v1/ip-rules",
+            Some(json!({"network": "198.51.100.0/24", "action": "deny", "comment": "abuse"})),
+            201,
+        )
+        .await;
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.find("#new-user").await;
+    browser.goto(&format!("{address}/ui/#/ip-rules")).await;
+    browser.wait_text("198.51.100.0/24", true).await;
+    browser.wait_text("for good", true).await;
+    browser.click("[data-testid=rule-edit]").await;
+    browser.find("#f-network[disabled]").await;
+    browser.find("#f-action[disabled]").await;
+    browser.fill("#f-comment", "restreamer").await;
+    // 1 January 2099, 2 pm local time, typed as the datetime-local field takes it.
+    browser.fill("#f-expires_at", "01012099\t0200P").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("Rule saved", true).await;
+    browser.wait_text("restreamer", true).await;
+    let rules = app.admin("GET", "/api/v1/ip-rules", None, 200).await;
+    assert_eq!(rules["total"], 1, "{rules}");
+    let saved = &rules["items"][0];
+    assert_eq!(
+        (&saved["id"], &saved["comment"]),
+        (&rule["id"], &json!("restreamer"))
+    );
+    assert!(
+        saved["expires_at"]
+            .as_str()
+            .is_some_and(|at| at.starts_with("2099-01-01")),
+        "{saved}"
+    );
+    assert!(!browser.text().await.contains("for good"));
+    browser.screenshot("ip-rules").await;
 }

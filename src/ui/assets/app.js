@@ -183,8 +183,8 @@ function pager(total, offset, go) {
   const last = Math.max(0, Math.ceil(total / PAGE) - 1), page = Math.floor(offset / PAGE);
   return h("div", { class: "pager" },
     h("span", { class: "muted", text: total ? `${offset + 1}–${Math.min(total, offset + PAGE)} of ${total}` : "" }),
-    h("button", { type: "button", class: "small", disabled: page <= 0, onclick: () => go(offset - PAGE) }, "‹ Previous"),
-    h("button", { type: "button", class: "small", disabled: page >= last, onclick: () => go(offset + PAGE) }, "Next ›"));
+    h("button", { type: "button", class: "small", "data-key": "page-previous", disabled: page <= 0, onclick: () => go(offset - PAGE) }, "‹ Previous"),
+    h("button", { type: "button", class: "small", "data-key": "page-next", disabled: page >= last, onclick: () => go(offset + PAGE) }, "Next ›"));
 }
 function badge(text, cls) { return h("span", { class: "badge " + (cls || "") , text }); }
 // A limit's input (max_sessions, max_devices, max_viewers): empty = none.
@@ -533,20 +533,25 @@ function deviceCell(s) {
 pages.sessions = function () {
   const ended = new URLSearchParams(location.hash.split("?")[1] || "").get("state") === "ended";
   let offset = 0;
-  const user = h("input", { type: "search", id: "session-user", placeholder: "User", "aria-label": "Filter by user" });
-  const stream = h("input", { type: "search", id: "session-stream", placeholder: "Stream", "aria-label": "Filter by stream" });
+  // One search box: a piece of the user, the stream or the address (?q=, any case).
+  const search = h("input", { type: "search", id: "session-q", placeholder: "User, stream or address", "aria-label": "Search sessions" });
   const list = h("div", { tabindex: "-1" });
   const stamp = h("span", { class: "muted", id: "sessions-updated" });
   const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
   put(main(), h("h1", { text: ended ? "Session history" : "Live sessions" }),
     h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
       view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?state=ended", "History", ended, "view-ended")),
-    h("div", { class: "toolbar" }, h("div", { class: "grow" }, user), h("div", { class: "grow" }, stream), stamp), list);
+    h("div", { class: "toolbar" }, h("div", { class: "grow" }, search), stamp), list);
   let debounce;
-  for (const input of [user, stream]) input.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
+  for (const event of ["input", "change"]) search.addEventListener(event, () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
+  // What an empty list says: nobody at all, or nobody the search finds.
+  const none = (nobody) => search.value.trim() ? `No session matches “${search.value.trim()}”.` : nobody;
   const who = { title: "User", render: s => s.user ? h("strong", { text: s.user }) : h("span", { class: "muted", text: "anonymous" }) };
   async function loadLive() {
-    const page = await api("GET", "/api/v1/sessions" + query({ user: user.value.trim(), stream: stream.value.trim(), limit: 500 }));
+    const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), limit: PAGE, offset }));
+    // Paged by the API, the total counted there: a page past the end after
+    // viewers left goes back to the last one.
+    if (!page.items.length && offset > 0 && page.total > 0) { offset = Math.floor((page.total - 1) / PAGE) * PAGE; return loadLive(); }
     const now = Date.now();
     refresh(list, table([
       who,
@@ -559,11 +564,12 @@ pages.sessions = function () {
       { title: "", cls: "actions", render: s => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
         if (!await confirmDialog(`Kick ${s.user || "this viewer"} off ${s.stream}?`, "Kick")) return;
         try { await api("DELETE", `/api/v1/sessions/${s.id}`); toast("Session kicked"); load(); } catch (e) { toast(e.message); }
-      } }, "Kick") : "" }], page.items, "Nobody is watching right now."),
-      page.total > page.items.length ? h("p", { class: "muted", text: `Showing ${page.items.length} of ${page.total}.` }) : null);
+      } }, "Kick") : "" }], page.items, none("Nobody is watching right now.")),
+      h("p", { class: "muted", "data-testid": "sessions-total", text: page.total === 1 ? "1 session" : `${page.total} sessions` }),
+      page.total > PAGE ? pager(page.total, offset, next => { offset = Math.max(0, next); load(); }) : null);
   }
   async function loadEnded() {
-    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", user: user.value.trim(), stream: stream.value.trim(), limit: PAGE, offset }));
+    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(), limit: PAGE, offset }));
     put(list, table([
       who,
       { title: "Stream", render: s => s.stream },
@@ -573,7 +579,7 @@ pages.sessions = function () {
       { title: "Started", cls: "hide-narrow", render: s => fmtTime(s.started_at) },
       { title: "Ended", render: s => fmtTime(s.ended_at) },
       { title: "Watched", cls: "num", render: s => s.ended_at ? fmtDuration((new Date(s.ended_at) - new Date(s.started_at)) / 1000) : "—" },
-      { title: "End reason", render: s => endReason(s.end_reason) }], page.items, "No ended sessions."),
+      { title: "End reason", render: s => endReason(s.end_reason) }], page.items, none("No ended sessions.")),
       pager(page.total, offset, next => { offset = Math.max(0, next); load(); }),
       reasonLegend());
   }
@@ -791,9 +797,10 @@ pages["ip-rules"] = function () {
         { title: "Network", render: r => h("strong", { text: r.network }) },
         { title: "Action", render: r => badge(r.action, r.action === "allow" ? "on" : "off") },
         { title: "Comment", render: r => r.comment },
+        { title: "Until", render: ruleUntil },
         { title: "Created", cls: "hide-narrow", render: r => fmtTime(r.created_at) },
         { title: "", cls: "actions", render: r => isAdmin() ? [
-          h("button", { type: "button", class: "small", onclick: () => ruleForm(r, load) }, "Edit"),
+          h("button", { type: "button", class: "small", "data-testid": "rule-edit", onclick: () => ruleForm(r, load) }, "Edit"),
           h("button", { type: "button", class: "small danger", onclick: async () => {
             if (!await confirmDialog(`Delete the ${r.action} rule for ${r.network}?`, "Delete")) return;
             try { await api("DELETE", `/api/v1/ip-rules/${r.id}`); toast("Rule deleted"); load(); } catch (e) { toast(e.message); }
@@ -802,18 +809,28 @@ pages["ip-rules"] = function () {
   }
   load();
 };
+// A rule's end: "for good", the time it stops applying, or that it has.
+function ruleUntil(r) {
+  if (!r.expires_at) return h("span", { class: "muted", text: "for good" });
+  const ended = new Date(r.expires_at) <= new Date();
+  return ended ? badge("ended " + fmtTime(r.expires_at), "off") : h("span", { text: fmtTime(r.expires_at) });
+}
+// A new rule takes every field; an existing one changes in place (PATCH:
+// comment and end), its network and action being what the rule is.
 function ruleForm(r, reload) {
-  const v = r || { network: "", action: "deny", comment: "" };
-  const action = h("select", {}, ["deny", "allow"].map(a => h("option", { value: a, selected: v.action === a }, a)));
+  const v = r || { network: "", action: "deny", comment: "", expires_at: null };
+  const action = h("select", { disabled: !!r }, ["deny", "allow"].map(a => h("option", { value: a, selected: v.action === a }, a)));
+  const network = h("input", { value: v.network, required: true, disabled: !!r });
+  const until = h("input", { type: "datetime-local", value: v.expires_at ? toLocalInput(new Date(v.expires_at)) : "" });
   const content = h("div", { class: "grid" },
-    field("network", "Network (IP or CIDR)", h("input", { value: v.network, required: true })),
+    field("network", "Network (IP or CIDR)", network, r ? "A rule for another network or action is another rule: create it." : null),
     field("action", "Action", action),
-    field("comment", "Comment", h("input", { value: v.comment })));
+    field("comment", "Comment", h("input", { value: v.comment })),
+    field("expires_at", "Until (empty: for good)", until, "A temporary ban stops applying at this time."));
   formDialog(r ? `Edit rule ${r.network}` : "New IP rule", content, async form => {
-    const body = { network: form.elements.network.value.trim(), action: action.value, comment: form.elements.comment.value.trim() };
-    // The API has no PATCH for rules: an edit creates the new rule, then removes the old one.
-    await api("POST", "/api/v1/ip-rules", body);
-    if (r) await api("DELETE", `/api/v1/ip-rules/${r.id}`);
+    const comment = form.elements.comment.value.trim(), expires_at = fromLocalInput(until.value);
+    if (r) await api("PATCH", `/api/v1/ip-rules/${r.id}`, { comment, expires_at });
+    else await api("POST", "/api/v1/ip-rules", { network: network.value.trim(), action: action.value, comment, expires_at });
     toast("Rule saved"); reload();
   });
 }
