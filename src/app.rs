@@ -141,6 +141,11 @@ impl Application {
             Arc::clone(&state.engine),
             stop_signal.clone(),
         ));
+        tokio::spawn(upkeep::write_denial_counts(
+            Arc::clone(&state.engine),
+            settings.stats_interval,
+            stop_signal.clone(),
+        ));
         tokio::spawn(upkeep::follow_session_ends(
             Arc::clone(&state.engine),
             settings.database.listen.clone(),

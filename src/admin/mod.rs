@@ -88,6 +88,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/audit", web::get().to(audit::list))
             .route("/stats/streams", web::get().to(stats::streams))
             .route("/stats/countries", web::get().to(stats::countries))
+            .route("/stats/denials", web::get().to(stats::denials))
             .route("/stats/users/{login}", web::get().to(stats::user))
             .route("/stats/timeline", web::get().to(timeline::timeline))
             .route("/login", web::post().to(login::login))

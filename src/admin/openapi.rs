@@ -49,6 +49,7 @@ use super::{
     import::import,
     stats::streams,
     stats::countries,
+    stats::denials,
     stats::user,
     timeline::timeline,
     login::login,

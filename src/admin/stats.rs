@@ -87,6 +87,38 @@ pub async fn countries(
     Ok(HttpResponse::Ok().json(CountryStatsList { items }))
 }
 
+/// Denials of one reason in the window.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DenialStats {
+    /// A reason code of SPEC §2 (`session_limit` is how account sharing shows).
+    pub reason: String,
+    pub count: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DenialStatsList {
+    pub items: Vec<DenialStats>,
+}
+
+#[utoipa::path(get, path = "/api/v1/stats/denials", tag = "stats", params(WindowQuery),
+    description = "Denials per reason over the window, most first, from the per-minute counts every replica writes every PLAYGATE_STATS_INTERVAL (whole minutes: a minute counts when it starts inside the window).",
+    responses((status = 200, body = DenialStatsList), (status = 401), (status = 403), (status = 422, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn denials(
+    _caller: ObserverUser,
+    state: web::Data<AppState>,
+    query: web::Query<WindowQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (from, to) = query.bounds()?;
+    let client = state.stats_pool.get().await?;
+    let items = crate::store::denials::totals(&client, from, to)
+        .await?
+        .into_iter()
+        .map(|(reason, count)| DenialStats { reason, count })
+        .collect();
+    Ok(HttpResponse::Ok().json(DenialStatsList { items }))
+}
+
 #[utoipa::path(get, path = "/api/v1/stats/users/{login}", tag = "stats", params(("login" = String, Path), WindowQuery),
     description = "One user's sessions and seconds watched over the window, per stream. External users (ministra:<id>) have statistics too.",
     responses((status = 200, body = UserStats), (status = 401), (status = 403), (status = 404, body = ErrorBody),

@@ -10,6 +10,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::admission_batch::AdmissionBatcher;
+use super::denial_tally::DenialTally;
 use super::evaluate;
 use super::live::{self, Found, LiveSessions, Viewer, ViewerRef};
 use super::viewer_cookie::CookieKey;
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView, RuleMatch, RuleSubject};
 use crate::rate_limit::{FailureLimiter, Guesser};
+use crate::store::denials;
 use crate::store::link_uses;
 use crate::store::sessions::{self, ActiveViewer, Admission, AdmitOutcome, Heartbeat, Refusal};
 use crate::store::{Pool, StoreError};
@@ -76,6 +78,8 @@ pub struct Engine {
     max_viewers: Option<i32>,
     link_skew: Duration,
     geoip: Arc<GeoIp>,
+    denials: DenialTally,
+    history_days: u32,
 }
 
 /// What the engine shares with the rest of the service.
@@ -128,6 +132,8 @@ impl Engine {
             max_viewers: settings.max_viewers,
             link_skew: settings.link_skew,
             geoip,
+            denials: DenialTally::default(),
+            history_days: settings.history_days,
         }
     }
 
@@ -193,6 +199,7 @@ impl Engine {
             started.elapsed(),
         );
         if !decision.allow {
+            self.denials.record(decision.reason);
             let rule = match decision.rule {
                 Some(id) if decision.reason == Reason::RuleDenied => {
                     self.metrics.rule_denied(id);
@@ -215,6 +222,26 @@ impl Engine {
     pub fn record_bad_request(&self, dialect: &str) {
         self.metrics
             .record_decision(dialect, false, Reason::BadRequest, Duration::ZERO);
+        self.denials.record(Reason::BadRequest);
+    }
+
+    /// Adds this replica's denials counted since the last call to the
+    /// database's per-minute counts; kept for the next call when the write
+    /// fails, so none is lost.
+    pub async fn write_denial_counts(&self) -> Result<(), StoreError> {
+        let counts = self.denials.take();
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let written = async {
+            let client = self.pool.get().await?;
+            denials::add(&client, &counts, self.history_days).await
+        }
+        .await;
+        if written.is_err() {
+            self.denials.restore(counts);
+        }
+        written
     }
 
     fn answer(&self, allow: bool, reason: Reason) -> Decision {

@@ -6,6 +6,7 @@
 //! and `live` the sessions this replica answers refreshes of from memory.
 
 pub mod admission_batch;
+pub mod denial_tally;
 pub mod engine;
 pub mod evaluate;
 pub mod live;

@@ -65,6 +65,20 @@ pub async fn write_heartbeats(engine: Arc<Engine>, mut stop: StopSignal) {
     }
 }
 
+/// Denials counted in memory go to the database every `interval`, and once
+/// more when the application stops.
+pub async fn write_denial_counts(engine: Arc<Engine>, interval: Duration, mut stop: StopSignal) {
+    loop {
+        let running = tick(interval, &mut stop).await;
+        if let Err(e) = engine.write_denial_counts().await {
+            log::warn!("writing denial counts failed: {e}");
+        }
+        if !running {
+            return;
+        }
+    }
+}
+
 /// Sessions ended through another replica (or by the sweeper), or bound to
 /// their player (sql/V11), are forgotten here as soon as PostgreSQL announces
 /// it: their next request is decided by the database.

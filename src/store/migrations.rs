@@ -99,6 +99,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ip_rule_expiry",
         sql: include_str!("../../sql/V18__ip_rule_expiry.sql"),
     },
+    Migration {
+        version: 19,
+        name: "denial_counts",
+        sql: include_str!("../../sql/V19__denial_counts.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -2,6 +2,7 @@
 
 pub mod access_rules;
 pub mod audit;
+pub mod denials;
 pub mod ip_rules;
 pub mod link_uses;
 pub mod listen;

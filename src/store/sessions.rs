@@ -636,20 +636,6 @@ pub struct SessionFilter {
     pub search: Option<String>,
 }
 
-/// `text` anywhere, as an ILIKE pattern: its own `%`, `_` and `\` literal.
-fn contains_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 /// One page of active sessions (oldest first) or of history (newest first),
 /// and the total matching.
 pub async fn list(
@@ -674,7 +660,7 @@ pub async fn list(
          AND ($3::text IS NULL OR streamer = $3)
          AND ($4::text IS NULL OR login ILIKE $4 OR stream ILIKE $4 OR host(client_ip) ILIKE $4)"
     );
-    let search = filter.search.as_deref().map(contains_pattern);
+    let search = filter.search.as_deref().map(super::users::contains_pattern);
     let rows = client
         .query_typed(
             &format!(

@@ -158,6 +158,8 @@ pub struct UserRow {
     pub has_password: bool,
     /// How many tokens the user has (see `/users/{login}/tokens`).
     pub tokens: i64,
+    /// Active sessions now, counted by the database (read-only).
+    pub active_sessions: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -166,7 +168,8 @@ const USER_COLUMNS: &str = "u.login, u.kind, u.comment, u.ips::text[], u.stb, u.
     u.max_devices, COALESCE((SELECT array_agg(p.name ORDER BY p.name) FROM user_packages up JOIN packages p ON p.id = up.package_id
                WHERE up.user_id = u.id), '{}'),
     u.enabled, u.password_hash IS NOT NULL, (SELECT count(*) FROM tokens t WHERE t.user_id = u.id),
-    u.created_at, u.updated_at, u.countries";
+    u.created_at, u.updated_at, u.countries,
+    (SELECT count(*) FROM sessions s WHERE s.login = u.login AND s.ended_at IS NULL AND s.expires_at > now())";
 
 fn user_row(row: &tokio_postgres::Row) -> UserRow {
     UserRow {
@@ -185,6 +188,7 @@ fn user_row(row: &tokio_postgres::Row) -> UserRow {
         created_at: row.get(12),
         updated_at: row.get(13),
         countries: row.get(14),
+        active_sessions: row.get(15),
     }
 }
 

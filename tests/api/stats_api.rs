@@ -210,3 +210,69 @@ async fn statistics_come_from_the_stats_database() {
     assert_eq!(sessions["total"], 1);
     assert_eq!(sessions["items"][0]["stream"], "news");
 }
+
+/// Denials by reason (SPEC §4): counted per minute in memory, added to the
+/// database every PLAYGATE_STATS_INTERVAL, summed over the window. A flood
+/// of refusals is a row per reason and minute, not a row per denial.
+#[tokio::test]
+async fn denials_are_counted_by_reason() {
+    let app = spawn_app_with(|settings| {
+        settings.stats_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    seed_admins(&app).await;
+    app.create(user("alice").token("t").limit(1)).await;
+    assert_eq!(
+        reason(&app.decide(session("t", "one", "start")).await),
+        "ok"
+    );
+    // Account sharing: 30 more players on one account with a limit of 1.
+    for n in 0..30 {
+        let other = app
+            .decide(session("t", &format!("other-{n}"), "start"))
+            .await;
+        assert_eq!(reason(&other), "session_limit");
+    }
+    assert_eq!(
+        reason(&app.decide(play("news", "192.0.2.1")).await),
+        "no_credentials"
+    );
+    let wanted = json!([{"reason": "session_limit", "count": 30},
+                        {"reason": "no_credentials", "count": 1}]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let denials = app.admin("GET", "/api/v1/stats/denials", None, 200).await;
+        if denials["items"] == wanted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never counted: {denials}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let rows: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM denial_counts WHERE reason = 'session_limit'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        rows <= 2,
+        "{rows} rows for 30 denials (a minute may turn over)"
+    );
+    // A window with none of them.
+    let past = app
+        .admin(
+            "GET",
+            "/api/v1/stats/denials?from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(past["items"], json!([]));
+}

@@ -1507,3 +1507,100 @@ async fn an_ip_rule_is_edited_in_place() {
     assert!(!browser.text().await.contains("for good"));
     browser.screenshot("ip-rules").await;
 }
+
+/// The statistics page shows denials by reason (issue 22): the count of
+/// `session_limit` is how account sharing shows, until now only in
+/// Prometheus.
+#[tokio::test]
+async fn statistics_show_denials_by_reason() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_app_with(|settings| settings.stats_interval = Duration::from_secs(1)).await;
+    seed_admins(&app).await;
+    app.create(user("alice").token("t").limit(1)).await;
+    app.decide(session("t", "one", "start")).await;
+    for n in 0..3 {
+        let shared = app
+            .decide(session("t", &format!("other-{n}"), "start"))
+            .await;
+        assert_eq!(reason(&shared), "session_limit");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.admin("GET", "/api/v1/stats/denials", None, 200).await["items"]
+        != json!([{"reason": "session_limit", "count": 3}])
+    {
+        assert!(Instant::now() < deadline, "denials never counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "watcher", "watcher-pw").await;
+    browser.goto(&format!("{address}/ui/#/stats")).await;
+    let row = browser
+        .text_of("#stats-denials tr[data-reason=session_limit]")
+        .await;
+    assert!(row.contains("session_limit") && row.contains('3'), "{row}");
+    assert!(row.contains("account sharing"), "{row}");
+    // Viewers now come from the server's count, per stream.
+    assert_eq!(
+        browser.text_of(".cards [data-stream=news] .value").await,
+        "1"
+    );
+    browser.screenshot("stats-denials").await;
+
+    // A preset is a range ending now: the denials of a second ago are in it.
+    browser.click("[data-preset='1 h']").await;
+    browser.find("[data-preset='1 h'][aria-pressed=true]").await;
+    browser
+        .find("#stats-denials tr[data-reason=session_limit]")
+        .await;
+    // A range with nothing in it says so.
+    browser.fill("#stats-from", "01012001	1200A").await;
+    browser.fill("#stats-to", "01022001	1200A").await;
+    browser
+        .find("[data-preset='1 h'][aria-pressed=false]")
+        .await;
+    browser.click("#stats-range button[type=submit]").await;
+    browser
+        .wait_text("Nobody watched in this range.", true)
+        .await;
+    browser.wait_text("No denials in this range.", true).await;
+    browser.find("[data-testid=chart-empty]").await;
+}
+
+/// The users list (issue 22): "Active" is the database's count, not the
+/// first 1 000 sessions counted in the browser, and an expired account
+/// shows "expired", not a green "enabled".
+#[tokio::test]
+async fn the_users_list_counts_sessions_on_the_server_and_shows_expired_accounts() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    app.create(user("bob").token("bob-t").limit(5)).await;
+    app.create(
+        user("carol")
+            .token("carol-t")
+            .expires_at("2001-01-01T00:00:00Z"),
+    )
+    .await;
+    for n in 0..2 {
+        let decision = app.decide(session("bob-t", &n.to_string(), "start")).await;
+        assert_eq!(reason(&decision), "ok");
+    }
+    let bob = app.admin("GET", "/api/v1/users/bob", None, 200).await;
+    assert_eq!(bob["active_sessions"], 2, "{bob}");
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "watcher", "watcher-pw").await;
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    // The 8th column: Active.
+    let active = browser.text_of("tr[data-login=bob] td:nth-child(8)").await;
+    assert_eq!(active, "2");
+    browser
+        .find("tr[data-login=carol] [data-state=expired]")
+        .await;
+    let carol_row = browser.text_of("tr[data-login=carol]").await;
+    assert!(!carol_row.contains("enabled"), "{carol_row}");
+}

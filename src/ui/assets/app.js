@@ -284,23 +284,19 @@ pages.users = function () {
 
   async function load() {
     try {
-      const [page, sessions] = await Promise.all([
-        api("GET", "/api/v1/users" + query({ q, limit: PAGE, offset })),
-        api("GET", "/api/v1/sessions?limit=1000").catch(() => ({ items: [] }))]);
-      const active = {};
-      for (const s of sessions.items) if (s.user) active[s.user] = (active[s.user] || 0) + 1;
+      const page = await api("GET", "/api/v1/users" + query({ q, limit: PAGE, offset }));
       const columns = [
         { title: "Login", render: u => h("strong", { text: u.login }) },
         { title: "Kind", render: u => badge(u.kind, u.kind) },
-        { title: "Enabled", render: u => u.enabled ? badge("enabled", "on") : badge("disabled", "off") },
+        { title: "Enabled", render: userState },
         { title: "Expires", cls: "hide-narrow", render: u => fmtTime(u.expires_at) },
         { title: "Limit", cls: "num hide-narrow", render: u => u.max_sessions === null ? "∞" : String(u.max_sessions) },
         { title: "Devices", cls: "num hide-narrow", render: u => h("span", { title: "Devices at once", text: u.max_devices === null || u.max_devices === undefined ? "∞" : String(u.max_devices) }) },
         { title: "Packages", cls: "hide-narrow", render: u => u.packages.length ? u.packages.join(", ") : h("span", { class: "muted", text: "all streams" }) },
-        { title: "Active", cls: "num", render: u => String(active[u.login] || 0) },
+        { title: "Active", cls: "num", render: u => String(u.active_sessions ?? 0) },
         { title: "", cls: "actions", render: u => userActions(u, load, notice) }];
       put(list, 
-        table(columns, page.items, q ? "No user matches this search." : "No users yet."),
+        table(columns, page.items, q ? "No user matches this search." : "No users yet.", u => ({ "data-login": u.login })),
         pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
     } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
@@ -599,6 +595,23 @@ pages.stats = function () {
   const now = new Date(), dayAgo = new Date(now - 86400000);
   const from = h("input", { type: "datetime-local", id: "stats-from", value: toLocalInput(dayAgo) });
   const to = h("input", { type: "datetime-local", id: "stats-to", value: toLocalInput(now) });
+  // A preset is a span ending now (asked as "no to": the server's now, to
+  // the second); typing a time in From or To makes the range fixed.
+  let span = 86400000;
+  const PRESETS = [["1 h", 3600000], ["24 h", 86400000], ["7 d", 7 * 86400000], ["30 d", 30 * 86400000]];
+  const presetButtons = PRESETS.map(([label, ms]) => h("button", { type: "button", class: "small", "data-preset": label,
+    "aria-pressed": ms === span ? "true" : "false", onclick: () => choose(ms) }, label));
+  function choose(ms) {
+    span = ms;
+    const end = new Date();
+    from.value = toLocalInput(new Date(end - ms)); to.value = toLocalInput(end);
+    for (const b of presetButtons) b.setAttribute("aria-pressed", String(PRESETS.find(p => p[0] === b.dataset.preset)[1] === ms));
+    load();
+  }
+  for (const input of [from, to]) input.addEventListener("change", () => {
+    span = null;
+    for (const b of presetButtons) b.setAttribute("aria-pressed", "false");
+  });
   const stream = h("input", { id: "stats-stream", placeholder: "every stream" });
   const nowCards = h("div", { class: "cards" });
   const chart = h("div", { class: "panel chart", id: "chart" });
@@ -607,35 +620,45 @@ pages.stats = function () {
   const countries = h("div", {});
   const countrySection = h("section", { id: "stats-countries", "data-testid": "stats-countries", hidden: true },
     h("h2", { text: "Viewers by country" }), countries);
+  // Denials by reason (/api/v1/stats/denials): session_limit is how account sharing shows.
+  const denials = h("div", {});
+  const denialSection = h("section", { id: "stats-denials", "data-testid": "stats-denials" },
+    h("h2", { text: "Denials by reason" }), denials);
   put(main(), h("h1", { text: "Statistics" }),
     h("h2", { text: "Viewers now" }), nowCards,
+    h("div", { class: "views", role: "group", "aria-label": "Range ending now" }, presetButtons),
     h("form", { class: "toolbar", id: "stats-range" },
       h("div", {}, h("label", { for: "stats-from", text: "From" }), from),
       h("div", {}, h("label", { for: "stats-to", text: "To" }), to),
       h("div", {}, h("label", { for: "stats-stream", text: "Stream (chart)" }), stream),
       h("button", { type: "submit", class: "primary" }, "Show")),
     h("h2", { text: "Concurrent viewers" }), chart,
-    h("h2", { text: "Top streams" }), top, countrySection);
+    h("h2", { text: "Top streams" }), top, countrySection, denialSection);
   $("#stats-range").addEventListener("submit", e => { e.preventDefault(); load(); });
-  // Viewers now: counted from the live sessions (refreshed every 10 s).
+  // Viewers now, as the server counts them (every active session, not a
+  // page of them), refreshed every 10 s.
   async function loadNow() {
     try {
-      const live = await api("GET", "/api/v1/sessions?limit=1000");
-      const perStream = {};
-      for (const x of live.items) perStream[x.stream] = (perStream[x.stream] || 0) + 1;
-      const ranked = Object.entries(perStream).sort((a, b) => b[1] - a[1]);
+      const [live, streams] = await Promise.all([
+        api("GET", "/api/v1/sessions?limit=1"),
+        api("GET", "/api/v1/stats/streams" + query({ from: new Date(Date.now() - 60000).toISOString() }))]);
+      const ranked = streams.items.filter(x => x.viewers > 0).sort((a, b) => b.viewers - a.viewers);
       put(nowCards,
         h("div", { class: "card" }, h("div", { class: "value", text: String(live.total) }), h("div", { class: "label", text: "all streams" })),
-        ranked.slice(0, 11).map(([name, n]) => h("div", { class: "card" }, h("div", { class: "value", text: String(n) }), h("div", { class: "label", text: name }))));
+        ranked.slice(0, 11).map(x => h("div", { class: "card", "data-stream": x.stream }, h("div", { class: "value", text: String(x.viewers) }), h("div", { class: "label", text: x.stream }))));
     } catch (e) { if (e.status !== 401) put(nowCards, errorState(e)); }
   }
   state.timer = setInterval(loadNow, 10000);
   async function load() {
-    const range = { from: fromLocalInput(from.value), to: fromLocalInput(to.value) };
+    const range = span ? { from: new Date(Date.now() - span).toISOString() } : { from: fromLocalInput(from.value), to: fromLocalInput(to.value) };
+    // Whether anyone watched (the chart's stream, or any) in the range.
+    let viewed = true;
     try {
       await loadNow();
       const streams = await api("GET", "/api/v1/stats/streams" + query(range));
       const ranked = streams.items.slice().sort((a, b) => b.watch_seconds - a.watch_seconds).filter(s => s.plays || s.watch_seconds);
+      const charted = stream.value.trim();
+      viewed = ranked.some(s => !charted || s.stream === charted);
       const hours = ranked.reduce((n, s) => n + s.watch_seconds, 0);
       put(top, 
         h("p", { class: "muted", text: `${fmtHours(hours)} watch hours in this range.` }),
@@ -653,10 +676,21 @@ pages.stats = function () {
       put(nowCards, );
     }
     await loadCountries(range);
+    await loadDenials(range);
     try {
       const tl = await api("GET", "/api/v1/stats/timeline" + query({ ...range, stream: stream.value.trim() }));
-      drawChart(chart, tl.points);
+      drawChart(chart, tl.points, viewed);
     } catch (e) { if (e.status !== 401) put(chart, errorState(e)); }
+  }
+  async function loadDenials(range) {
+    try {
+      const answer = await api("GET", "/api/v1/stats/denials" + query(range));
+      put(denials, table([
+        { title: "Reason", render: d => h("code", { text: d.reason }) },
+        { title: "What it means", cls: "hide-narrow", render: d => DENIAL_HINTS[d.reason] || "" },
+        { title: "Denials", cls: "num", render: d => String(d.count) }], answer.items, "No denials in this range.",
+        d => ({ "data-reason": d.reason })));
+    } catch (e) { if (e.status !== 401) put(denials, errorState(e)); }
   }
   async function loadCountries(range) {
     try {
@@ -689,6 +723,38 @@ function fromCell(s) {
   return [h("span", { text: s.client_ip }),
     where ? h("span", { class: "muted", "data-testid": "session-geo", text: " " + where }) : null];
 }
+// What the denial reasons an operator acts on mean (SPEC §2 has them all).
+const DENIAL_HINTS = {
+  session_limit: "the account is watched on more players than its limit: account sharing shows here",
+  device_limit: "more devices than the account's max_devices",
+  stream_full: "a package's or the service's viewer cap was reached",
+  unknown_token: "a token nobody has (guessing, or a revoked token)",
+  bad_credentials: "a wrong login or password",
+  no_credentials: "a request without token, password or link",
+  user_expired: "the subscription has ended",
+  user_disabled: "the account is disabled",
+  stream_not_allowed: "the user's packages do not include the stream",
+  ip_denied: "an IP deny rule",
+  ip_mismatch: "the account is bound to other addresses",
+  rule_denied: "an access rule",
+  country_mismatch: "the user may not watch from that country",
+  session_kicked: "a kicked viewer coming back",
+  rate_limited: "too many failed attempts from the client",
+  db_unavailable: "PostgreSQL did not answer",
+  token_expired: "the token's own end has passed",
+  link_invalid: "a signed link that does not verify",
+  link_expired: "a signed link past its time",
+  link_used: "a once-only link used again",
+  publish_not_allowed: "a publish request (playgate authorizes playback)",
+  upstream_unavailable: "the Ministra portal did not answer",
+  bad_request: "a hook request that could not be read",
+};
+// An account's state: an expired one may not play, whatever `enabled` says.
+function userState(u) {
+  if (!u.enabled) return badge("disabled", "off");
+  if (u.expires_at && new Date(u.expires_at) <= new Date()) return h("span", { class: "badge off", "data-state": "expired", title: "expired " + fmtTime(u.expires_at), text: "expired" });
+  return badge("enabled", "on");
+}
 // A country code with its name in the browser's language; XX: no GeoIP entry.
 function countryCell(code) {
   let name = "";
@@ -705,8 +771,9 @@ function s(tag, attrs, text) {
   if (text !== undefined) el.textContent = text;
   return el;
 }
-function drawChart(container, points) {
-  if (!points.length) { put(container, h("div", { class: "empty", text: "No data in this range." })); return; }
+function drawChart(container, points, viewed) {
+  // Nobody in the whole range: said in words, not drawn as a flat line.
+  if (!points.length || (!viewed && !points.some(p => p.viewers > 0))) { put(container, h("div", { class: "empty", "data-testid": "chart-empty", text: "Nobody watched in this range." })); return; }
   const W = 800, H = 260, L = 44, R = 12, T = 12, B = 28;
   const t0 = new Date(points[0].t).getTime(), t1 = new Date(points[points.length - 1].t).getTime() || t0 + 1;
   const maxV = Math.max(1, ...points.map(p => p.viewers));
