@@ -55,4 +55,5 @@ mod stop_ownership;
 mod ui_access_rules;
 mod ui_browser;
 mod ui_login;
+mod ui_pages;
 mod ui_timeline;

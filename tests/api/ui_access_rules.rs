@@ -308,7 +308,7 @@ async fn access_rules_page() {
     browser.goto(&format!("{address}/ui/#/audit")).await;
     browser.click("option[value=access_rule]").await;
     browser
-        .wait_text(&format!("access_rule {sport_id}"), true)
+        .wait_text(&format!("access rule {sport_id}"), true)
         .await;
 
     // Statistics: viewers by country, the country named in the browser's

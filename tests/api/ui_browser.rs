@@ -177,7 +177,7 @@ impl Browser {
     }
 
     /// One WebDriver command; its `value`, or a panic naming the command.
-    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         match self.try_command(method, path, body).await {
             Ok(value) => value,
             Err(error) => panic!("WebDriver {method} {path}: {}", error["message"]),
@@ -479,6 +479,8 @@ async fn admin_manages_users_and_sessions_observer_only_reads() {
     // The audit log shows the kick; statistics draw a chart.
     browser.goto(&format!("{address}/ui/#/audit")).await;
     browser.wait_text("kick", true).await;
+    // In words: who was kicked off what, not the session's UUID.
+    browser.wait_text("alice on news", true).await;
     browser.screenshot("audit").await;
     browser.goto(&format!("{address}/ui/#/stats")).await;
     browser.find("#chart svg").await;
@@ -1506,6 +1508,16 @@ async fn an_ip_rule_is_edited_in_place() {
     );
     assert!(!browser.text().await.contains("for good"));
     browser.screenshot("ip-rules").await;
+
+    // The audit log says what changed, old → new, and names the rule.
+    browser.goto(&format!("{address}/ui/#/audit")).await;
+    browser.wait_text("deny rule 198.51.100.0/24", true).await;
+    let changes = browser.text_of("[data-testid=audit-changes]").await;
+    assert!(changes.contains("comment: abuse → restreamer"), "{changes}");
+    assert!(
+        changes.contains("expires_at: none → 2099-01-01"),
+        "{changes}"
+    );
 }
 
 /// The statistics page shows denials by reason (issue 22): the count of

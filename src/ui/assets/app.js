@@ -275,8 +275,11 @@ pages.users = function () {
   search.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { q = search.value.trim(); offset = 0; load(); }, 250); });
   const notice = h("div", { id: "users-notice" });
   put(main(), title, toolbar, notice, list);
+  // #/users?q=<text>: that search (the audit log's links);
   // #/users?edit=<login>: straight into that user's editor (links of a refusal).
-  const edit = new URLSearchParams(location.hash.split("?")[1] || "").get("edit");
+  const asked = new URLSearchParams(location.hash.split("?")[1] || "");
+  if (asked.get("q")) search.value = q = asked.get("q");
+  const edit = asked.get("edit");
   if (edit && isAdmin()) {
     history.replaceState(null, "", "#/users");
     api("GET", `/api/v1/users/${enc(edit)}`).then(u => userForm(u, load)).catch(e => { if (e.status !== 401) showRefusal(notice, e); });
@@ -1346,14 +1349,44 @@ pages.audit = function () {
         { title: "When", render: a => fmtTime(a.at) },
         { title: "Who", render: a => a.actor },
         { title: "Action", render: a => badge(a.action) },
-        { title: "Object", render: a => `${a.object_type} ${a.object_id}` },
-        { title: "Changes", cls: "hide-narrow", render: a => h("span", { class: "changes", text: JSON.stringify(a.changes) }) }],
-        page.items, "No changes recorded."),
+        { title: "Object", render: auditObject },
+        { title: "Changes", cls: "hide-narrow", render: a => h("span", { class: "changes", "data-testid": "audit-changes", text: auditChanges(a) }) }],
+        page.items, "No changes recorded.", a => ({ "data-audit": a.id })),
         pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
     } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
   load();
 };
+
+// What an audit entry was about, in words, linked to where it is managed:
+// "wojtek on sport/football1" for a kick, a user's login, a rule's network.
+function auditObject(a) {
+  const c = a.changes || {};
+  const link = (href, text) => h("a", { href, text });
+  switch (a.object_type) {
+    case "session": return c.user || c.stream ? `${c.user || "anonymous"} on ${c.stream || "?"}` : `session ${a.object_id}`;
+    case "user": case "token": return a.action === "delete" && a.object_type === "user" ? `user ${a.object_id}` : link(`#/users?q=${encodeURIComponent(a.object_id.split("/")[0])}`, `user ${a.object_id}`);
+    case "package": return link("#/packages", `package ${a.object_id}`);
+    case "ip_rule": return link("#/ip-rules", c.network ? `${c.action || ""} rule ${c.network}`.trim() : `IP rule ${a.object_id}`);
+    case "access_rule": return link("#/access-rules", `access rule ${a.object_id}`);
+    case "signing_key": return link("#/signing-keys", `signing key ${a.object_id}`);
+    default: return `${a.object_type} ${a.object_id}`;
+  }
+}
+// The changes in words: "comment: abuse → restreamer" where the entry has
+// the values before and after, else "field: value"; secrets are "[set]".
+function auditChanges(a) {
+  const c = a.changes || {};
+  const word = v => v === null || v === undefined ? "none" : Array.isArray(v) ? (v.length ? v.join(", ") : "none")
+    : typeof v === "object" ? JSON.stringify(v) : String(v);
+  if (c.before && c.after && typeof c.before === "object" && typeof c.after === "object") {
+    const keys = [...new Set([...Object.keys(c.before), ...Object.keys(c.after)])]
+      .filter(k => JSON.stringify(c.before[k]) !== JSON.stringify(c.after[k]));
+    return keys.length ? keys.map(k => `${k}: ${word(c.before[k])} → ${word(c.after[k])}`).join("; ") : "no change";
+  }
+  const pairs = Object.entries(c).filter(([k]) => k !== "before" && k !== "after");
+  return pairs.length ? pairs.map(([k, v]) => `${k}: ${word(v)}`).join("; ") : "—";
+}
 
 // ---------- start ----------
 document.addEventListener("DOMContentLoaded", async () => {
