@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::auth::{AdminUser, ObserverUser};
 use super::{audited, page_bounds, Audit, Page};
+use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
@@ -26,6 +27,11 @@ pub struct SessionQuery {
     /// A piece of the login, the stream or the client IP, in any case
     /// (`sport` finds `sport/football1` and the user `sporty`).
     pub q: Option<String>,
+    /// RFC 3339: sessions that ended (history) or started (active) at or
+    /// after this time.
+    pub from: Option<String>,
+    /// RFC 3339: … before this time.
+    pub to: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -70,12 +76,26 @@ pub async fn list(
         }
         Some(q) => Some(q.to_string()),
     };
+    let time = |field, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|value| validate::time(field, value))
+            .transpose()
+    };
+    let (from, to) = (time("from", &query.from)?, time("to", &query.to)?);
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(ApiError::invalid("from", "must be before 'to'"));
+        }
+    }
     let filter = SessionFilter {
         ended,
         login: query.user,
         stream: query.stream,
         streamer: query.streamer,
         search,
+        from,
+        to,
     };
     let client = state.pool.get().await?;
     let (items, total) = sessions::list(&client, &filter, limit, offset).await?;

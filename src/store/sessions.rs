@@ -634,6 +634,10 @@ pub struct SessionFilter {
     pub streamer: Option<String>,
     /// A piece of the login, the stream or the client address, in any case.
     pub search: Option<String>,
+    /// When the session ended (history) or started (active) is in
+    /// [from, to).
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// One page of active sessions (oldest first) or of history (newest first),
@@ -646,19 +650,26 @@ pub async fn list(
 ) -> Result<(Vec<SessionRow>, i64), StoreError> {
     // History is spread over session_history and the rows the sweeper has
     // not moved yet; active sessions are all in `sessions`.
-    let (table, state, order) = if filter.ended {
-        ("session_log", "ended_at IS NOT NULL", "ended_at DESC, id")
+    let (table, state, order, time) = if filter.ended {
+        (
+            "session_log",
+            "ended_at IS NOT NULL",
+            "ended_at DESC, id",
+            "ended_at",
+        )
     } else {
         (
             "sessions",
             "ended_at IS NULL AND expires_at > now()",
             "started_at, id",
+            "started_at",
         )
     };
     let condition = format!(
         "{state} AND ($1::text IS NULL OR login = $1) AND ($2::text IS NULL OR stream = $2)
          AND ($3::text IS NULL OR streamer = $3)
-         AND ($4::text IS NULL OR login ILIKE $4 OR stream ILIKE $4 OR host(client_ip) ILIKE $4)"
+         AND ($4::text IS NULL OR login ILIKE $4 OR stream ILIKE $4 OR host(client_ip) ILIKE $4)
+         AND ($5::timestamptz IS NULL OR {time} >= $5) AND ($6::timestamptz IS NULL OR {time} < $6)"
     );
     let search = filter.search.as_deref().map(super::users::contains_pattern);
     let rows = client
@@ -667,13 +678,15 @@ pub async fn list(
                 "SELECT id, login, stream, host(client_ip), protocol, dialect, streamer, user_agent,
                         started_at, last_seen_at, expires_at, ended_at, end_reason, bytes, device,
                         country, asn
-                   FROM {table} WHERE {condition} ORDER BY {order} LIMIT $5 OFFSET $6"
+                   FROM {table} WHERE {condition} ORDER BY {order} LIMIT $7 OFFSET $8"
             ),
             params![
                 &filter.login,
                 &filter.stream,
                 &filter.streamer,
                 &search,
+                &filter.from,
+                &filter.to,
                 &limit,
                 &offset,
             ],
@@ -682,7 +695,14 @@ pub async fn list(
     let total: i64 = client
         .query_typed_one(
             &format!("SELECT count(*) FROM {table} WHERE {condition}"),
-            params![&filter.login, &filter.stream, &filter.streamer, &search],
+            params![
+                &filter.login,
+                &filter.stream,
+                &filter.streamer,
+                &search,
+                &filter.from,
+                &filter.to
+            ],
         )
         .await?
         .get(0);

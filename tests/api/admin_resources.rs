@@ -709,6 +709,55 @@ async fn sessions_are_searched_by_a_piece_of_user_stream_or_address() {
         .admin("GET", "/api/v1/sessions?state=ended&q=sport", None, 200)
         .await;
     assert_eq!(ended["total"], 0);
+    // A time window: started (active) or ended (history) from … to ….
+    let window = |from: &str, to: &str| format!("/api/v1/sessions?from={from}&to={to}");
+    assert_eq!(
+        app.admin(
+            "GET",
+            &window("2001-01-01T00:00:00Z", "2099-01-01T00:00:00Z"),
+            None,
+            200
+        )
+        .await["total"],
+        5
+    );
+    assert_eq!(
+        app.admin(
+            "GET",
+            &window("2098-01-01T00:00:00Z", "2099-01-01T00:00:00Z"),
+            None,
+            200
+        )
+        .await["total"],
+        0
+    );
+    app.decide(
+        json!({"stream": "news", "ip": "198.51.100.7", "token": "gina-t",
+                      "session": "3", "event": "stop"}),
+    )
+    .await;
+    let history = |from: &str| format!("/api/v1/sessions?state=ended&from={from}");
+    assert_eq!(
+        app.admin("GET", &history("2001-01-01T00:00:00Z"), None, 200)
+            .await["total"],
+        1
+    );
+    assert_eq!(
+        app.admin("GET", &history("2098-01-01T00:00:00Z"), None, 200)
+            .await["total"],
+        0
+    );
+    for bad in [
+        window("2099-01-01T00:00:00Z", "2001-01-01T00:00:00Z"),
+        history("yesterday"),
+    ] {
+        let refused = app.api("GET", &bad, ADMIN, None).await;
+        assert_eq!(
+            (refused.status, refused.body["field"].as_str()),
+            (422, Some("from")),
+            "{bad}"
+        );
+    }
     let long = "x".repeat(300);
     let refused = app
         .api("GET", &format!("/api/v1/sessions?q={long}"), ADMIN, None)

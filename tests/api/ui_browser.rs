@@ -1616,3 +1616,52 @@ async fn the_users_list_counts_sessions_on_the_server_and_shows_expired_accounts
     let carol_row = browser.text_of("tr[data-login=carol]").await;
     assert!(!carol_row.contains("enabled"), "{carol_row}");
 }
+
+/// Live sessions (issue 22): an address that restreams is blocked from its
+/// row (a deny rule, its sessions kicked, asked first); the history is
+/// narrowed to a time window.
+#[tokio::test]
+async fn an_address_is_blocked_from_live_sessions_and_the_history_has_a_window() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    app.create(user("dana").token("dana-t").limit(5)).await;
+    let start = |session: &str, ip: &str, event: &str| json!({"stream": "news", "ip": ip, "token": "dana-t", "session": session, "event": event});
+    app.decide(start("old", "198.51.100.20", "start")).await;
+    app.decide(start("old", "198.51.100.20", "stop")).await;
+    let watching = app.decide(start("live", "192.0.2.77", "start")).await;
+    assert_eq!(reason(&watching), "ok");
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.goto(&format!("{address}/ui/#/sessions")).await;
+    browser.wait_text("192.0.2.77", true).await;
+    browser.wait_text("ago", true).await;
+    browser.click("[data-testid=block]").await;
+    let question = browser.text_of("[data-testid=confirm]").await;
+    assert!(question.contains("192.0.2.77"), "{question}");
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("192.0.2.77 blocked", true).await;
+    let rules = app.admin("GET", "/api/v1/ip-rules", None, 200).await;
+    assert_eq!(rules["items"][0]["network"], "192.0.2.77/32", "{rules}");
+    assert_eq!(rules["items"][0]["action"], "deny");
+    let id = watching["session_id"].as_str().unwrap();
+    assert_eq!(
+        app.session_state(id).await,
+        (true, Some("kicked".to_string()))
+    );
+    assert_eq!(
+        reason(&app.decide(start("again", "192.0.2.77", "start")).await),
+        "ip_denied"
+    );
+
+    // The history: both ended sessions, then none ended after 2098.
+    browser
+        .goto(&format!("{address}/ui/#/sessions?state=ended"))
+        .await;
+    browser.wait_text("198.51.100.20", true).await;
+    browser.wait_text("192.0.2.77", true).await;
+    browser.fill("#history-from", "01012098\t1200A").await;
+    browser.wait_text("No ended sessions.", true).await;
+}

@@ -532,6 +532,8 @@ function deviceCell(s) {
 pages.sessions = function () {
   const ended = new URLSearchParams(location.hash.split("?")[1] || "").get("state") === "ended";
   let offset = 0;
+  const endedFrom = h("input", { type: "datetime-local", id: "history-from" });
+  const endedTo = h("input", { type: "datetime-local", id: "history-to" });
   // One search box: a piece of the user, the stream or the address (?q=, any case).
   const search = h("input", { type: "search", id: "session-q", placeholder: "User, stream or address", "aria-label": "Search sessions" });
   const list = h("div", { tabindex: "-1" });
@@ -540,7 +542,11 @@ pages.sessions = function () {
   put(main(), h("h1", { text: ended ? "Session history" : "Live sessions" }),
     h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
       view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?state=ended", "History", ended, "view-ended")),
-    h("div", { class: "toolbar" }, h("div", { class: "grow" }, search), stamp), list);
+    h("div", { class: "toolbar" }, h("div", { class: "grow" }, search),
+      // The history's window: sessions that ended from … until ….
+      ended ? [h("div", {}, h("label", { for: "history-from", text: "Ended from" }), endedFrom),
+               h("div", {}, h("label", { for: "history-to", text: "until" }), endedTo)] : null, stamp), list);
+  for (const input of [endedFrom, endedTo]) input.addEventListener("change", () => { offset = 0; load(); });
   let debounce;
   for (const event of ["input", "change"]) search.addEventListener(event, () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
   // What an empty list says: nobody at all, or nobody the search finds.
@@ -560,15 +566,27 @@ pages.sessions = function () {
       { title: "Streamer", cls: "hide-narrow", render: s => `${s.streamer || "—"} (${s.dialect})` },
       { title: "Protocol", cls: "hide-narrow", render: s => s.protocol || "—" },
       { title: "For", cls: "num", render: s => h("span", { title: "since " + fmtTime(s.started_at), text: fmtDuration((now - new Date(s.started_at)) / 1000) }) },
-      { title: "", cls: "actions", render: s => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
+      { title: "Last seen", cls: "num hide-narrow", render: s => h("span", { title: fmtTime(s.last_seen_at), text: fmtDuration(Math.max(0, (now - new Date(s.last_seen_at)) / 1000)) + " ago" }) },
+      { title: "", cls: "actions", render: s => isAdmin() ? [h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
         if (!await confirmDialog(`Kick ${s.user || "this viewer"} off ${s.stream}?`, "Kick")) return;
         try { await api("DELETE", `/api/v1/sessions/${s.id}`); toast("Session kicked"); load(); } catch (e) { toast(e.message); }
-      } }, "Kick") : "" }], page.items, none("Nobody is watching right now.")),
+      } }, "Kick"),
+      // An address that restreams: a deny rule for it, then its sessions kicked.
+      h("button", { type: "button", class: "small danger", "data-testid": "block", "data-key": "block " + s.id, onclick: async () => {
+        if (!await confirmDialog(`Block ${s.client_ip}? A deny rule for this address refuses every request from it, and its sessions are kicked.`, "Block")) return;
+        try {
+          await api("POST", "/api/v1/ip-rules", { network: s.client_ip, action: "deny", comment: `blocked from live sessions: ${s.user || "anonymous"} on ${s.stream}` });
+          const same = await api("GET", "/api/v1/sessions" + query({ q: s.client_ip, limit: 500 }));
+          for (const other of same.items.filter(x => x.client_ip === s.client_ip)) await api("DELETE", `/api/v1/sessions/${other.id}`).catch(() => {});
+          toast(`${s.client_ip} blocked`); load();
+        } catch (e) { toast(e.message); }
+      } }, "Block")] : "" }], page.items, none("Nobody is watching right now.")),
       h("p", { class: "muted", "data-testid": "sessions-total", text: page.total === 1 ? "1 session" : `${page.total} sessions` }),
       page.total > PAGE ? pager(page.total, offset, next => { offset = Math.max(0, next); load(); }) : null);
   }
   async function loadEnded() {
-    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(), limit: PAGE, offset }));
+    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(),
+      from: fromLocalInput(endedFrom.value), to: fromLocalInput(endedTo.value), limit: PAGE, offset }));
     put(list, table([
       who,
       { title: "Stream", render: s => s.stream },
