@@ -1567,6 +1567,27 @@ async fn statistics_show_denials_by_reason() {
     browser
         .find("#stats-denials tr[data-reason=session_limit]")
         .await;
+    // Hover values on the chart, and the stream picker offers the range's streams.
+    let tips = browser
+        .script(
+            "return Array.from(document.querySelectorAll('#chart rect.hover title')).map(t => t.textContent)",
+            json!([]),
+        )
+        .await;
+    let tips = tips.as_array().unwrap();
+    assert!(!tips.is_empty(), "no hover values");
+    assert!(
+        tips.iter()
+            .any(|t| t.as_str().unwrap().ends_with(": 1 viewer")),
+        "{tips:?}"
+    );
+    let offered = browser
+        .script(
+            "return Array.from(document.querySelectorAll('#stats-streams option')).map(o => o.value)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(offered, json!(["news"]));
     // A range with nothing in it says so.
     browser.fill("#stats-from", "01012001	1200A").await;
     browser.fill("#stats-to", "01022001	1200A").await;

@@ -633,7 +633,8 @@ pages.stats = function () {
     span = null;
     for (const b of presetButtons) b.setAttribute("aria-pressed", "false");
   });
-  const stream = h("input", { id: "stats-stream", placeholder: "every stream" });
+  const streamChoices = h("datalist", { id: "stats-streams" });
+  const stream = h("input", { id: "stats-stream", placeholder: "every stream", list: "stats-streams" });
   const nowCards = h("div", { class: "cards" });
   const chart = h("div", { class: "panel chart", id: "chart" });
   const top = h("div", {});
@@ -651,7 +652,7 @@ pages.stats = function () {
     h("form", { class: "toolbar", id: "stats-range" },
       h("div", {}, h("label", { for: "stats-from", text: "From" }), from),
       h("div", {}, h("label", { for: "stats-to", text: "To" }), to),
-      h("div", {}, h("label", { for: "stats-stream", text: "Stream (chart)" }), stream),
+      h("div", {}, h("label", { for: "stats-stream", text: "Stream (chart)" }), stream, streamChoices),
       h("button", { type: "submit", class: "primary" }, "Show")),
     h("h2", { text: "Concurrent viewers" }), chart,
     h("h2", { text: "Top streams" }), top, countrySection, denialSection);
@@ -669,7 +670,9 @@ pages.stats = function () {
         ranked.slice(0, 11).map(x => h("div", { class: "card", "data-stream": x.stream }, h("div", { class: "value", text: String(x.viewers) }), h("div", { class: "label", text: x.stream }))));
     } catch (e) { if (e.status !== 401) put(nowCards, errorState(e)); }
   }
-  state.timer = setInterval(loadNow, 10000);
+  // Viewers now every 10 s; a range ending now (a preset) again every 60 s.
+  let ticks = 0;
+  state.timer = setInterval(() => { ticks += 1; if (span && ticks % 6 === 0 && !document.querySelector("dialog[open]")) load(); else loadNow(); }, 10000);
   async function load() {
     const range = span ? { from: new Date(Date.now() - span).toISOString() } : { from: fromLocalInput(from.value), to: fromLocalInput(to.value) };
     // Whether anyone watched (the chart's stream, or any) in the range.
@@ -679,6 +682,8 @@ pages.stats = function () {
       const streams = await api("GET", "/api/v1/stats/streams" + query(range));
       const ranked = streams.items.slice().sort((a, b) => b.watch_seconds - a.watch_seconds).filter(s => s.plays || s.watch_seconds);
       const charted = stream.value.trim();
+      // The chart's stream picker offers the streams of the range.
+      put(streamChoices, streams.items.map(x => h("option", { value: x.stream })));
       viewed = ranked.some(s => !charted || s.stream === charted);
       const hours = ranked.reduce((n, s) => n + s.watch_seconds, 0);
       put(top, 
@@ -822,6 +827,13 @@ function drawChart(container, points, viewed) {
   const area = `${path}V${y(0)}H${x(t0)}Z`;
   svg.append(s("path", { class: "area", d: area }), s("path", { class: "line", d: path }),
     s("line", { class: "axis", x1: L, x2: W - R, y1: y(0), y2: y(0) }));
+  // Hover: each point's band says its time and count (an SVG <title>).
+  points.forEach((p, i) => {
+    const from = x(new Date(p.t).getTime()), to = i + 1 < points.length ? x(new Date(points[i + 1].t).getTime()) : W - R;
+    const band = s("rect", { class: "hover", x: from, y: T, width: Math.max(1, to - from), height: H - T - B, "data-viewers": p.viewers });
+    band.append(s("title", {}, `${fmtTime(p.t)}: ${p.viewers} ${p.viewers === 1 ? "viewer" : "viewers"}`));
+    svg.append(band);
+  });
   const peak = points.reduce((a, b) => (b.viewers > a.viewers ? b : a));
   put(container, svg, h("p", { class: "muted", text: `Peak ${peak.viewers} at ${fmtTime(peak.t)}; ${points.length} points.` }));
 }
