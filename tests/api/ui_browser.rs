@@ -1686,3 +1686,94 @@ async fn an_address_is_blocked_from_live_sessions_and_the_history_has_a_window()
     browser.fill("#history-from", "01012098\t1200A").await;
     browser.wait_text("No ended sessions.", true).await;
 }
+
+/// A user's page (issue 22), for support desks: an observer reads every
+/// field, the live sessions and devices, the history and the watch time;
+/// an admin renews the account by months and kicks all its sessions; an
+/// account with no way to play says so.
+#[tokio::test]
+async fn a_user_page_for_support_desks() {
+    let Some((chromium, chromedriver)) = browser("ui_browser") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(
+            json!({"login": "erin", "token": "erin-t", "max_sessions": 3,
+                    "comment": "flat 12", "expires_at": "2099-01-15T00:00:00Z"}),
+        ),
+        201,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"login": "ghost"})),
+        201,
+    )
+    .await;
+    let play = |session: &str, ip: &str, event: &str| {
+        json!({"stream": "news", "ip": ip, "token": "erin-t", "session": session, "event": event,
+               "device": format!("stb-{ip}")})
+    };
+    app.decide(play("s0", "192.0.2.50", "start")).await;
+    app.decide(play("s0", "192.0.2.50", "stop")).await;
+    for (session, ip) in [("s1", "192.0.2.51"), ("s2", "192.0.2.52")] {
+        assert_eq!(reason(&app.decide(play(session, ip, "start")).await), "ok");
+    }
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+
+    // The observer: from the users list to the page; everything, no controls.
+    browser.sign_in(&address, "watcher", "watcher-pw").await;
+    browser.goto(&format!("{address}/ui/#/users")).await;
+    browser.click("tr[data-login=erin] a.user-link").await;
+    browser.wait_text("Watching now (2)", true).await;
+    let facts = browser.text_of("[data-testid=user-facts]").await;
+    for fact in ["flat 12", "2099", "3", "Tokens"] {
+        assert!(facts.contains(fact), "{fact} missing: {facts}");
+    }
+    assert_eq!(
+        browser.text_of("[data-testid=user-devices]").await,
+        "On 2 devices now."
+    );
+    browser.wait_text("History (1)", true).await;
+    browser.wait_text("stopped", true).await;
+    let watch = browser.text_of("[data-testid=user-watch-time]").await;
+    assert!(watch.contains("3 sessions"), "{watch}");
+    assert!(browser.all("[data-testid=kick-all]").await.is_empty());
+    assert!(browser.all("[data-testid=renew-1]").await.is_empty());
+    browser
+        .goto(&format!("{address}/ui/#/user?login=ghost"))
+        .await;
+    browser.find("[data-testid=no-credential]").await;
+    browser.click("#logout").await;
+    browser.find("#login").await;
+
+    // The admin: +1 month from the current end, then kick all.
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser
+        .goto(&format!("{address}/ui/#/user?login=erin"))
+        .await;
+    browser.wait_text("Watching now (2)", true).await;
+    browser.click("[data-testid=renew-1]").await;
+    browser.wait_text("erin renewed", true).await;
+    let erin = app.admin("GET", "/api/v1/users/erin", None, 200).await;
+    assert!(
+        erin["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2099-02-15"),
+        "{erin}"
+    );
+    browser.click("[data-testid=kick-all]").await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("Watching now (0)", true).await;
+    let active = app
+        .admin("GET", "/api/v1/sessions?user=erin", None, 200)
+        .await;
+    assert_eq!(active["total"], 0, "{active}");
+    browser.screenshot("user-page").await;
+}

@@ -17,6 +17,7 @@ use crate::ui_browser::{browser, Browser};
 /// The pages, each with a text it shows once loaded.
 const PAGES: &[(&str, &str, &str)] = &[
     ("users", "#/users", "alice"),
+    ("user", "#/user?login=alice", "Watching now"),
     ("sessions", "#/sessions", "198.51.100.7"),
     ("history", "#/sessions?state=ended", "stopped"),
     ("stats", "#/stats", "Denials by reason"),

@@ -263,6 +263,70 @@ function route() {
 }
 window.addEventListener("hashchange", route);
 
+// A login, linked to that user's page.
+function userLink(login) {
+  return h("a", { href: `#/user?login=${encodeURIComponent(login)}`, class: "user-link" }, h("strong", { text: login }));
+}
+
+// ---------- one user ----------
+// #/user?login=<login>: what a support desk needs about one account, for
+// observers too: every field, what it watches now and on which devices,
+// its history and watch time; admins renew, kick all, edit.
+pages.user = function () {
+  const login = new URLSearchParams(location.hash.split("?")[1] || "").get("login") || "";
+  const body = h("div", {});
+  put(main(), h("p", {}, h("a", { href: "#/users" }, "‹ Users")), h("h1", { text: login }), body);
+  async function load() {
+    try {
+      const [u, live, ended, watched] = await Promise.all([
+        api("GET", `/api/v1/users/${enc(login)}`),
+        api("GET", "/api/v1/sessions" + query({ user: login, limit: 100 })),
+        api("GET", "/api/v1/sessions" + query({ user: login, state: "ended", limit: PAGE })),
+        api("GET", `/api/v1/stats/users/${enc(login)}`).catch(() => null)]);
+      const limit = v => v === null || v === undefined ? "unlimited" : String(v);
+      const list = (items, none) => items.length ? items.join(", ") : none;
+      const facts = [
+        ["Kind", u.kind], ["State", userState(u)], ["Expires", u.expires_at ? fmtTime(u.expires_at) : "never"],
+        ["Concurrent sessions", limit(u.max_sessions)], ["Devices at once", limit(u.max_devices)],
+        ["Packages", list(u.packages, "every stream")], ["Countries", list(u.countries, "anywhere")],
+        ["Bound addresses", list(u.ips, "none")], ["Set-top box", u.stb || "—"],
+        ["Password", u.has_password ? "set" : "none"], ["Tokens", String(u.tokens)],
+        ["Comment", u.comment || "—"], ["Created", fmtTime(u.created_at)]];
+      // No password, no token, no bound address: nothing lets it play.
+      const noCredential = !u.has_password && !u.tokens && !u.ips.length;
+      const devices = [...new Set(live.items.map(x => x.device))];
+      const renew = months => h("button", { type: "button", class: "small", "data-testid": `renew-${months}`, onclick: async () => {
+        const base = u.expires_at && new Date(u.expires_at) > new Date() ? new Date(u.expires_at) : new Date();
+        base.setMonth(base.getMonth() + months);
+        try { await api("PATCH", `/api/v1/users/${enc(login)}`, { expires_at: base.toISOString() }); toast(`${login} renewed until ${fmtTime(base.toISOString())}`); load(); }
+        catch (e) { toast(e.message); }
+      } }, `+${months} ${months === 1 ? "month" : "months"}`);
+      const kickAll = h("button", { type: "button", class: "small danger", "data-testid": "kick-all", disabled: !live.items.length, onclick: async () => {
+        if (!await confirmDialog(`Kick all ${live.items.length} sessions of ${login}?`, "Kick all")) return;
+        for (const x of live.items) await api("DELETE", `/api/v1/sessions/${x.id}`).catch(() => {});
+        toast(`${login}'s sessions kicked`); load();
+      } }, "Kick all");
+      put(body,
+        noCredential ? h("div", { class: "banner error", "data-testid": "no-credential", text: "This account has no password, no token and no bound address: it cannot play." }) : null,
+        h("dl", { class: "legend facts", "data-testid": "user-facts" }, facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
+        isAdmin() ? h("div", { class: "toolbar" }, h("span", { class: "muted", text: "Renew:" }), renew(1), renew(3), renew(12), kickAll,
+          h("button", { type: "button", class: "small", "data-testid": "edit", onclick: () => userForm(u, load) }, "Edit")) : null,
+        h("h2", { text: `Watching now (${live.total})` }),
+        table([{ title: "Stream", render: x => x.stream }, { title: "Device", render: deviceCell }, { title: "From", render: fromCell },
+          { title: "For", cls: "num", render: x => fmtDuration((Date.now() - new Date(x.started_at)) / 1000) }], live.items, "Not watching now."),
+        h("p", { class: "muted", "data-testid": "user-devices", text: devices.length ? `On ${devices.length} ${devices.length === 1 ? "device" : "devices"} now.` : "On no device now." }),
+        h("h2", { text: "Watch time, last 24 h" }),
+        watched ? h("p", { "data-testid": "user-watch-time", text: `${fmtHours(watched.watch_seconds)} hours in ${watched.sessions} ${watched.sessions === 1 ? "session" : "sessions"}` + (watched.streams.length ? ": " + watched.streams.map(x => `${x.stream} ${fmtHours(x.watch_seconds)} h`).join(", ") : ".") }) : h("p", { class: "muted", text: "No statistics." }),
+        h("h2", { text: `History (${ended.total})` }),
+        table([{ title: "Stream", render: x => x.stream }, { title: "Ended", render: x => fmtTime(x.ended_at) },
+          { title: "Watched", cls: "num", render: x => fmtDuration((new Date(x.ended_at) - new Date(x.started_at)) / 1000) },
+          { title: "End reason", render: x => endReason(x.end_reason) }], ended.items, "No ended sessions."),
+        ended.total > ended.items.length ? h("p", {}, h("a", { href: `#/sessions?state=ended` }, "All history")) : null);
+    } catch (e) { if (e.status !== 401) put(body, errorState(e)); }
+  }
+  load();
+};
+
 // ---------- users ----------
 pages.users = function () {
   let q = "", offset = 0;
@@ -289,7 +353,7 @@ pages.users = function () {
     try {
       const page = await api("GET", "/api/v1/users" + query({ q, limit: PAGE, offset }));
       const columns = [
-        { title: "Login", render: u => h("strong", { text: u.login }) },
+        { title: "Login", render: u => userLink(u.login) },
         { title: "Kind", render: u => badge(u.kind, u.kind) },
         { title: "Enabled", render: userState },
         { title: "Expires", cls: "hide-narrow", render: u => fmtTime(u.expires_at) },
@@ -551,7 +615,7 @@ pages.sessions = function () {
   for (const event of ["input", "change"]) search.addEventListener(event, () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
   // What an empty list says: nobody at all, or nobody the search finds.
   const none = (nobody) => search.value.trim() ? `No session matches “${search.value.trim()}”.` : nobody;
-  const who = { title: "User", render: s => s.user ? h("strong", { text: s.user }) : h("span", { class: "muted", text: "anonymous" }) };
+  const who = { title: "User", render: s => s.user ? userLink(s.user) : h("span", { class: "muted", text: "anonymous" }) };
   async function loadLive() {
     const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), limit: PAGE, offset }));
     // Paged by the API, the total counted there: a page past the end after
