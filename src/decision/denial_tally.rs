@@ -12,7 +12,8 @@ use crate::store::denials::DenialCount;
 
 #[derive(Default)]
 pub struct DenialTally {
-    counts: Mutex<FxHashMap<(DateTime<Utc>, Reason), i64>>,
+    /// By minute and reason code (`Reason::as_str`, what the table stores).
+    counts: Mutex<FxHashMap<(DateTime<Utc>, &'static str), i64>>,
 }
 
 impl DenialTally {
@@ -24,7 +25,7 @@ impl DenialTally {
             .counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((minute, reason))
+            .entry((minute, reason.as_str()))
             .or_insert(0) += 1;
     }
 
@@ -36,7 +37,7 @@ impl DenialTally {
             .into_iter()
             .map(|((minute, reason), count)| DenialCount {
                 minute,
-                reason: reason.as_str(),
+                reason,
                 count,
             })
             .collect()
@@ -46,9 +47,7 @@ impl DenialTally {
     pub fn restore(&self, counts: Vec<DenialCount>) {
         let mut tally = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         for count in counts {
-            if let Some(reason) = Reason::ALL.into_iter().find(|r| r.as_str() == count.reason) {
-                *tally.entry((count.minute, reason)).or_insert(0) += count.count;
-            }
+            *tally.entry((count.minute, count.reason)).or_insert(0) += count.count;
         }
     }
 }

@@ -79,7 +79,6 @@ pub struct Engine {
     link_skew: Duration,
     geoip: Arc<GeoIp>,
     denials: DenialTally,
-    history_days: u32,
 }
 
 /// What the engine shares with the rest of the service.
@@ -133,7 +132,6 @@ impl Engine {
             link_skew: settings.link_skew,
             geoip,
             denials: DenialTally::default(),
-            history_days: settings.history_days,
         }
     }
 
@@ -235,7 +233,7 @@ impl Engine {
         }
         let written = async {
             let client = self.pool.get().await?;
-            denials::add(&client, &counts, self.history_days).await
+            denials::add(&client, &counts).await
         }
         .await;
         if written.is_err() {

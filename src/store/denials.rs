@@ -16,12 +16,8 @@ pub struct DenialCount {
 }
 
 /// Adds the counts to what other replicas (and earlier writes) stored, in
-/// one statement, and drops minutes older than `keep_days`.
-pub async fn add(
-    client: &Client,
-    counts: &[DenialCount],
-    keep_days: u32,
-) -> Result<(), StoreError> {
+/// one statement (the sweeper drops minutes past the history's days).
+pub async fn add(client: &Client, counts: &[DenialCount]) -> Result<(), StoreError> {
     let minutes: Vec<DateTime<Utc>> = counts.iter().map(|c| c.minute).collect();
     let reasons: Vec<&str> = counts.iter().map(|c| c.reason).collect();
     let numbers: Vec<i64> = counts.iter().map(|c| c.count).collect();
@@ -31,12 +27,6 @@ pub async fn add(
              SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int8[])
              ON CONFLICT (minute, reason) DO UPDATE SET count = d.count + EXCLUDED.count",
             params![&minutes, &reasons, &numbers],
-        )
-        .await?;
-    client
-        .execute_typed(
-            "DELETE FROM denial_counts WHERE minute < now() - make_interval(days => $1)",
-            params![&(keep_days as i32)],
         )
         .await?;
     Ok(())

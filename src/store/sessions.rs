@@ -500,7 +500,8 @@ const MOVE_BATCH: i64 = 50_000;
 /// Marks sessions that were not refreshed in time as ended (`timeout`),
 /// moves ended sessions into `session_history` (sql/V12), makes sure the
 /// daily partitions around today exist and drops those older than
-/// `history_days`. One replica at a time.
+/// `history_days`, with the denial counts of those days. One replica at a
+/// time.
 ///
 /// A timed-out viewer is taken to have watched until its last answer stopped
 /// holding (last seen + `session_duration`, at most its expiry): the grace
@@ -570,6 +571,13 @@ pub async fn sweep(
         )
         .await?
         .get(0);
+    // Denials by reason are kept as long as the history they sit beside.
+    transaction
+        .execute_typed(
+            "DELETE FROM denial_counts WHERE minute < now() - make_interval(days => $1)",
+            params![&(history_days as i32)],
+        )
+        .await?;
     transaction.commit().await?;
     Ok(SweepResult {
         ran: true,

@@ -93,7 +93,10 @@ async fn history_past_its_days_is_dropped_a_day_at_a_time() {
              INSERT INTO session_history (id, key, login, stream, client_ip, started_at, last_seen_at,
                                           expires_at, ended_at, end_reason)
              SELECT gen_random_uuid(), 'k' || d, 'old', 'news', '192.0.2.1', at - interval '1 hour', at, at, at, 'stopped'
-               FROM (VALUES (40), (10), (400)) AS v(d), LATERAL (SELECT now() - make_interval(days => d) AS at) t;",
+               FROM (VALUES (40), (10), (400)) AS v(d), LATERAL (SELECT now() - make_interval(days => d) AS at) t;
+             INSERT INTO denial_counts (minute, reason, count)
+             SELECT date_trunc('minute', now() - make_interval(days => d)), 'session_limit', d
+               FROM (VALUES (40), (10)) AS v(d);",
         )
         .await
         .unwrap();
@@ -116,6 +119,17 @@ async fn history_past_its_days_is_dropped_a_day_at_a_time() {
         .await,
         1,
         "history younger than PLAYGATE_HISTORY_DAYS is kept"
+    );
+    // Denials by reason are kept as long as the history.
+    wait_count(
+        &app,
+        "SELECT count(*) FROM denial_counts WHERE count = 40",
+        0,
+    )
+    .await;
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM denial_counts WHERE count = 10").await,
+        1
     );
     // The sweeper keeps the days around today ready for the next moves.
     let today = format!("session_history_{}", chrono::Utc::now().format("%Y%m%d"));
