@@ -19,6 +19,7 @@ use crate::decision::{upkeep, Engine};
 use crate::geoip::{self, GeoIp, GeoIpError};
 use crate::http::{openapi, ops, ApiError, AppState};
 use crate::metrics::{self, Metrics};
+use crate::outbox::webhooks::{self, Subscriptions};
 use crate::password::{self, PasswordVerifier};
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
@@ -102,6 +103,11 @@ impl Application {
             settings.auth_failure_window,
         ));
         let cookie_key = viewer_cookie_key(&pool, &settings).await?;
+        // Webhook work has a small pool of its own: a burst of events or a
+        // dead receiver never takes a connection a decision needs.
+        let webhook_pool = Pool::new(&database.main, webhooks::POOL_SIZE, database.prepared)?;
+        let subscriptions = Arc::new(Subscriptions::new(webhook_pool.clone()));
+        subscriptions.refresh().await?;
         let engine = Arc::new(Engine::new(
             &settings,
             EngineParts {
@@ -112,6 +118,7 @@ impl Application {
                 failures: Arc::clone(&failures),
                 cookie_key,
                 geoip: Arc::clone(&geoip),
+                webhooks: Arc::clone(&subscriptions),
             },
         ));
         let settings = Arc::new(settings);
@@ -125,6 +132,7 @@ impl Application {
             passwords,
             failures,
             geoip: Arc::clone(&geoip),
+            webhooks: Arc::clone(&subscriptions),
         });
 
         let (background, stop_signal) = watch::channel(false);
@@ -151,6 +159,15 @@ impl Application {
             settings.database.listen.clone(),
             stop_signal.clone(),
         ));
+        tokio::spawn(
+            webhooks::Worker::new(
+                webhook_pool,
+                settings.webhooks.clone(),
+                Arc::clone(&state.metrics),
+                subscriptions,
+            )
+            .run(stop_signal.clone()),
+        );
         geoip.spawn_watcher(geoip::WATCH_INTERVAL, stop_signal.clone());
         tokio::spawn(metrics::read_cluster_gauges(
             pool,

@@ -161,6 +161,9 @@ pub struct SettingsArgs {
     /// MaxMind-format (.mmdb) ASN database, e.g. GeoLite2 ASN (unset: every address is AS 0).
     #[arg(long, env = "PLAYGATE_GEOIP_ASN_DB", global = true)]
     pub geoip_asn_db: Option<String>,
+    /// `true` lets webhooks reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal, …); default false.
+    #[arg(long, env = "PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL", global = true)]
+    pub webhook_allow_link_local: Option<String>,
     /// Do not apply pending migrations at start-up.
     #[arg(long, global = true)]
     pub no_migrate: bool,
@@ -203,7 +206,42 @@ pub struct Settings {
     pub db_timeout: Duration,
     pub outage_grace: Duration,
     pub geoip: GeoIpSettings,
+    /// Webhook deliveries (SPEC §12); only `allow_link_local` is read from
+    /// the environment, the rest are the contract's numbers.
+    pub webhooks: WebhookSettings,
     pub migrate_on_start: bool,
+}
+
+/// How deliveries are made (SPEC §12); only `allow_link_local` is an
+/// operator's setting (`PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL`), the rest are
+/// the contract's numbers, shortened by tests.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    /// Link-local and cloud metadata receivers allowed.
+    pub allow_link_local: bool,
+    /// The first retry's delay; doubled for each next one (5 s).
+    pub retry_base: Duration,
+    /// How long a claimed attempt is this worker's: longer than `timeout`.
+    pub lease: Duration,
+    /// How long a receiver has to answer (5 s).
+    pub timeout: Duration,
+    /// How often due attempts are looked for.
+    pub poll_interval: Duration,
+    /// Deliveries under way at once on this replica.
+    pub max_in_flight: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> WebhookSettings {
+        WebhookSettings {
+            allow_link_local: false,
+            retry_base: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(200),
+            max_in_flight: 64,
+        }
+    }
 }
 
 /// The GeoIP database files (SPEC §10). Only named here: `serve` opens them
@@ -474,6 +512,17 @@ impl Settings {
             None => None,
         };
 
+        let webhook_allow_link_local = match non_empty(&args.webhook_allow_link_local) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL",
+                    format!("'{other}' is not true or false"),
+                ))
+            }
+        };
+
         Ok(Settings {
             database,
             listen,
@@ -580,6 +629,10 @@ impl Settings {
                 country_db: non_empty(&args.geoip_country_db).map(PathBuf::from),
                 asn_db: non_empty(&args.geoip_asn_db).map(PathBuf::from),
             },
+            webhooks: WebhookSettings {
+                allow_link_local: webhook_allow_link_local,
+                ..WebhookSettings::default()
+            },
             migrate_on_start: !args.no_migrate,
         })
     }
@@ -668,6 +721,7 @@ impl fmt::Debug for Settings {
             .field("db_timeout", &self.db_timeout)
             .field("outage_grace", &self.outage_grace)
             .field("geoip", &self.geoip)
+            .field("webhooks", &self.webhooks)
             .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
@@ -723,6 +777,16 @@ mod tests {
         assert_eq!(settings.link_skew, Duration::from_secs(60));
         assert!(settings.viewer_cookie_secret.is_none());
         assert_eq!(settings.geoip, GeoIpSettings::default());
+        assert!(!settings.webhooks.allow_link_local);
+        assert_eq!(settings.webhooks.retry_base, Duration::from_secs(5));
+        assert_eq!(settings.webhooks.timeout, Duration::from_secs(5));
+        assert!(settings.webhooks.lease > settings.webhooks.timeout);
+        let allowed = Settings::from_args(&SettingsArgs {
+            webhook_allow_link_local: Some("true".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(allowed.webhooks.allow_link_local);
     }
 
     #[test]
@@ -934,6 +998,13 @@ mod tests {
                     ..Default::default()
                 },
                 "PLAYGATE_DB_PREPARED",
+            ),
+            (
+                SettingsArgs {
+                    webhook_allow_link_local: Some("yes".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL",
             ),
         ];
         for (args, variable) in cases {

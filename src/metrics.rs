@@ -21,6 +21,10 @@ pub const OTHER_STREAM: &str = "other";
 /// The `end_reason` values of a session (SPEC §1).
 pub const END_REASONS: [&str; 5] = ["stopped", "timeout", "kicked", "limit", "replaced"];
 
+/// The `result` values of `playgate_webhook_deliveries_total` (SPEC §12):
+/// an attempt delivered, failed (to be retried), or failed for the last time.
+pub const WEBHOOK_RESULTS: [&str; 3] = ["delivered", "failed", "gave_up"];
+
 pub struct Metrics {
     registry: Registry,
     decisions_total: IntCounterVec,
@@ -41,6 +45,8 @@ pub struct Metrics {
     users: IntGauge,
     db_pool_connections: IntGaugeVec,
     admission_batch_size: prometheus::Histogram,
+    /// `playgate_webhook_deliveries_total` by result, in `WEBHOOK_RESULTS` order.
+    webhook_deliveries: [prometheus::IntCounter; WEBHOOK_RESULTS.len()],
     stream_labels: StreamLabels,
 }
 
@@ -219,6 +225,17 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
+        let webhook_deliveries_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "playgate_webhook_deliveries_total",
+                    "Webhook delivery attempts made by this replica, by result: delivered (2xx), failed (to be retried) or gave_up (failed, 24 h after the event).",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+        );
         let build_info = register(
             &registry,
             IntGaugeVec::new(
@@ -247,6 +264,8 @@ impl Metrics {
             users,
             db_pool_connections,
             admission_batch_size,
+            webhook_deliveries: WEBHOOK_RESULTS
+                .map(|result| webhook_deliveries_total.with_label_values(&[result])),
             stream_labels: StreamLabels {
                 max: max_streams,
                 known: Mutex::new(HashSet::new()),
@@ -292,6 +311,14 @@ impl Metrics {
     /// `from_memory`: answered without asking the database.
     pub fn session_refreshed(&self, from_memory: bool) {
         self.session_refreshes[usize::from(!from_memory)].inc();
+    }
+
+    /// One webhook delivery attempt, `result` one of `WEBHOOK_RESULTS`.
+    pub fn webhook_delivery(&self, result: &str) {
+        match WEBHOOK_RESULTS.iter().position(|known| *known == result) {
+            Some(index) => self.webhook_deliveries[index].inc(),
+            None => debug_assert!(false, "unknown webhook result {result}"),
+        }
     }
 
     pub fn admission_batch(&self, size: usize) {

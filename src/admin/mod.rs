@@ -19,6 +19,7 @@ pub mod stats;
 pub mod timeline;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use openapi::ApiDoc;
 
@@ -82,6 +83,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/signing-keys/{id}", web::get().to(signing_keys::get))
             .route("/signing-keys/{id}", web::patch().to(signing_keys::update))
             .route("/signing-keys/{id}", web::delete().to(signing_keys::delete))
+            .route("/webhooks", web::get().to(webhooks::list))
+            .route("/webhooks", web::post().to(webhooks::create))
+            .route("/webhooks/{id}", web::get().to(webhooks::get))
+            .route("/webhooks/{id}", web::patch().to(webhooks::update))
+            .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+            .route(
+                "/webhooks/{id}/deliveries",
+                web::get().to(webhooks::deliveries),
+            )
+            .route("/webhooks/{id}/test", web::post().to(webhooks::test))
             .route("/sessions", web::get().to(sessions::list))
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}", web::delete().to(sessions::kick))

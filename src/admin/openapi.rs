@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use super::{
     access_rules, audit, import, ip_rules, links, login, packages, sessions, signing_keys, stats,
-    timeline, tokens, users,
+    timeline, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -42,6 +42,13 @@ use super::{
     signing_keys::get,
     signing_keys::update,
     signing_keys::delete,
+    webhooks::list,
+    webhooks::create,
+    webhooks::get,
+    webhooks::update,
+    webhooks::delete,
+    webhooks::deliveries,
+    webhooks::test,
     sessions::list,
     sessions::get,
     sessions::kick,

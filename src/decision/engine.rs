@@ -22,6 +22,7 @@ use crate::domain::{
 };
 use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
+use crate::outbox::webhooks::Subscriptions;
 use crate::password::{Check, PasswordVerifier};
 use crate::policy_view::{PolicySnapshot, PolicyUser, PolicyView, RuleMatch, RuleSubject};
 use crate::rate_limit::{FailureLimiter, Guesser};
@@ -79,6 +80,7 @@ pub struct Engine {
     link_skew: Duration,
     geoip: Arc<GeoIp>,
     denials: DenialTally,
+    webhooks: Arc<Subscriptions>,
 }
 
 /// What the engine shares with the rest of the service.
@@ -90,6 +92,8 @@ pub struct EngineParts {
     pub failures: Arc<FailureLimiter>,
     pub cookie_key: CookieKey,
     pub geoip: Arc<GeoIp>,
+    /// `limit.reached` events (SPEC §12).
+    pub webhooks: Arc<Subscriptions>,
 }
 
 impl Engine {
@@ -102,6 +106,7 @@ impl Engine {
             failures,
             cookie_key,
             geoip,
+            webhooks,
         } = parts;
         let admissions = AdmissionBatcher::new(
             pool.clone(),
@@ -132,6 +137,7 @@ impl Engine {
             link_skew: settings.link_skew,
             geoip,
             denials: DenialTally::default(),
+            webhooks,
         }
     }
 
@@ -198,6 +204,15 @@ impl Engine {
         );
         if !decision.allow {
             self.denials.record(decision.reason);
+            // A spawned insert, only while a webhook wants the event.
+            self.webhooks.limit_reached(
+                decision.reason,
+                decision.user.as_deref(),
+                &request.stream,
+                request.client_ip,
+                decision.max_sessions,
+                decision.active_sessions,
+            );
             let rule = match decision.rule {
                 Some(id) if decision.reason == Reason::RuleDenied => {
                     self.metrics.rule_denied(id);

@@ -6,6 +6,7 @@ use crate::config::Settings;
 use crate::decision::Engine;
 use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
+use crate::outbox::webhooks::Subscriptions;
 use crate::password::PasswordVerifier;
 use crate::policy_view::PolicyView;
 use crate::rate_limit::FailureLimiter;
@@ -26,4 +27,6 @@ pub struct AppState {
     /// Country and ASN of client addresses (SPEC §10); its files are
     /// watched and reloaded in place, so this handle stays the same.
     pub geoip: Arc<GeoIp>,
+    /// Whether webhooks want `limit.reached` (refreshed after a webhook write).
+    pub webhooks: Arc<Subscriptions>,
 }

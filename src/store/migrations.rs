@@ -104,6 +104,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "denial_counts",
         sql: include_str!("../../sql/V19__denial_counts.sql"),
     },
+    // V20 is taken by the streamers' migration (issue 21, items 1–2).
+    Migration {
+        version: 21,
+        name: "webhooks",
+        sql: include_str!("../../sql/V21__webhooks.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

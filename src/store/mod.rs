@@ -19,6 +19,7 @@ pub mod ui_sessions;
 pub mod user_import;
 pub mod users;
 pub mod viewer_cookie;
+pub mod webhooks;
 
 use std::fmt;
 use std::future::Future;

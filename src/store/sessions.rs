@@ -578,6 +578,8 @@ pub async fn sweep(
             params![&(history_days as i32)],
         )
         .await?;
+    // Webhook events and their attempts, as long as the history too.
+    super::webhooks::purge(&transaction, history_days).await?;
     transaction.commit().await?;
     Ok(SweepResult {
         ran: true,

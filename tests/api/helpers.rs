@@ -263,6 +263,12 @@ impl TestApp {
         self.reload().await;
     }
 
+    /// Stops this replica (server and background tasks) and waits for it:
+    /// as if its process had died, for what it had under way.
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
     pub async fn reload(&self) {
         self.state.policy.reload().await.expect("policy reload");
     }

@@ -57,3 +57,4 @@ mod ui_browser;
 mod ui_login;
 mod ui_pages;
 mod ui_timeline;
+mod webhooks;

@@ -1,0 +1,661 @@
+//! Webhook delivery (SPEC §12) in the Standard Webhooks format.
+//!
+//! Session events are queued by triggers in the admission's own
+//! transaction (sql/V21), `limit.reached` by the engine through
+//! [`Subscriptions::limit_reached`] (a spawned insert, only while some
+//! webhook wants it). Every replica runs a [`Worker`]: it claims due
+//! attempts with `FOR UPDATE SKIP LOCKED` under a lease, delivers them
+//! concurrently (bounded), and records each outcome, queueing the next
+//! attempt after 5 s, 10 s, 20 s, … (at most 1 h apart) for 24 h. A worker
+//! that dies mid-delivery leaves its attempts to another once the lease is
+//! over: at least once, every attempt with the event's `webhook-id`.
+//!
+//! Secrets: a webhook's secret signs and is never logged, nor is a
+//! signature; errors are recorded without the URL.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+use crate::background::{tick, StopSignal};
+pub use crate::config::WebhookSettings;
+use crate::domain::{ErrorChain, Reason};
+use crate::metrics::Metrics;
+use crate::store::webhooks::{self as store, Claimed, Outcome};
+use crate::store::{Pool, StoreError};
+
+/// The events a webhook may subscribe to.
+pub const EVENT_TYPES: [&str; 3] = ["session.started", "session.ended", "limit.reached"];
+/// What `POST /api/v1/webhooks/{id}/test` sends.
+pub const TEST_EVENT: &str = "webhook.test";
+pub const SECRET_PREFIX: &str = "whsec_";
+/// Random bytes of a generated secret (Standard Webhooks asks for 24 to 64).
+const SECRET_BYTES: usize = 32;
+const MIN_SECRET_BYTES: usize = 24;
+const MAX_SECRET_BYTES: usize = 64;
+const MAX_URL: usize = 2048;
+/// Retries are at most this far apart …
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// … and stop this long after the event.
+const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Connections of the worker's own pool: a dead receiver or a burst of
+/// events never takes a connection the decisions need.
+pub const POOL_SIZE: usize = 4;
+/// `limit.reached` inserts under way at most; beyond, one is dropped (and
+/// said so) rather than queued without bound.
+const MAX_PENDING_INSERTS: usize = 256;
+/// Longest error text kept per attempt.
+const MAX_ERROR: usize = 300;
+
+/// Names that are cloud metadata services whatever they resolve to.
+const METADATA_NAMES: [&str; 5] = [
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+
+// ---- URLs and addresses ----
+
+/// Link-local and cloud metadata addresses (169.254.0.0/16 with AWS, GCP
+/// and Azure's 169.254.169.254, fe80::/10, AWS's fd00:ec2::254, Alibaba's
+/// 100.100.100.200), IPv4-mapped forms included.
+pub fn is_link_local_or_metadata(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4_refused(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4_refused(v4),
+            None => {
+                (v6.segments()[0] & 0xffc0) == 0xfe80
+                    || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
+        },
+    }
+}
+
+fn v4_refused(v4: Ipv4Addr) -> bool {
+    v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200)
+}
+
+fn is_metadata_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    METADATA_NAMES.contains(&host.as_str())
+}
+
+/// A receiver's URL as given: http or https, a host, and (unless
+/// `allow_link_local`) no link-local or metadata address or name.
+/// Loopback and private addresses are allowed. The reason is one line.
+pub fn check_url(text: &str, allow_link_local: bool) -> Result<reqwest::Url, String> {
+    if text.len() > MAX_URL {
+        return Err(format!("a URL has at most {MAX_URL} bytes"));
+    }
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme must be http or https, not '{}'",
+            url.scheme()
+        ));
+    }
+    let refused = "is a link-local or cloud metadata address \
+                   (PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true allows it)";
+    let host = url.host_str().ok_or("the URL has no host")?;
+    if !allow_link_local {
+        // An IPv6 literal is bracketed; the parser has normalised IPv4
+        // literals (hexadecimal, octal, short forms) already.
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        match literal.parse::<IpAddr>() {
+            Ok(ip) if is_link_local_or_metadata(ip) => return Err(format!("{ip} {refused}")),
+            Err(_) if is_metadata_name(host) => return Err(format!("'{host}' {refused}")),
+            _ => {}
+        }
+    }
+    Ok(url)
+}
+
+/// Names resolved as usual, without the addresses a receiver may not have
+/// (a name may point at a metadata service even though its URL passed).
+struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed = allowed_addresses(&host, found)?;
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// What a name resolved to, less link-local and metadata addresses; an
+/// error when nothing is left (recorded as the attempt's failure).
+fn allowed_addresses(host: &str, found: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    let any = !found.is_empty();
+    let allowed: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|address| !is_link_local_or_metadata(address.ip()))
+        .collect();
+    if allowed.is_empty() && any {
+        return Err(format!(
+            "{host} resolves to a link-local or cloud metadata address only \
+             (PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true allows it)"
+        ));
+    }
+    Ok(allowed)
+}
+
+// ---- Secrets and signatures ----
+
+/// `whsec_` and the base64 of 32 bytes of the operating system's CSPRNG.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; SECRET_BYTES];
+    rand::fill(&mut bytes);
+    format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes))
+}
+
+/// The HMAC key of a secret `whsec_<base64>` (24–64 bytes); the message
+/// never quotes the secret.
+pub fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
+    let encoded = secret.strip_prefix(SECRET_PREFIX).ok_or_else(|| {
+        format!("a secret is '{SECRET_PREFIX}' and base64; leave it out to generate one")
+    })?;
+    let key = STANDARD
+        .decode(encoded)
+        .map_err(|_| format!("the part after '{SECRET_PREFIX}' is not base64"))?;
+    if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&key.len()) {
+        return Err(format!(
+            "a secret's key has {MIN_SECRET_BYTES}-{MAX_SECRET_BYTES} bytes (this one has {})",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+/// `v1,<base64(HMAC-SHA256(key, "<id>.<timestamp>.<body>"))>`.
+pub fn signature(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(msg_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// The `webhook-id` of every attempt of an event.
+pub fn message_id(msg_id: uuid::Uuid) -> String {
+    format!("msg_{}", msg_id.simple())
+}
+
+/// `{"type", "timestamp", "data"}`: the same bytes on every attempt.
+pub fn body(event_type: &str, at: DateTime<Utc>, data: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "type": event_type,
+        "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": data,
+    }))
+    .expect("JSON values serialise")
+}
+
+/// The delay before attempt `attempt + 1`: base · 2^(attempt − 1), at most 1 h.
+pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
+    let doublings = attempt.saturating_sub(1).clamp(0, 20) as u32;
+    base.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
+}
+
+// ---- What the engine tells ----
+
+/// Whether some enabled webhook wants `limit.reached`, as of the worker's
+/// last poll (or this replica's last webhook write), and the spawned
+/// inserts of those events.
+pub struct Subscriptions {
+    limit_reached: AtomicBool,
+    pool: Pool,
+    inserts: Arc<Semaphore>,
+}
+
+impl Subscriptions {
+    pub fn new(pool: Pool) -> Subscriptions {
+        Subscriptions {
+            limit_reached: AtomicBool::new(false),
+            pool,
+            inserts: Arc::new(Semaphore::new(MAX_PENDING_INSERTS)),
+        }
+    }
+
+    pub fn wants_limit_reached(&self) -> bool {
+        self.limit_reached.load(Ordering::Relaxed)
+    }
+
+    /// Reads again whether any enabled webhook wants `limit.reached`.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let wanted = store::subscribed(&client, "limit.reached").await?;
+        self.limit_reached.store(wanted, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A refused start: queues `limit.reached` when the reason is one of
+    /// `session_limit`, `device_limit`, `stream_full` and some webhook
+    /// wants it. Never waits: the insert is spawned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn limit_reached(
+        &self,
+        reason: Reason,
+        user: Option<&str>,
+        stream: &str,
+        client_ip: IpAddr,
+        max_sessions: Option<i32>,
+        active_sessions: Option<i64>,
+    ) {
+        if !matches!(
+            reason,
+            Reason::SessionLimit | Reason::DeviceLimit | Reason::StreamFull
+        ) || !self.wants_limit_reached()
+        {
+            return;
+        }
+        let Ok(permit) = Arc::clone(&self.inserts).try_acquire_owned() else {
+            log::warn!("webhooks: too many limit.reached events under way, one dropped");
+            return;
+        };
+        let data = json!({
+            "user": user,
+            "stream": stream,
+            "client_ip": crate::domain::canonical_ip(client_ip).to_string(),
+            "reason": reason.as_str(),
+            "max_sessions": max_sessions,
+            "active_sessions": active_sessions,
+        });
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let written = async {
+                let client = pool.get().await?;
+                store::enqueue(&client, "limit.reached", &data, None).await
+            }
+            .await;
+            if let Err(e) = written {
+                log::warn!("webhooks: queueing a limit.reached event failed: {e}");
+            }
+        });
+    }
+}
+
+// ---- The worker ----
+
+pub struct Worker {
+    pool: Pool,
+    http: reqwest::Client,
+    settings: WebhookSettings,
+    metrics: Arc<Metrics>,
+    subscriptions: Arc<Subscriptions>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Worker {
+    pub fn new(
+        pool: Pool,
+        settings: WebhookSettings,
+        metrics: Arc<Metrics>,
+        subscriptions: Arc<Subscriptions>,
+    ) -> Worker {
+        let mut http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("playgate/", env!("CARGO_PKG_VERSION")));
+        if !settings.allow_link_local {
+            http = http.dns_resolver(Arc::new(GuardedResolver));
+        }
+        Worker {
+            pool,
+            http: http.build().expect("an HTTP client with rustls"),
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            settings,
+            metrics,
+            subscriptions,
+        }
+    }
+
+    /// Polls until the application stops; deliveries under way when it
+    /// does are dropped (their lease runs out and another replica, or this
+    /// one after a restart, makes them).
+    pub async fn run(self, mut stop: StopSignal) {
+        let worker = Arc::new(self);
+        let mut failing = false;
+        loop {
+            let polled = async {
+                worker.subscriptions.refresh().await?;
+                worker.poll(&stop).await
+            }
+            .await;
+            match polled {
+                Ok(claimed) => {
+                    failing = false;
+                    // A full batch: more may be due right away.
+                    if claimed > 0 && worker.in_flight.available_permits() > 0 {
+                        if *stop.borrow() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+                // Said once per outage, not every 200 ms.
+                Err(e) if !failing => {
+                    failing = true;
+                    log::warn!("webhook worker: {e}");
+                }
+                Err(_) => {}
+            }
+            if !tick(worker.settings.poll_interval, &mut stop).await {
+                return;
+            }
+        }
+    }
+
+    /// Claims what is due (as many as there are free delivery slots) and
+    /// starts delivering it; the number claimed.
+    async fn poll(self: &Arc<Self>, stop: &StopSignal) -> Result<usize, StoreError> {
+        let free = self.in_flight.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
+        let claimed = {
+            let client = self.pool.get().await?;
+            store::claim(&client, free as i64, self.settings.lease).await?
+        };
+        let count = claimed.len();
+        for job in claimed {
+            let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+                break; // cannot happen: only this loop takes permits
+            };
+            let worker = Arc::clone(self);
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                tokio::select! {
+                    _ = worker.deliver(job) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => {}
+                }
+            });
+        }
+        Ok(count)
+    }
+
+    /// One attempt, and its outcome recorded.
+    async fn deliver(&self, job: Claimed) {
+        let result = self.send(&job).await;
+        let now = Utc::now();
+        let (outcome, gave_up) = match result {
+            Ok(status) if (200..300).contains(&status) => (
+                Outcome {
+                    delivered: true,
+                    response_status: Some(status as i32),
+                    error: None,
+                    retry_at: None,
+                },
+                false,
+            ),
+            failed => {
+                let (response_status, error) = match failed {
+                    Ok(status) => (Some(status as i32), format!("answered HTTP {status}")),
+                    Err(error) => (None, error),
+                };
+                let next = now
+                    + chrono::Duration::from_std(retry_delay(
+                        self.settings.retry_base,
+                        job.attempt,
+                    ))
+                    .unwrap_or(chrono::Duration::MAX);
+                let deadline =
+                    job.event_at + chrono::Duration::from_std(RETRY_FOR).expect("24 h fits");
+                let retry_at = (next <= deadline).then_some(next);
+                (
+                    Outcome {
+                        delivered: false,
+                        response_status,
+                        error: Some(clip(&error)),
+                        retry_at,
+                    },
+                    retry_at.is_none(),
+                )
+            }
+        };
+        let recorded = async {
+            let client = self.pool.get().await?;
+            store::finish(&client, &job, &outcome).await
+        }
+        .await;
+        match recorded {
+            Ok(true) => {
+                let result = match (outcome.delivered, gave_up) {
+                    (true, _) => "delivered",
+                    (false, false) => "failed",
+                    (false, true) => "gave_up",
+                };
+                self.metrics.webhook_delivery(result);
+                if gave_up {
+                    log::warn!(
+                        "webhook {}: gave up event {} ({}) after {} attempts over 24 h: {}",
+                        job.webhook_id,
+                        message_id(job.msg_id),
+                        job.event_type,
+                        job.attempt,
+                        outcome.error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            // Another worker took the attempt over once the lease ended.
+            Ok(false) => log::debug!(
+                "webhook {}: attempt {} of {} was taken over after its lease",
+                job.webhook_id,
+                job.attempt,
+                message_id(job.msg_id)
+            ),
+            // The lease runs out and the attempt is made again: at least once.
+            Err(e) => log::warn!(
+                "webhook {}: recording an attempt failed: {e}",
+                job.webhook_id
+            ),
+        }
+    }
+
+    /// The POST; the receiver's status, or why there was none.
+    async fn send(&self, job: &Claimed) -> Result<u16, String> {
+        let url = check_url(&job.url, self.settings.allow_link_local)?;
+        let key = secret_key(&job.secret)?;
+        let id = message_id(job.msg_id);
+        let timestamp = Utc::now().timestamp();
+        let body = body(&job.event_type, job.event_at, &job.data);
+        let signature = signature(&key, &id, timestamp, &body);
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = e.without_url();
+                if e.is_timeout() {
+                    format!("no answer within {} s", self.settings.timeout.as_secs_f64())
+                } else {
+                    ErrorChain(&e).to_string()
+                }
+            })?;
+        Ok(response.status().as_u16())
+    }
+}
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_ERROR) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        for good in [
+            "http://127.0.0.1:9000/hook",
+            "https://billing.example/webhooks?src=playgate",
+            "http://10.1.2.3/x",
+            "http://[::1]:8080/",
+            "http://192.168.1.10/",
+            "http://crm.internal/in",
+        ] {
+            assert!(check_url(good, false).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("ftp://billing.example/", "scheme"),
+            ("billing.example/hook", "not a URL"),
+            ("file:///etc/passwd", "scheme"),
+            ("http://169.254.169.254/latest/meta-data/", "link-local"),
+            ("http://169.254.10.1/", "link-local"),
+            ("http://0xa9fea9fe/", "link-local"),
+            ("http://[fe80::1]/", "link-local"),
+            ("http://[fd00:ec2::254]/", "link-local"),
+            ("http://[::ffff:169.254.169.254]/", "link-local"),
+            ("http://100.100.100.200/", "link-local"),
+            (
+                "http://metadata.google.internal/computeMetadata/v1/",
+                "metadata",
+            ),
+            ("http://METADATA.google.internal./", "metadata"),
+        ] {
+            let error = check_url(bad, false).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+        assert!(check_url("http://169.254.169.254/", true).is_ok());
+        assert!(check_url("http://metadata.google.internal/", true).is_ok());
+        assert!(check_url(&format!("http://a.example/{}", "x".repeat(MAX_URL)), false).is_err());
+    }
+
+    #[test]
+    fn secrets() {
+        let one = generate_secret();
+        assert!(one.starts_with("whsec_"));
+        assert_eq!(secret_key(&one).unwrap().len(), SECRET_BYTES);
+        assert_ne!(one, generate_secret());
+        assert!(secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        for bad in [
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_not base64!",
+            "whsec_c2hvcnQ=",
+            &format!("whsec_{}", STANDARD.encode([7u8; 65])),
+        ] {
+            let error = secret_key(bad).unwrap_err();
+            assert!(!error.contains(bad), "{error}");
+        }
+    }
+
+    #[test]
+    fn signatures_match_the_standard_webhooks_example() {
+        // The example of the Standard Webhooks specification (and of its
+        // libraries' tests).
+        let key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn retries_double_up_to_an_hour() {
+        let base = Duration::from_secs(5);
+        let delays: Vec<u64> = (1..=12).map(|n| retry_delay(base, n).as_secs()).collect();
+        assert_eq!(
+            delays,
+            [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+        assert_eq!(retry_delay(base, 1000), MAX_RETRY_DELAY);
+        assert_eq!(retry_delay(base, 0), base);
+    }
+
+    #[test]
+    fn bodies_are_the_standard_shape() {
+        let at = "2026-12-02T05:00:00.250Z".parse().unwrap();
+        let body: Value =
+            serde_json::from_slice(&body("session.started", at, &json!({"stream": "news"})))
+                .unwrap();
+        assert_eq!(
+            body,
+            json!({"type": "session.started", "timestamp": "2026-12-02T05:00:00.250Z",
+                   "data": {"stream": "news"}})
+        );
+        assert_eq!(
+            message_id("67e55044-10b1-426f-9247-bb680e5fe0c8".parse().unwrap()),
+            "msg_67e5504410b1426f9247bb680e5fe0c8"
+        );
+    }
+
+    #[test]
+    fn names_resolving_to_metadata_addresses_are_refused_at_delivery() {
+        let address = |text: &str| SocketAddr::new(text.parse().unwrap(), 0);
+        let error =
+            allowed_addresses("evil.example", vec![address("169.254.169.254")]).unwrap_err();
+        assert!(
+            error.contains("evil.example") && error.contains("link-local"),
+            "{error}"
+        );
+        assert!(allowed_addresses("six.example", vec![address("fd00:ec2::254")]).is_err());
+        assert_eq!(
+            allowed_addresses(
+                "mixed.example",
+                vec![address("169.254.169.254"), address("10.0.0.7")]
+            )
+            .unwrap(),
+            [address("10.0.0.7")]
+        );
+        assert_eq!(
+            allowed_addresses("localhost", vec![address("127.0.0.1"), address("::1")]).unwrap(),
+            [address("127.0.0.1"), address("::1")]
+        );
+    }
+
+    #[test]
+    fn refused_addresses() {
+        for ip in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "fe80::1",
+            "febf::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "100.100.100.200",
+        ] {
+            assert!(is_link_local_or_metadata(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.1",
+            "192.168.0.1",
+            "fd00::1",
+            "8.8.8.8",
+            "fec0::1",
+        ] {
+            assert!(!is_link_local_or_metadata(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}
