@@ -20,6 +20,9 @@ const VIEWER_PASSWORD: &str = "v1ewer-s3cret-pw";
 const TOKEN: &str = "t0ken-s3cret-value";
 const PORTAL_TOKEN: &str = "p0rtal-t0ken-s3cret";
 const LINK_KEY_SECRET: &str = "l1nk-key-s3cret-of-k1";
+/// A webhook's secret, and its key (what the signatures are made with).
+const WEBHOOK_SECRET: &str = "whsec_d2ViaG9vay1zM2NyZXQtb2YtdGhlLWNybS0wMTIz";
+const WEBHOOK_KEY: &str = "webhook-s3cret-of-the-crm-0123";
 
 /// `host=… port=… user=… password=… dbname=…` for the test database.
 fn key_value_url(db: &TestDb) -> String {
@@ -176,6 +179,50 @@ async fn no_secret_reaches_the_log_at_debug() {
         ]
     );
 
+    // A webhook with a given secret, and a test delivery to a receiver
+    // that is not there: the attempt fails (and is logged at debug).
+    let webhook: serde_json::Value = http
+        .post(format!("{base}/api/v1/webhooks"))
+        .basic_auth("root", Some(ADMIN_PASSWORD))
+        .json(&json!({"url": format!("http://127.0.0.1:{closed_port}/crm"),
+                      "events": ["session.started"], "secret": WEBHOOK_SECRET}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(webhook["secret"], json!(WEBHOOK_SECRET), "{webhook}");
+    let id = webhook["id"].as_i64().unwrap();
+    let tested = http
+        .post(format!("{base}/api/v1/webhooks/{id}/test"))
+        .basic_auth("root", Some(ADMIN_PASSWORD))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tested.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempts: serde_json::Value = http
+            .get(format!("{base}/api/v1/webhooks/{id}/deliveries"))
+            .basic_auth("root", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if attempts["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|item| item["status"] == json!("failed")))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt: {attempts}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     assert!(served.stop());
     let log = served.log.join("\n");
 
@@ -197,6 +244,9 @@ async fn no_secret_reaches_the_log_at_debug() {
         PORTAL_TOKEN,
         LINK_KEY_SECRET,
         &signature,
+        WEBHOOK_SECRET,
+        WEBHOOK_KEY,
+        "d2ViaG9vay1zM2NyZXQ",
         "8675309123",
         &token_digest,
         "$2b$",
