@@ -642,6 +642,7 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
         "RUST_LOG": "info,playgate=debug", "PLAYGATE_LISTEN": "0.0.0.0:8080", "PLAYGATE_DB_PREPARED": "off",
         "PLAYGATE_GEOIP_COUNTRY_DB": "/var/lib/geoip/GeoLite2-Country.mmdb",
         "PLAYGATE_GEOIP_ASN_DB": "/var/lib/geoip/GeoLite2-ASN.mmdb",
+        "PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL": "true",
     }
     wrong = {k: (cm_values.get(k), v) for k, v in expected.items() if cm_values.get(k) != v}
     C.ok("each config value lands in its variable", not wrong, json.dumps(wrong))
