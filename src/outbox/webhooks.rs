@@ -342,10 +342,10 @@ impl Worker {
             }
             .await;
             match polled {
-                Ok(claimed) => {
+                Ok((claimed, asked)) => {
                     failing = false;
                     // A full batch: more may be due right away.
-                    if claimed > 0 && worker.in_flight.available_permits() > 0 {
+                    if claimed > 0 && claimed == asked && worker.in_flight.available_permits() > 0 {
                         if *stop.borrow() {
                             return;
                         }
@@ -366,11 +366,11 @@ impl Worker {
     }
 
     /// Claims what is due (as many as there are free delivery slots) and
-    /// starts delivering it; the number claimed.
-    async fn poll(self: &Arc<Self>, stop: &StopSignal) -> Result<usize, StoreError> {
+    /// starts delivering it; the number claimed, and the number asked for.
+    async fn poll(self: &Arc<Self>, stop: &StopSignal) -> Result<(usize, usize), StoreError> {
         let free = self.in_flight.available_permits();
         if free == 0 {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let claimed = {
             let client = self.pool.get().await?;
@@ -391,7 +391,7 @@ impl Worker {
                 }
             });
         }
-        Ok(count)
+        Ok((count, free))
     }
 
     /// One attempt, and its outcome recorded.

@@ -184,8 +184,10 @@ async fn no_secret_reaches_the_log_at_debug() {
     let webhook: serde_json::Value = http
         .post(format!("{base}/api/v1/webhooks"))
         .basic_auth("root", Some(ADMIN_PASSWORD))
-        .json(&json!({"url": format!("http://127.0.0.1:{closed_port}/crm"),
-                      "events": ["session.started"], "secret": WEBHOOK_SECRET}))
+        .json(
+            &json!({"url": format!("http://127.0.0.1:{closed_port}/crm"),
+                      "events": ["session.started"], "secret": WEBHOOK_SECRET}),
+        )
         .send()
         .await
         .unwrap()

@@ -25,6 +25,7 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("ip-rules", "#/ip-rules", "203.0.113.0/24"),
     ("access-rules", "#/access-rules", "sport/*"),
     ("signing-keys", "#/signing-keys", "portal"),
+    ("webhooks", "#/webhooks", "billing.example"),
     ("audit", "#/audit", "alice"),
 ];
 
@@ -116,6 +117,17 @@ async fn every_page_at_desktop_and_phone_width() {
         "POST",
         "/api/v1/signing-keys",
         Some(json!({"id": "portal", "format": "playgate", "comment": "billing portal"})),
+        201,
+    )
+    .await;
+    // Disabled: no event goes anywhere.
+    app.admin(
+        "POST",
+        "/api/v1/webhooks",
+        Some(
+            json!({"url": "https://billing.example/playgate", "enabled": false,
+                    "events": ["session.started", "session.ended"], "comment": "billing"}),
+        ),
         201,
     )
     .await;

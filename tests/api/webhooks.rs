@@ -879,3 +879,84 @@ async fn dead_receivers_do_not_touch_decisions() {
     let after = app.decide(session("dave-token", "late", "start")).await;
     assert_eq!(reason(&after), "ok");
 }
+
+// ---- The web interface ----
+
+/// The Webhooks page: a bad URL refused next to it, a webhook created with
+/// its events (the secret shown once), a test delivery that arrives and
+/// shows as delivered, an edit, a delete (asked first).
+#[tokio::test]
+async fn webhooks_in_the_browser() {
+    let Some((chromium, chromedriver)) = crate::ui_browser::browser("webhooks_in_the_browser")
+    else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    let receiver = Receiver::start(vec![]);
+    let browser = crate::ui_browser::Browser::start(&chromium, &chromedriver).await;
+    let address = app.address.clone();
+    browser.sign_in(&address, "root", "root-pw").await;
+    browser.click("#nav a[data-page=webhooks]").await;
+    browser.wait_text("No webhooks yet", true).await;
+
+    browser.click("#new-webhook").await;
+    browser.fill("#f-url", "ftp://127.0.0.1/x").await;
+    browser.click("[data-testid=save]").await;
+    let error = browser.text_of(".error[data-for=url]:not(:empty)").await;
+    assert!(error.contains("http or https"), "{error}");
+    browser.fill("#f-url", &receiver.url).await;
+    browser.click("[id='f-event-limit.reached']").await;
+    browser.fill("#f-comment", "crm").await;
+    browser.click("[data-testid=save]").await;
+    let secret = browser.text_of("#new-webhook-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser.find("#copy-webhook-secret").await;
+    browser.click("[data-testid=webhook-secret] .primary").await;
+    let listed = app.admin("GET", "/api/v1/webhooks", None, 200).await;
+    let webhook = &listed["items"][0];
+    assert_eq!(
+        webhook["events"],
+        json!(["session.started", "session.ended", "limit.reached"]),
+        "{listed}"
+    );
+    assert_eq!(webhook["comment"], json!("crm"));
+    assert_eq!(webhook["url"], json!(receiver.url));
+
+    // Send test: the delivery arrives and the dialog shows it delivered.
+    browser.wait_text("crm", true).await;
+    browser.click("[data-testid=webhook-test]").await;
+    browser
+        .find("[data-testid=deliveries] tr[data-status=delivered]")
+        .await;
+    assert_eq!(receiver.wait_for(1).await[0].event_type(), "webhook.test");
+    browser.screenshot("webhook-deliveries").await;
+    browser
+        .click("[data-testid=deliveries-dialog] .primary")
+        .await;
+
+    // Edit: one event less, disabled.
+    browser.click("[data-testid=webhook-edit]").await;
+    browser.click("[id='f-event-session.started']").await;
+    browser.click("#f-enabled").await;
+    browser.click("[data-testid=save]").await;
+    browser.wait_text("disabled", true).await;
+    let id = webhook["id"].as_i64().unwrap();
+    let edited = app
+        .admin("GET", &format!("/api/v1/webhooks/{id}"), None, 200)
+        .await;
+    assert_eq!(edited["events"], json!(["session.ended", "limit.reached"]));
+    assert_eq!(edited["enabled"], json!(false));
+    let page = browser
+        .script("return document.documentElement.outerHTML;", json!([]))
+        .await;
+    assert!(!page.as_str().unwrap().contains(&secret));
+    browser.screenshot("webhooks").await;
+
+    browser.click("[data-testid=webhook-delete]").await;
+    browser.click("[data-testid=confirm-yes]").await;
+    browser.wait_text("No webhooks yet", true).await;
+    assert_eq!(
+        app.admin("GET", "/api/v1/webhooks", None, 200).await["total"],
+        json!(0)
+    );
+}

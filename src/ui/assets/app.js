@@ -1425,11 +1425,130 @@ async function linkDialog(login) {
   }, { submit: "Make link", keepOpen: true, wide: true, aliases: { expires_at: "ttl", not_before: "ttl" } });
 }
 
+// ---------- webhooks ----------
+// Receivers of session and limit events (docs/webhooks.md): observers see
+// them and their deliveries, admins create, edit, test and delete. The
+// secret is shown once, when a webhook is created.
+const WEBHOOK_EVENTS = [
+  ["session.started", "Session started"],
+  ["session.ended", "Session ended (watch time, bytes)"],
+  ["limit.reached", "Start refused by a limit (session_limit, device_limit, stream_full)"],
+];
+const DELIVERY_STATUS = { delivered: "on", failed: "off", pending: "" };
+pages.webhooks = function () {
+  const list = h("div", {});
+  const notice = h("div", { id: "webhooks-notice" });
+  put(main(), h("h1", { text: "Webhooks" }),
+    h("p", { class: "muted", text: "Where playgate POSTs session and limit events, signed in the Standard Webhooks format. Failed deliveries are retried for 24 h; a receiver may get an event twice, with the same webhook-id." }),
+    isAdmin() ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-webhook", onclick: () => webhookForm(null, load) }, "New webhook")) : null,
+    notice, list);
+  async function load() {
+    try {
+      const page = await api("GET", "/api/v1/webhooks?limit=1000");
+      put(list, table([
+        { title: "URL", render: w => h("span", { class: "changes webhook-url", text: w.url }) },
+        { title: "Events", render: w => w.events.map(e => badge(e)) },
+        { title: "Enabled", render: w => w.enabled ? badge("enabled", "on") : badge("disabled", "off") },
+        { title: "Comment", cls: "hide-narrow", render: w => w.comment },
+        { title: "", cls: "actions", render: w => [
+          h("button", { type: "button", class: "small", "data-testid": "webhook-deliveries", "data-key": "deliveries " + w.id, onclick: () => deliveriesDialog(w) }, "Deliveries"),
+          isAdmin() ? h("button", { type: "button", class: "small", "data-testid": "webhook-test", "data-key": "test " + w.id, onclick: async () => {
+            try { await api("POST", `/api/v1/webhooks/${w.id}/test`, {}); put(notice); toast("Test event queued"); deliveriesDialog(w); }
+            catch (e) { if (e.status !== 401) showRefusal(notice, e); }
+          } }, "Send test") : null,
+          isAdmin() ? h("button", { type: "button", class: "small", "data-testid": "webhook-edit", "data-key": "edit " + w.id, onclick: () => webhookForm(w, load) }, "Edit") : null,
+          isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "webhook-delete", "data-key": "delete " + w.id, onclick: async () => {
+            if (!await confirmDialog(`Delete the webhook to ${w.url}? Its queued deliveries are dropped and its secret is gone.`, "Delete")) return;
+            try { await api("DELETE", `/api/v1/webhooks/${w.id}`); put(notice); toast("Webhook deleted"); load(); }
+            catch (e) { if (e.status !== 401) showRefusal(notice, e); }
+          } }, "Delete") : null] }],
+        page.items, "No webhooks yet: create one to tell a billing or CRM system about sessions.", w => ({ "data-webhook": w.id })));
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
+  }
+  load();
+};
+// New (w null) or edit: url, events, enabled, comment; a secret only when new.
+function webhookForm(w, reload) {
+  const boxes = WEBHOOK_EVENTS.map(([name, text]) => {
+    const box = h("input", { type: "checkbox", name: "event", value: name, id: "f-event-" + name, checked: w ? w.events.includes(name) : name !== "limit.reached" });
+    return h("div", {}, h("label", { class: "check", for: box.id }, box, " ", h("code", { text: name }), " ", h("span", { class: "muted", text: text })));
+  });
+  const enabled = h("input", { type: "checkbox", name: "enabled", id: "f-enabled", checked: w ? w.enabled : true });
+  const content = h("div", { class: "grid" },
+    field("url", "URL", h("input", { type: "url", required: true, autocomplete: "off", spellcheck: "false", placeholder: "https://billing.example/playgate", value: w ? w.url : "", "data-wide": "1" }),
+      "http or https; link-local and cloud metadata addresses are refused."),
+    h("fieldset", { class: "wide packages" }, h("legend", { text: "Events" }), ...boxes, h("div", { class: "error", "data-for": "events", "aria-live": "polite" })),
+    h("div", {}, h("label", { class: "check", for: "f-enabled" }, enabled, " Enabled")),
+    w ? null : field("secret", "Secret (optional)", h("input", { type: "password", autocomplete: "off", spellcheck: "false", placeholder: "whsec_…" }),
+      "Empty: generated. A given one is whsec_ and base64 (24–64 bytes)."),
+    field("comment", "Comment", h("input", { value: w ? w.comment : "", "data-wide": "1" })));
+  formDialog(w ? "Edit webhook" : "New webhook", content, async form => {
+    const body = {
+      url: form.elements.url.value.trim(),
+      events: [...form.querySelectorAll("input[name=event]:checked")].map(b => b.value),
+      enabled: form.elements.enabled.checked,
+      comment: form.elements.comment.value.trim(),
+    };
+    if (!w && form.elements.secret.value !== "") body.secret = form.elements.secret.value;
+    if (w) {
+      await api("PATCH", `/api/v1/webhooks/${w.id}`, body);
+      toast("Webhook saved");
+      reload();
+      return;
+    }
+    const created = await api("POST", "/api/v1/webhooks", body);
+    toast("Webhook created");
+    reload();
+    setTimeout(() => showWebhookSecret(created), 0);
+  }, { submit: w ? "Save" : "Create", wide: true });
+}
+// The new webhook's secret: shown here once (the API lists no secrets).
+function showWebhookSecret(w) {
+  const code = h("code", { id: "new-webhook-secret", text: w.secret });
+  const dialog = h("dialog", { "data-testid": "webhook-secret" },
+    h("h2", { text: "Signing secret of the new webhook" }),
+    h("p", { class: "banner info", text: "Copy the secret now: it will not be shown again. The receiver verifies each delivery with it (webhook-signature)." }),
+    h("div", { class: "secret" }, code, copyButton("copy-webhook-secret", code, "Secret")),
+    h("p", { class: "muted", text: "With the standardwebhooks library: new Webhook(secret).verify(body, headers)." }),
+    h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Done")));
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+}
+// The last deliveries of one webhook, newest first, refreshed every 2 s
+// while open (a test delivery lands within a second).
+function deliveriesDialog(w) {
+  const body = h("div", { "data-testid": "deliveries" }, h("p", { class: "muted", text: "Loading…" }));
+  const dialog = h("dialog", { class: "wide", "data-testid": "deliveries-dialog" },
+    h("h2", { text: "Deliveries" }), h("p", { class: "changes", text: w.url }), body,
+    h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Close")));
+  let timer = null;
+  async function load() {
+    try {
+      const page = await api("GET", `/api/v1/webhooks/${w.id}/deliveries?limit=50`);
+      refresh(body, table([
+        { title: "When", render: d => fmtTime(d.at) },
+        { title: "Event", render: d => h("code", { text: d.event_type }) },
+        { title: "Attempt", render: d => String(d.attempt) },
+        { title: "Status", render: d => badge(d.status, DELIVERY_STATUS[d.status]) },
+        { title: "Answer", render: d => d.response_status === null ? h("span", { class: "muted", text: "—" }) : String(d.response_status) },
+        { title: "Error", cls: "hide-narrow", render: d => d.error ? h("span", { class: "changes", text: d.error }) : "" }],
+        page.items, "No deliveries yet.", d => ({ "data-delivery": d.id, "data-status": d.status })),
+        h("p", { class: "muted", text: page.total > page.items.length ? `The last ${page.items.length} of ${page.total}.` : "" }));
+    } catch (e) { if (e.status !== 401) refresh(body, errorState(e)); }
+  }
+  dialog.addEventListener("close", () => { clearInterval(timer); dialog.remove(); });
+  document.body.append(dialog);
+  dialog.showModal();
+  load();
+  timer = setInterval(load, 2000);
+}
+
 // ---------- audit ----------
 pages.audit = function () {
   let offset = 0;
   const actor = h("input", { type: "search", placeholder: "Actor", "aria-label": "Filter by actor" });
-  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link"].map(t => h("option", { value: t }, t || "any object")));
+  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link", "webhook"].map(t => h("option", { value: t }, t || "any object")));
   const list = h("div", {});
   put(main(), h("h1", { text: "Audit log" }),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType), list);
@@ -1464,6 +1583,7 @@ function auditObject(a) {
     case "ip_rule": return link("#/ip-rules", c.network ? `${c.action || ""} rule ${c.network}`.trim() : `IP rule ${a.object_id}`);
     case "access_rule": return link("#/access-rules", `access rule ${a.object_id}`);
     case "signing_key": return link("#/signing-keys", `signing key ${a.object_id}`);
+    case "webhook": return link("#/webhooks", c.url ? `webhook ${c.url}` : `webhook ${a.object_id}`);
     default: return `${a.object_type} ${a.object_id}`;
   }
 }
