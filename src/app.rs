@@ -107,7 +107,10 @@ impl Application {
         // dead receiver never takes a connection a decision needs.
         let webhook_pool = Pool::new(&database.main, webhooks::POOL_SIZE, database.prepared)?;
         let subscriptions = Arc::new(Subscriptions::new(webhook_pool.clone()));
-        subscriptions.refresh().await?;
+        // Not fatal: the worker reads it again at its first poll.
+        if let Err(e) = subscriptions.refresh().await {
+            log::warn!("reading webhook subscriptions failed: {e}");
+        }
         let engine = Arc::new(Engine::new(
             &settings,
             EngineParts {

@@ -108,6 +108,14 @@ pub fn check_url(text: &str, allow_link_local: bool) -> Result<reqwest::Url, Str
     }
     let refused = "is a link-local or cloud metadata address \
                    (PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true allows it)";
+    // Credentials there would be shown to observers, audited and logged
+    // with the URL: the signature is what authenticates playgate.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "a URL with a login or password is not taken: receivers check the signature instead"
+                .to_string(),
+        );
+    }
     let host = url.host_str().ok_or("the URL has no host")?;
     if !allow_link_local {
         // An IPv6 literal is bracketed; the parser has normalised IPv4
@@ -529,6 +537,8 @@ mod tests {
             ("ftp://billing.example/", "scheme"),
             ("billing.example/hook", "not a URL"),
             ("file:///etc/passwd", "scheme"),
+            ("http://user:pw@billing.example/", "password"),
+            ("http://user@billing.example/", "password"),
             ("http://169.254.169.254/latest/meta-data/", "link-local"),
             ("http://169.254.10.1/", "link-local"),
             ("http://0xa9fea9fe/", "link-local"),

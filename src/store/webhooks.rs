@@ -370,13 +370,19 @@ pub async fn finish<C: Db>(
     Ok(row.get::<_, i64>(0) > 0)
 }
 
+/// Events purged per sweep at most: a backlog goes in steps, never as one
+/// long statement in the sweeper's transaction.
+const PURGE_BATCH: i64 = 50_000;
+
 /// Events (and so their attempts) older than `days`: well past the 24 h
 /// of retries, kept as long as the session history they describe.
 pub async fn purge<C: Db>(client: &C, days: u32) -> Result<u64, StoreError> {
     Ok(client
         .execute_typed(
-            "DELETE FROM webhook_events WHERE at < now() - make_interval(days => $1)",
-            params![&(days as i32)],
+            "DELETE FROM webhook_events
+              WHERE id IN (SELECT id FROM webhook_events
+                            WHERE at < now() - make_interval(days => $1) LIMIT $2)",
+            params![&(days as i32), &PURGE_BATCH],
         )
         .await?)
 }

@@ -474,6 +474,11 @@ async fn bad_webhooks_get_a_reason() {
             "url",
             "metadata",
         ),
+        (
+            ok(json!({"url": "https://crm:hunter2@crm.example/in"})),
+            "url",
+            "password",
+        ),
         (json!({"events": ["session.started"]}), "url", "required"),
         (
             ok(json!({"events": ["session.paused"]})),
@@ -878,6 +883,57 @@ async fn dead_receivers_do_not_touch_decisions() {
     assert!(!hanging.received().is_empty());
     let after = app.decide(session("dave-token", "late", "start")).await;
     assert_eq!(reason(&after), "ok");
+}
+
+#[tokio::test]
+async fn the_sweeper_purges_events_past_the_history() {
+    let app = spawn_admin_app().await;
+    let (webhook, _) = create_webhook(&app, "http://127.0.0.1:1/x", &["session.started"]).await;
+    app.admin(
+        "PATCH",
+        &format!("/api/v1/webhooks/{webhook}"),
+        Some(json!({"enabled": false})),
+        200,
+    )
+    .await;
+    let client = app.db().await;
+    for days in [100, 1] {
+        client
+            .execute(
+                "WITH e AS (INSERT INTO webhook_events (type, data, at)
+                            VALUES ('session.started', '{}', now() - make_interval(days => $1))
+                            RETURNING id)
+                 INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, status)
+                 SELECT $2, id, 1, 'failed' FROM e",
+                &[&days, &webhook],
+            )
+            .await
+            .unwrap();
+    }
+    // The application's own sweeper may hold the lock at that moment.
+    let mut sweeper = app.db().await;
+    for _ in 0..50 {
+        let swept = playgate::store::sessions::sweep(&mut sweeper, 90, Duration::from_secs(60))
+            .await
+            .unwrap();
+        if swept.ran {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left: Vec<i32> = client
+        .query(
+            "SELECT extract(day FROM now() - e.at)::int FROM webhook_deliveries d
+               JOIN webhook_events e ON e.id = d.event_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, [1]);
+    assert_eq!(deliveries(&app, webhook).await["total"], json!(1));
 }
 
 // ---- The web interface ----
