@@ -712,6 +712,41 @@ async fn session_events_carry_the_contract_data_and_verify_with_standardwebhooks
     );
 }
 
+/// Admissions arriving together are one INSERT (the admission batch): the
+/// statement trigger reports each of its sessions.
+#[tokio::test]
+async fn every_session_of_an_admission_batch_is_reported() {
+    let app = spawn_admin_app().await;
+    let receiver = Receiver::start(vec![]);
+    create_webhook(&app, &receiver.url, &["session.started"]).await;
+    app.create(user("erin").token("erin-token")).await;
+    let starts = (0..30).map(|n| {
+        let body = with(
+            session("erin-token", &format!("b{n}"), "start"),
+            json!({"ip": format!("192.0.2.{}", n + 10)}),
+        );
+        let app = &app;
+        async move { app.decide(body).await }
+    });
+    let decisions = futures_util::future::join_all(starts).await;
+    let mut started: Vec<String> = decisions
+        .iter()
+        .map(|d| {
+            assert_eq!(reason(d), "ok", "{d}");
+            d["session_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let mut reported: Vec<String> = receiver
+        .wait_for(30)
+        .await
+        .iter()
+        .map(|r| r.json()["data"]["session_id"].as_str().unwrap().to_string())
+        .collect();
+    started.sort();
+    reported.sort();
+    assert_eq!(reported, started);
+}
+
 #[tokio::test]
 async fn a_start_refused_by_the_limit_is_reported() {
     let app = spawn_admin_app().await;
