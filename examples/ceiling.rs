@@ -81,6 +81,8 @@ async fn main() -> std::io::Result<()> {
         App::new()
             .app_data(pool.clone())
             .route("/noop", web::get().to(noop))
+            // A webhook receiver that takes every delivery (scripts/bench --webhooks).
+            .route("/noop", web::post().to(noop))
             .route("/upsert", web::get().to(upsert))
             .route("/insert", web::get().to(insert))
     })

@@ -16,7 +16,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -24,7 +24,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::background::{tick, StopSignal};
 pub use crate::config::WebhookSettings;
@@ -310,6 +310,9 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     subscriptions: Arc<Subscriptions>,
     in_flight: Arc<Semaphore>,
+    /// The last claim filled every free slot.
+    backlog: AtomicBool,
+    wake: Notify,
 }
 
 impl Worker {
@@ -331,6 +334,8 @@ impl Worker {
             pool,
             http: http.build().expect("an HTTP client with rustls"),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            backlog: AtomicBool::new(false),
+            wake: Notify::new(),
             settings,
             metrics,
             subscriptions,
@@ -343,17 +348,26 @@ impl Worker {
     pub async fn run(self, mut stop: StopSignal) {
         let worker = Arc::new(self);
         let mut failing = false;
+        let mut refreshed: Option<Instant> = None;
         loop {
             let polled = async {
-                worker.subscriptions.refresh().await?;
+                // Once per poll interval, however often a backlog wakes the loop.
+                if refreshed.is_none_or(|at| at.elapsed() >= worker.settings.poll_interval) {
+                    worker.subscriptions.refresh().await?;
+                    refreshed = Some(Instant::now());
+                }
                 worker.poll(&stop).await
             }
             .await;
             match polled {
                 Ok((claimed, asked)) => {
                     failing = false;
-                    // A full batch: more may be due right away.
-                    if claimed > 0 && claimed == asked && worker.in_flight.available_permits() > 0 {
+                    // Every free slot filled: more may be due. Finishing
+                    // deliveries wake the loop once a quarter of the slots
+                    // is free again, rather than waiting for the next tick.
+                    let backlog = asked > 0 && claimed == asked;
+                    worker.backlog.store(backlog, Ordering::Relaxed);
+                    if backlog && worker.in_flight.available_permits() > 0 {
                         if *stop.borrow() {
                             return;
                         }
@@ -367,9 +381,22 @@ impl Worker {
                 }
                 Err(_) => {}
             }
-            if !tick(worker.settings.poll_interval, &mut stop).await {
-                return;
+            tokio::select! {
+                running = tick(worker.settings.poll_interval, &mut stop) => if !running {
+                    return;
+                },
+                _ = worker.wake.notified() => {}
             }
+        }
+    }
+
+    /// After a delivery: wake the loop when there is a backlog and enough
+    /// free slots to be worth a claim.
+    fn slot_freed(&self) {
+        if self.backlog.load(Ordering::Relaxed)
+            && self.in_flight.available_permits() >= (self.settings.max_in_flight / 4).max(1)
+        {
+            self.wake.notify_one();
         }
     }
 
@@ -392,11 +419,12 @@ impl Worker {
             let worker = Arc::clone(self);
             let mut stop = stop.clone();
             tokio::spawn(async move {
-                let _permit = permit;
                 tokio::select! {
                     _ = worker.deliver(job) => {}
                     _ = stop.wait_for(|stopping| *stopping) => {}
                 }
+                drop(permit);
+                worker.slot_freed();
             });
         }
         Ok((count, free))
