@@ -164,6 +164,9 @@ pub struct SettingsArgs {
     /// `true` lets webhooks reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal, …); default false.
     #[arg(long, env = "PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL", global = true)]
     pub webhook_allow_link_local: Option<String>,
+    /// Comma-separated networks webhook receivers may be on (default: any address but link-local and metadata ones).
+    #[arg(long, env = "PLAYGATE_WEBHOOK_NETWORKS", global = true)]
+    pub webhook_networks: Option<String>,
     /// Do not apply pending migrations at start-up.
     #[arg(long, global = true)]
     pub no_migrate: bool,
@@ -219,6 +222,8 @@ pub struct Settings {
 pub struct WebhookSettings {
     /// Link-local and cloud metadata receivers allowed.
     pub allow_link_local: bool,
+    /// `PLAYGATE_WEBHOOK_NETWORKS`: receivers only there (None: anywhere).
+    pub networks: Option<Vec<IpNet>>,
     /// The first retry's delay; doubled for each next one (5 s).
     pub retry_base: Duration,
     /// How long a claimed attempt is this worker's: longer than `timeout`.
@@ -235,6 +240,7 @@ impl Default for WebhookSettings {
     fn default() -> WebhookSettings {
         WebhookSettings {
             allow_link_local: false,
+            networks: None,
             retry_base: Duration::from_secs(5),
             lease: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
@@ -631,6 +637,9 @@ impl Settings {
             },
             webhooks: WebhookSettings {
                 allow_link_local: webhook_allow_link_local,
+                networks: non_empty(&args.webhook_networks)
+                    .map(|text| parse_networks("PLAYGATE_WEBHOOK_NETWORKS", text))
+                    .transpose()?,
                 ..WebhookSettings::default()
             },
             migrate_on_start: !args.no_migrate,
@@ -787,6 +796,16 @@ mod tests {
         })
         .unwrap();
         assert!(allowed.webhooks.allow_link_local);
+        assert_eq!(settings.webhooks.networks, None);
+        let local = Settings::from_args(&SettingsArgs {
+            webhook_networks: Some("127.0.0.0/8, ::1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            local.webhooks.networks.unwrap(),
+            parse_networks("X", "127.0.0.0/8,::1/128").unwrap()
+        );
     }
 
     #[test]
@@ -1005,6 +1024,13 @@ mod tests {
                     ..Default::default()
                 },
                 "PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL",
+            ),
+            (
+                SettingsArgs {
+                    webhook_networks: Some("10.0.0.0/8, nowhere".into()),
+                    ..Default::default()
+                },
+                "PLAYGATE_WEBHOOK_NETWORKS",
             ),
         ];
         for (args, variable) in cases {

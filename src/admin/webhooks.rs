@@ -97,7 +97,7 @@ fn webhook_id(id: &str) -> Result<i64, ApiError> {
 
 /// A receiver's URL (see `outbox::webhooks::check_url`), normalised.
 fn url(state: &AppState, value: &str) -> Result<String, ApiError> {
-    outbox::check_url(value, state.settings.webhooks.allow_link_local)
+    outbox::check_url(value, &state.settings.webhooks)
         .map(|url| url.to_string())
         .map_err(|reason| ApiError::invalid("url", reason))
 }

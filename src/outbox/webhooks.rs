@@ -92,10 +92,28 @@ fn is_metadata_name(host: &str) -> bool {
     METADATA_NAMES.contains(&host.as_str())
 }
 
-/// A receiver's URL as given: http or https, a host, and (unless
-/// `allow_link_local`) no link-local or metadata address or name.
-/// Loopback and private addresses are allowed. The reason is one line.
-pub fn check_url(text: &str, allow_link_local: bool) -> Result<reqwest::Url, String> {
+/// Why a receiver may not be at `ip`, if it may not: a link-local or
+/// metadata address (unless `PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL`), or one
+/// outside `PLAYGATE_WEBHOOK_NETWORKS` when that is set.
+pub fn refused_address(settings: &WebhookSettings, ip: IpAddr) -> Option<&'static str> {
+    let ip = crate::domain::canonical_ip(ip);
+    if !settings.allow_link_local && is_link_local_or_metadata(ip) {
+        return Some(
+            "is a link-local or cloud metadata address (PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true allows it)",
+        );
+    }
+    match &settings.networks {
+        Some(networks) if !networks.iter().any(|network| network.contains(&ip)) => {
+            Some("is outside PLAYGATE_WEBHOOK_NETWORKS")
+        }
+        _ => None,
+    }
+}
+
+/// A receiver's URL as given: http or https, a host, no credentials, and
+/// no refused address (`refused_address`) or metadata name. Loopback and
+/// private addresses are allowed. The reason is one line.
+pub fn check_url(text: &str, settings: &WebhookSettings) -> Result<reqwest::Url, String> {
     if text.len() > MAX_URL {
         return Err(format!("a URL has at most {MAX_URL} bytes"));
     }
@@ -106,8 +124,6 @@ pub fn check_url(text: &str, allow_link_local: bool) -> Result<reqwest::Url, Str
             url.scheme()
         ));
     }
-    let refused = "is a link-local or cloud metadata address \
-                   (PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true allows it)";
     // Credentials there would be shown to observers, audited and logged
     // with the URL: the signature is what authenticates playgate.
     if !url.username().is_empty() || url.password().is_some() {
@@ -117,50 +133,63 @@ pub fn check_url(text: &str, allow_link_local: bool) -> Result<reqwest::Url, Str
         );
     }
     let host = url.host_str().ok_or("the URL has no host")?;
-    if !allow_link_local {
-        // An IPv6 literal is bracketed; the parser has normalised IPv4
-        // literals (hexadecimal, octal, short forms) already.
-        let literal = host.trim_start_matches('[').trim_end_matches(']');
-        match literal.parse::<IpAddr>() {
-            Ok(ip) if is_link_local_or_metadata(ip) => return Err(format!("{ip} {refused}")),
-            Err(_) if is_metadata_name(host) => return Err(format!("'{host}' {refused}")),
-            _ => {}
+    // An IPv6 literal is bracketed; the parser has normalised IPv4
+    // literals (hexadecimal, octal, short forms) already.
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    match literal.parse::<IpAddr>() {
+        Ok(ip) => {
+            if let Some(why) = refused_address(settings, ip) {
+                return Err(format!("{ip} {why}"));
+            }
         }
+        Err(_) if !settings.allow_link_local && is_metadata_name(host) => {
+            return Err(format!(
+                "'{host}' is a cloud metadata service (PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true allows it)"
+            ));
+        }
+        Err(_) => {}
     }
     Ok(url)
 }
 
 /// Names resolved as usual, without the addresses a receiver may not have
 /// (a name may point at a metadata service even though its URL passed).
-struct GuardedResolver;
+struct GuardedResolver(WebhookSettings);
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
+        let settings = self.0.clone();
         Box::pin(async move {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed = allowed_addresses(&host, found)?;
+            let allowed = allowed_addresses(&settings, &host, found)?;
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
 
-/// What a name resolved to, less link-local and metadata addresses; an
-/// error when nothing is left (recorded as the attempt's failure).
-fn allowed_addresses(host: &str, found: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
-    let any = !found.is_empty();
-    let allowed: Vec<SocketAddr> = found
-        .into_iter()
-        .filter(|address| !is_link_local_or_metadata(address.ip()))
-        .collect();
-    if allowed.is_empty() && any {
-        return Err(format!(
-            "{host} resolves to a link-local or cloud metadata address only \
-             (PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true allows it)"
-        ));
+/// What a name resolved to, less the refused addresses; an error when
+/// nothing is left (recorded as the attempt's failure).
+fn allowed_addresses(
+    settings: &WebhookSettings,
+    host: &str,
+    found: Vec<SocketAddr>,
+) -> Result<Vec<SocketAddr>, String> {
+    let mut refused = None;
+    let mut allowed = Vec::with_capacity(found.len());
+    for address in found {
+        match refused_address(settings, address.ip()) {
+            Some(why) => refused = refused.or(Some((address.ip(), why))),
+            None => allowed.push(address),
+        }
     }
-    Ok(allowed)
+    match refused {
+        Some((ip, why)) if allowed.is_empty() => Err(format!(
+            "{host} resolves only to addresses a receiver may not have: {ip} {why}"
+        )),
+        _ => Ok(allowed),
+    }
 }
 
 // ---- Secrets and signatures ----
@@ -327,8 +356,8 @@ impl Worker {
             .connect_timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("playgate/", env!("CARGO_PKG_VERSION")));
-        if !settings.allow_link_local {
-            http = http.dns_resolver(Arc::new(GuardedResolver));
+        if !settings.allow_link_local || settings.networks.is_some() {
+            http = http.dns_resolver(Arc::new(GuardedResolver(settings.clone())));
         }
         Worker {
             pool,
@@ -510,7 +539,7 @@ impl Worker {
 
     /// The POST; the receiver's status, or why there was none.
     async fn send(&self, job: &Claimed) -> Result<u16, String> {
-        let url = check_url(&job.url, self.settings.allow_link_local)?;
+        let url = check_url(&job.url, &self.settings)?;
         let key = secret_key(&job.secret)?;
         let id = message_id(job.msg_id);
         let timestamp = Utc::now().timestamp();
@@ -551,6 +580,7 @@ mod tests {
 
     #[test]
     fn urls() {
+        let strict = WebhookSettings::default();
         for good in [
             "http://127.0.0.1:9000/hook",
             "https://billing.example/webhooks?src=playgate",
@@ -559,7 +589,7 @@ mod tests {
             "http://192.168.1.10/",
             "http://crm.internal/in",
         ] {
-            assert!(check_url(good, false).is_ok(), "{good}");
+            assert!(check_url(good, &strict).is_ok(), "{good}");
         }
         for (bad, says) in [
             ("ftp://billing.example/", "scheme"),
@@ -580,12 +610,34 @@ mod tests {
             ),
             ("http://METADATA.google.internal./", "metadata"),
         ] {
-            let error = check_url(bad, false).unwrap_err();
+            let error = check_url(bad, &strict).unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
         }
-        assert!(check_url("http://169.254.169.254/", true).is_ok());
-        assert!(check_url("http://metadata.google.internal/", true).is_ok());
-        assert!(check_url(&format!("http://a.example/{}", "x".repeat(MAX_URL)), false).is_err());
+        let open = WebhookSettings {
+            allow_link_local: true,
+            ..WebhookSettings::default()
+        };
+        assert!(check_url("http://169.254.169.254/", &open).is_ok());
+        assert!(check_url("http://metadata.google.internal/", &open).is_ok());
+        assert!(check_url(
+            &format!("http://a.example/{}", "x".repeat(MAX_URL)),
+            &strict
+        )
+        .is_err());
+        // PLAYGATE_WEBHOOK_NETWORKS: literals outside it are refused, names
+        // are resolved (and filtered) at delivery.
+        let local = WebhookSettings {
+            networks: Some(vec![
+                "127.0.0.0/8".parse().unwrap(),
+                "::1/128".parse().unwrap(),
+            ]),
+            ..WebhookSettings::default()
+        };
+        assert!(check_url("http://127.0.0.1:9000/", &local).is_ok());
+        assert!(check_url("http://[::ffff:127.0.0.1]/", &local).is_ok());
+        assert!(check_url("http://crm.example/", &local).is_ok());
+        let error = check_url("http://10.0.0.1/", &local).unwrap_err();
+        assert!(error.contains("PLAYGATE_WEBHOOK_NETWORKS"), "{error}");
     }
 
     #[test]
@@ -649,16 +701,18 @@ mod tests {
 
     #[test]
     fn names_resolving_to_metadata_addresses_are_refused_at_delivery() {
+        let strict = WebhookSettings::default();
         let address = |text: &str| SocketAddr::new(text.parse().unwrap(), 0);
-        let error =
-            allowed_addresses("evil.example", vec![address("169.254.169.254")]).unwrap_err();
+        let error = allowed_addresses(&strict, "evil.example", vec![address("169.254.169.254")])
+            .unwrap_err();
         assert!(
             error.contains("evil.example") && error.contains("link-local"),
             "{error}"
         );
-        assert!(allowed_addresses("six.example", vec![address("fd00:ec2::254")]).is_err());
+        assert!(allowed_addresses(&strict, "six.example", vec![address("fd00:ec2::254")]).is_err());
         assert_eq!(
             allowed_addresses(
+                &strict,
                 "mixed.example",
                 vec![address("169.254.169.254"), address("10.0.0.7")]
             )
@@ -666,9 +720,24 @@ mod tests {
             [address("10.0.0.7")]
         );
         assert_eq!(
-            allowed_addresses("localhost", vec![address("127.0.0.1"), address("::1")]).unwrap(),
+            allowed_addresses(
+                &strict,
+                "localhost",
+                vec![address("127.0.0.1"), address("::1")]
+            )
+            .unwrap(),
             [address("127.0.0.1"), address("::1")]
         );
+        let local = WebhookSettings {
+            networks: Some(vec!["127.0.0.0/8".parse().unwrap()]),
+            ..WebhookSettings::default()
+        };
+        let error =
+            allowed_addresses(&local, "crm.example", vec![address("203.0.113.5")]).unwrap_err();
+        assert!(error.contains("PLAYGATE_WEBHOOK_NETWORKS"), "{error}");
+        assert!(allowed_addresses(&strict, "nowhere.example", vec![])
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

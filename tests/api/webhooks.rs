@@ -544,6 +544,29 @@ async fn bad_webhooks_get_a_reason() {
         .await;
     }
 
+    // PLAYGATE_WEBHOOK_NETWORKS: only there.
+    let fenced = spawn_app_with(|settings| {
+        settings.webhooks.networks = Some(vec!["127.0.0.0/8".parse().unwrap()])
+    })
+    .await;
+    seed_admins(&fenced).await;
+    fenced
+        .admin("POST", "/api/v1/webhooks", Some(ok(json!({}))), 201)
+        .await;
+    let outside = fenced
+        .api(
+            "POST",
+            "/api/v1/webhooks",
+            ADMIN,
+            Some(ok(json!({"url": "http://10.20.30.40/x"}))),
+        )
+        .await;
+    assert_eq!(outside.status, 422, "{}", outside.body);
+    assert!(outside.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("PLAYGATE_WEBHOOK_NETWORKS"));
+
     // PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL=true lets link-local ones through.
     let allowing = spawn_app_with(|settings| settings.webhooks.allow_link_local = true).await;
     seed_admins(&allowing).await;
