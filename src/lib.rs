@@ -12,6 +12,7 @@ pub mod decision;
 pub mod geoip;
 pub mod links;
 pub mod metrics;
+pub mod outbox;
 pub mod password;
 pub mod policy_view;
 pub mod rate_limit;

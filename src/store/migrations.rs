@@ -104,6 +104,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "denial_counts",
         sql: include_str!("../../sql/V19__denial_counts.sql"),
     },
+    Migration {
+        version: 20,
+        name: "streamers",
+        sql: include_str!("../../sql/V20__streamers.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -52,6 +52,7 @@ mod signing_keys;
 mod soak;
 mod stats_api;
 mod stop_ownership;
+mod streamers;
 mod ui_access_rules;
 mod ui_browser;
 mod ui_login;

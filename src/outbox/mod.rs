@@ -1,0 +1,5 @@
+//! What playgate tells other systems after the fact (SPEC §12), from
+//! outbox tables written in the transaction of what they report: drop
+//! calls to the streamers' control APIs. Never on a hook's path.
+
+pub mod streamer_calls;
