@@ -16,6 +16,7 @@ mod db_tls;
 mod decide;
 mod devices;
 mod e2e_caddy;
+mod e2e_drop_calls;
 mod e2e_links;
 mod e2e_nginx;
 mod e2e_rtmp_relay;
