@@ -223,7 +223,7 @@ pub async fn drop_viewer(http: &reqwest::Client, call: &DueCall) -> Outcome {
         }
         "astra" => {
             let body = serde_json::json!({"cmd": "close-session", "id": call.target});
-            let request = http.post(format!("{base}/control/")).json(&body);
+            let request = json_post(http, &format!("{base}/control/"), &body);
             match send(request, &call.api).await {
                 Ok((status, _)) if (200..300).contains(&status) => Outcome::Dropped,
                 Ok((status, body)) => Outcome::Failed(status_text(status, &body)),
@@ -281,9 +281,11 @@ pub async fn probe(http: &reqwest::Client, api: &ControlApi) -> Result<String, S
         )),
         "srs" => http.get(format!("{base}/api/v1/versions")),
         "mediamtx" => http.get(format!("{base}/v3/paths/list")),
-        "astra" => http
-            .post(format!("{base}/control/"))
-            .json(&serde_json::json!({"cmd": "sessions"})),
+        "astra" => json_post(
+            http,
+            &format!("{base}/control/"),
+            &serde_json::json!({"cmd": "sessions"}),
+        ),
         "flussonic" => http.get(format!("{base}/streamer/api/v3/sessions?limit=1")),
         other => return Err(format!("unknown streamer kind '{other}'")),
     };
@@ -292,6 +294,17 @@ pub async fn probe(http: &reqwest::Client, api: &ControlApi) -> Result<String, S
         (401 | 403, _) => Err("the control API refused the credentials".into()),
         (status, body) => Err(status_text(status, &body)),
     }
+}
+
+/// A POST of a JSON body (reqwest's `json` feature is not built in).
+fn json_post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    http.post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
 }
 
 /// Sends with HTTP Basic when a username is set; the status and the
