@@ -58,4 +58,5 @@ mod ui_access_rules;
 mod ui_browser;
 mod ui_login;
 mod ui_pages;
+mod ui_streamers;
 mod ui_timeline;

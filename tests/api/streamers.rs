@@ -29,9 +29,9 @@ use crate::helpers::*;
 
 /// One request the fake control API received.
 #[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
+pub(crate) struct Seen {
+    pub(crate) method: String,
+    pub(crate) path: String,
     query: String,
     authorization: Option<String>,
     body: String,
@@ -45,8 +45,8 @@ struct Script {
     default: (u16, String),
 }
 
-struct FakeApi {
-    url: String,
+pub(crate) struct FakeApi {
+    pub(crate) url: String,
     script: Arc<Mutex<Script>>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -81,7 +81,7 @@ async fn answer(
 }
 
 /// A control API answering `default` to everything, after `first` in turn.
-fn fake_api(first: &[(u16, &str)], default: (u16, &str)) -> FakeApi {
+pub(crate) fn fake_api(first: &[(u16, &str)], default: (u16, &str)) -> FakeApi {
     let script = Arc::new(Mutex::new(Script {
         seen: Vec::new(),
         next: first.iter().map(|(s, b)| (*s, b.to_string())).collect(),
@@ -108,12 +108,12 @@ fn fake_api(first: &[(u16, &str)], default: (u16, &str)) -> FakeApi {
 }
 
 impl FakeApi {
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.script.lock().unwrap().seen.clone()
     }
 
     /// Waits until `count` requests have arrived (or 10 s have passed).
-    async fn wait_for(&self, count: usize) -> Vec<Seen> {
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<Seen> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.seen().len() < count && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -146,7 +146,7 @@ fn srs_play(client_id: &str, stream: &str, token: &str) -> String {
     )
 }
 
-async fn srs_plays(app: &TestApp, client_id: &str, stream: &str, token: &str) {
+pub(crate) async fn srs_plays(app: &TestApp, client_id: &str, stream: &str, token: &str) {
     let answer = app
         .hook_post_json("/hook/srs", &srs_play(client_id, stream, token))
         .await;
@@ -154,7 +154,7 @@ async fn srs_plays(app: &TestApp, client_id: &str, stream: &str, token: &str) {
 }
 
 /// The id of the active session of this dialect on this stream.
-async fn session_of(app: &TestApp, dialect: &str, stream: &str) -> String {
+pub(crate) async fn session_of(app: &TestApp, dialect: &str, stream: &str) -> String {
     let row = app
         .db()
         .await
