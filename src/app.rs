@@ -19,6 +19,7 @@ use crate::decision::{upkeep, Engine};
 use crate::geoip::{self, GeoIp, GeoIpError};
 use crate::http::{openapi, ops, ApiError, AppState};
 use crate::metrics::{self, Metrics};
+use crate::outbox;
 use crate::outbox::webhooks::{self, Subscriptions};
 use crate::password::{self, PasswordVerifier};
 use crate::policy_view::PolicyView;
@@ -160,6 +161,12 @@ impl Application {
         tokio::spawn(upkeep::follow_session_ends(
             Arc::clone(&state.engine),
             settings.database.listen.clone(),
+            stop_signal.clone(),
+        ));
+        tokio::spawn(outbox::streamer_calls::deliver(
+            pool.clone(),
+            Arc::clone(&state.metrics),
+            settings.streamer_call_retry,
             stop_signal.clone(),
         ));
         tokio::spawn(

@@ -134,6 +134,9 @@ pub struct SettingsArgs {
     /// Seconds between sweeps that end timed-out sessions.
     #[arg(long, env = "PLAYGATE_SWEEP_INTERVAL", global = true)]
     pub sweep_interval: Option<String>,
+    /// Seconds a drop call to a streamer's control API is retried before it is given up (300).
+    #[arg(long, env = "PLAYGATE_STREAMER_CALL_RETRY", global = true)]
+    pub streamer_call_retry: Option<String>,
     /// Seconds between readings of the cluster-wide gauges from PostgreSQL.
     #[arg(long, env = "PLAYGATE_STATS_INTERVAL", global = true)]
     pub stats_interval: Option<String>,
@@ -201,6 +204,8 @@ pub struct Settings {
     pub history_days: u32,
     pub metrics_max_streams: usize,
     pub sweep_interval: Duration,
+    /// How long a drop call is retried (SPEC §12: 5 minutes).
+    pub streamer_call_retry: Duration,
     pub stats_interval: Duration,
     pub auth_failure_limit: u32,
     pub auth_failure_window: Duration,
@@ -582,6 +587,13 @@ impl Settings {
                 1,
                 3600,
             )?),
+            streamer_call_retry: Duration::from_secs(parse_number(
+                "PLAYGATE_STREAMER_CALL_RETRY",
+                &args.streamer_call_retry,
+                300,
+                1,
+                86_400,
+            )?),
             stats_interval: Duration::from_secs(parse_number(
                 "PLAYGATE_STATS_INTERVAL",
                 &args.stats_interval,
@@ -722,6 +734,7 @@ impl fmt::Debug for Settings {
             .field("history_days", &self.history_days)
             .field("metrics_max_streams", &self.metrics_max_streams)
             .field("sweep_interval", &self.sweep_interval)
+            .field("streamer_call_retry", &self.streamer_call_retry)
             .field("stats_interval", &self.stats_interval)
             .field("auth_failure_limit", &self.auth_failure_limit)
             .field("auth_failure_window", &self.auth_failure_window)

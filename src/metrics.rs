@@ -32,6 +32,8 @@ pub struct Metrics {
     sessions_started_total: IntCounterVec,
     /// By rule id: bounded by the number of rules an admin writes.
     rule_denials_total: IntCounterVec,
+    /// Drop calls to streamers' control APIs, by kind and result (SPEC §12).
+    streamer_calls_total: IntCounterVec,
     /// `playgate_sessions_ended_total` by end reason, in `END_REASONS` order.
     sessions_ended: [prometheus::IntCounter; END_REASONS.len()],
     /// `playgate_session_refreshes_total` by source: memory, database
@@ -131,6 +133,18 @@ impl Metrics {
                     "Requests denied by an access rule (rule_denied), by the rule's id.",
                 ),
                 &["rule"],
+            )
+            .expect("valid metric"),
+        );
+        let streamer_calls_total = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "playgate_streamer_calls_total",
+                    "Drop calls to streamers' control APIs, by streamer kind and result \
+                     (dropped, gone, error; given_up once retrying ends).",
+                ),
+                &["kind", "result"],
             )
             .expect("valid metric"),
         );
@@ -253,6 +267,7 @@ impl Metrics {
             decision_duration_seconds,
             sessions_started_total,
             rule_denials_total,
+            streamer_calls_total,
             sessions_ended: END_REASONS
                 .map(|reason| sessions_ended_total.with_label_values(&[reason])),
             session_refreshes: ["memory", "database"]
@@ -286,6 +301,13 @@ impl Metrics {
     pub fn rule_denied(&self, rule: i64) {
         self.rule_denials_total
             .with_label_values(&[rule.to_string().as_str()])
+            .inc();
+    }
+
+    /// Kinds are the five of sql/V20, results the few of `outbox::streamer_calls`.
+    pub fn streamer_call(&self, kind: &str, result: &str) {
+        self.streamer_calls_total
+            .with_label_values(&[kind, result])
             .inc();
     }
 

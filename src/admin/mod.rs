@@ -16,6 +16,7 @@ pub mod packages;
 pub mod sessions;
 pub mod signing_keys;
 pub mod stats;
+pub mod streamers;
 pub mod timeline;
 pub mod tokens;
 pub mod users;
@@ -96,6 +97,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions", web::get().to(sessions::list))
             .route("/sessions/{id}", web::get().to(sessions::get))
             .route("/sessions/{id}", web::delete().to(sessions::kick))
+            .route("/streamers", web::get().to(streamers::list))
+            .route("/streamers", web::post().to(streamers::create))
+            .route("/streamers/{name}", web::get().to(streamers::get))
+            .route("/streamers/{name}", web::patch().to(streamers::update))
+            .route("/streamers/{name}", web::delete().to(streamers::delete))
+            .route("/streamers/{name}/calls", web::get().to(streamers::calls))
+            .route("/streamers/{name}/test", web::post().to(streamers::test))
             .route("/audit", web::get().to(audit::list))
             .route("/stats/streams", web::get().to(stats::streams))
             .route("/stats/countries", web::get().to(stats::countries))

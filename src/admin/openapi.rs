@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use super::{
     access_rules, audit, import, ip_rules, links, login, packages, sessions, signing_keys, stats,
-    timeline, tokens, users, webhooks,
+    streamers, timeline, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -52,6 +52,13 @@ use super::{
     sessions::list,
     sessions::get,
     sessions::kick,
+    streamers::list,
+    streamers::create,
+    streamers::get,
+    streamers::update,
+    streamers::delete,
+    streamers::calls,
+    streamers::test,
     audit::list,
     import::import,
     stats::streams,

@@ -875,6 +875,9 @@ impl Engine {
             max_viewers: self.max_viewers,
             country: self.geoip.has_country_db().then_some(geo.country),
             asn: self.geoip.has_asn_db().then_some(geo.asn),
+            token_hash: login
+                .and(request.credential.token())
+                .map(crate::domain::hash_token),
         };
         let asked_at = Instant::now();
         let outcome = self.bounded(self.admissions.admit(admission)).await?;

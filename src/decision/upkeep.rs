@@ -39,13 +39,19 @@ pub async fn sweep_sessions(
         match result {
             Ok(swept) => {
                 metrics.sessions_ended("timeout", swept.timed_out.min(u32::MAX.into()) as u32);
+                metrics.sessions_ended("kicked", swept.barred.min(u32::MAX.into()) as u32);
                 for (stream, seconds) in &swept.watched_by_stream {
                     metrics.watched(stream, *seconds);
                 }
-                if swept.timed_out > 0 || swept.moved > 0 || swept.partitions_dropped > 0 {
+                if swept.timed_out > 0
+                    || swept.barred > 0
+                    || swept.moved > 0
+                    || swept.partitions_dropped > 0
+                {
                     log::debug!(
-                        "sweep: {} sessions timed out, {} ended sessions moved to the history, {} history days dropped",
+                        "sweep: {} sessions timed out, {} ended by an expired account or token, {} ended sessions moved to the history, {} history days dropped",
                         swept.timed_out,
+                        swept.barred,
                         swept.moved,
                         swept.partitions_dropped
                     );

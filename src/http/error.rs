@@ -163,6 +163,13 @@ impl From<StoreError> for ApiError {
                 Some("packages_name_key") => {
                     ApiError::conflict("name", "package name already exists")
                 }
+                Some("streamers_pkey") => {
+                    ApiError::conflict("name", "a streamer with this name already exists")
+                }
+                Some("streamer_networks_pkey") => ApiError::conflict(
+                    "addresses",
+                    "one of these networks belongs to another streamer",
+                ),
                 Some("ip_rules_network_action_key") => ApiError::conflict(
                     "network",
                     "a rule with this network and action already exists",

@@ -1,6 +1,8 @@
-//! What playgate tells other systems after the fact, from rows written in
-//! the same transaction as what they report (an outbox), delivered by a
-//! background worker on every replica: at least once, never on the
-//! request path.
+//! What playgate tells other systems after the fact (SPEC §12), from
+//! outbox tables written in the transaction of what they report: drop
+//! calls to the streamers' control APIs and webhooks, delivered by
+//! background workers on every replica, at least once. Never on a hook's
+//! path.
 
+pub mod streamer_calls;
 pub mod webhooks;

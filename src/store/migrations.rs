@@ -104,7 +104,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "denial_counts",
         sql: include_str!("../../sql/V19__denial_counts.sql"),
     },
-    // V20 is taken by the streamers' migration (issue 21, items 1–2).
+    Migration {
+        version: 20,
+        name: "streamers",
+        sql: include_str!("../../sql/V20__streamers.sql"),
+    },
     Migration {
         version: 21,
         name: "webhooks",

@@ -13,6 +13,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod sql;
 pub mod stats;
+pub mod streamers;
 pub mod tls;
 pub mod tokens;
 pub mod ui_sessions;

@@ -56,6 +56,9 @@ pub struct Admission {
     /// each kind of GeoIP database not configured.
     pub country: Option<[u8; 2]>,
     pub asn: Option<u32>,
+    /// SHA-256 of the token the viewer was admitted with: deleting the
+    /// token ends the session (sql/V20).
+    pub token_hash: Option<[u8; 32]>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +111,7 @@ fn seconds(duration: Duration) -> f64 {
 }
 
 /// Steps 7–10 for several admissions in one round trip and one commit
-/// (`playgate_admit_batch_v17`, sql/V14): refresh the active session under
+/// (`playgate_admit_batch_v20`, sql/V14, V20): refresh the active session under
 /// the key, else refuse a recently kicked viewer, enforce the caps and the
 /// limits under advisory locks (zapping where it makes room), and start the
 /// session. `synchronous` false commits without waiting for the WAL
@@ -150,17 +153,18 @@ pub async fn admit_batch(
             .and_then(|code| std::str::from_utf8(code).ok())
     });
     let asns = column(admissions, |a| a.asn.map(i64::from));
+    let token_hashes = column(admissions, |a| a.token_hash.as_ref().map(|hash| &hash[..]));
     // Settings of the replica, the same for every admission of a batch.
     let zapping = admissions.first().is_some_and(|a| a.zapping);
     let max_viewers = admissions.first().and_then(|a| a.max_viewers);
     let rows = client
         .query_hot(
             "SELECT o_ord, o_refusal, o_session_id, o_active, o_started, o_watched, o_replaced, o_limited
-               FROM playgate_admit_batch_v17($1::text[], $2::text[], $3::int4[], $4::bool[], $5::text[],
+               FROM playgate_admit_batch_v20($1::text[], $2::text[], $3::int4[], $4::bool[], $5::text[],
                                              $6::inet[], $7::text[], $8::text[], $9::text[], $10::text[],
                                              $11::int8[], $12::float8[], $13::float8[], $14::text[],
                                              $15::int4[], $16::jsonb, $17::bool[], $18, $19::int4, $20,
-                                             $21::text[], $22::int8[])",
+                                             $21::text[], $22::int8[], $23::bytea[])",
             params![
                 &keys,
                 &logins,
@@ -184,6 +188,7 @@ pub async fn admit_batch(
                 &synchronous,
                 &countries,
                 &asns,
+                &token_hashes,
             ],
         )
         .await?;
@@ -193,7 +198,7 @@ pub async fn admit_batch(
             .ok()
             .filter(|position| *position < admissions.len())
             .ok_or_else(|| {
-                StoreError::Other("playgate_admit_batch_v17: position out of range".into())
+                StoreError::Other("playgate_admit_batch_v20: position out of range".into())
             })?;
         let refusal: Option<&str> = row.get(1);
         let active_sessions: i64 = row.get(3);
@@ -209,7 +214,7 @@ pub async fn admit_batch(
             Some(code) => AdmitOutcome::Refused {
                 refusal: Refusal::parse(code).ok_or_else(|| {
                     StoreError::Other(format!(
-                        "playgate_admit_batch_v17: unknown refusal '{code}'"
+                        "playgate_admit_batch_v20: unknown refusal '{code}'"
                     ))
                 })?,
                 active_sessions,
@@ -220,7 +225,7 @@ pub async fn admit_batch(
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| {
-            StoreError::Other("playgate_admit_batch_v17 left an admission unanswered".into())
+            StoreError::Other("playgate_admit_batch_v20 left an admission unanswered".into())
         })
 }
 
@@ -484,6 +489,8 @@ pub struct SweepResult {
     /// False when another replica holds the sweep lock.
     pub ran: bool,
     pub timed_out: u64,
+    /// Sessions ended because their user's or token's expiry passed.
+    pub barred: u64,
     /// Seconds watched by the timed-out sessions since they were last seen, per stream.
     pub watched_by_stream: Vec<(String, f64)>,
     /// Ended sessions moved to `session_history`.
@@ -532,6 +539,28 @@ pub async fn sweep(
         )
         .await?;
     let timed_out = watched.iter().map(|row| row.get::<_, i64>(1) as u64).sum();
+    // Accounts and tokens whose expiry has just passed: their sessions end
+    // now (and their streamers are told, sql/V20), not at a refresh that
+    // Astra never sends. A day back is far more than any session outlives
+    // a refused refresh.
+    let barred = transaction
+        .execute_typed(
+            "UPDATE sessions s SET ended_at = now(), end_reason = 'kicked'
+               FROM users u
+              WHERE s.login = u.login AND s.ended_at IS NULL
+                AND u.expires_at <= now() AND u.expires_at > now() - interval '1 day'",
+            params![],
+        )
+        .await?
+        + transaction
+            .execute_typed(
+                "UPDATE sessions s SET ended_at = now(), end_reason = 'kicked'
+                   FROM tokens t JOIN users u ON u.id = t.user_id
+                  WHERE s.login = u.login AND s.token_hash = t.hash AND s.ended_at IS NULL
+                    AND t.expires_at <= now() AND t.expires_at > now() - interval '1 day'",
+                params![],
+            )
+            .await?;
     let watched_by_stream = watched.iter().map(|row| (row.get(0), row.get(2))).collect();
     // Yesterday (a session ended just before midnight, moved after it) to
     // the day after tomorrow, so a move never waits for a partition.
@@ -551,7 +580,8 @@ pub async fn sweep(
                                LIMIT $1)
              RETURNING id, key, login, stream, client_ip, protocol, dialect, streamer, user_agent,
                        started_at, last_seen_at, expires_at, ended_at, end_reason, bytes,
-                       blocked_until, playback_id, cookie_seen, device, packages, country, asn)
+                       blocked_until, playback_id, cookie_seen, device, packages, country, asn,
+                       token_hash)
              INSERT INTO session_history SELECT * FROM moved",
             params![&MOVE_BATCH],
         )
@@ -578,12 +608,20 @@ pub async fn sweep(
             params![&(history_days as i32)],
         )
         .await?;
+    // Drop calls are kept as long as the history, for the streamers page.
+    transaction
+        .execute_typed(
+            "DELETE FROM streamer_calls WHERE finished_at < now() - make_interval(days => $1)",
+            params![&(history_days as i32)],
+        )
+        .await?;
     // Webhook events and their attempts, as long as the history too.
     super::webhooks::purge(&transaction, history_days).await?;
     transaction.commit().await?;
     Ok(SweepResult {
         ran: true,
         timed_out,
+        barred,
         watched_by_stream,
         moved,
         partitions_dropped: partitions_dropped as u64,

@@ -39,6 +39,7 @@ fn admission(key: &str, login: &str, max_sessions: i32) -> Admission {
         max_viewers: None,
         country: Some(*b"PL"),
         asn: Some(64500),
+        token_hash: None,
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::e2e_support::*;
 use crate::helpers::*;
 
-const CONFIG_TEMPLATE: &str = include_str!("../nginx/e2e.conf");
+pub const CONFIG_TEMPLATE: &str = include_str!("../nginx/e2e.conf");
 const RTMP_MODULE_PATHS: &[&str] = &[
     "/usr/lib/nginx/modules/ngx_rtmp_module.so",
     "/usr/lib64/nginx/modules/ngx_rtmp_module.so",

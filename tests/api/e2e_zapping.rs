@@ -107,7 +107,7 @@ async fn state(app: &TestApp, nginx: &Nginx, login: &str) -> String {
 }
 
 /// Waits until `player` has read frames, or panics if it exits first.
-async fn until_it_plays(
+pub async fn until_it_plays(
     app: &TestApp,
     nginx: &Nginx,
     player: &mut Running,
@@ -128,7 +128,7 @@ async fn until_it_plays(
 }
 
 /// Two channels on the air: live/ch1 and live/ch2, their HLS written.
-async fn two_channels(tools: &crate::e2e_nginx::Tools, nginx: &Nginx) -> [Running; 2] {
+pub async fn two_channels(tools: &crate::e2e_nginx::Tools, nginx: &Nginx) -> [Running; 2] {
     let mut ch1 = nginx.publish_to(tools, "ch1", "publisher-ch1.log");
     let mut ch2 = nginx.publish_to(tools, "ch2", "publisher-ch2.log");
     nginx

@@ -65,7 +65,20 @@ async fn continuation_rechecks_the_user() {
         .await
         .unwrap();
     app.reload().await;
-    assert_eq!(get("/live/news/2.ts").await.status, 403);
+    // Disabling the user ended the session (sql/V20): a segment without
+    // credentials has no session to continue any more.
+    assert_eq!(
+        app.sessions_of_dialect("forward-auth").await,
+        vec![(Some("alice".into()), true, Some("kicked".into()))]
+    );
+    assert_eq!(get("/live/news/2.ts").await.status, 401);
+    assert_eq!(
+        app.decision_count("forward-auth", "deny", "no_credentials")
+            .await,
+        1.0
+    );
+    // With its token again, the reason is the account's.
+    assert_eq!(get("/live/news/3.ts?token=t1").await.status, 403);
     assert_eq!(
         app.decision_count("forward-auth", "deny", "user_disabled")
             .await,

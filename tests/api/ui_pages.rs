@@ -25,6 +25,7 @@ const PAGES: &[(&str, &str, &str)] = &[
     ("ip-rules", "#/ip-rules", "203.0.113.0/24"),
     ("access-rules", "#/access-rules", "sport/*"),
     ("signing-keys", "#/signing-keys", "portal"),
+    ("streamers", "#/streamers", "edge-1"),
     ("webhooks", "#/webhooks", "billing.example"),
     ("audit", "#/audit", "alice"),
 ];
@@ -117,6 +118,15 @@ async fn every_page_at_desktop_and_phone_width() {
         "POST",
         "/api/v1/signing-keys",
         Some(json!({"id": "portal", "format": "playgate", "comment": "billing portal"})),
+        201,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/streamers",
+        Some(json!({"name": "edge-1", "kind": "nginx-rtmp", "control_url": "http://10.0.0.5:8080/control",
+                    "username": "playgate", "password": "s3cret", "addresses": ["10.0.0.5", "10.0.1.0/24"],
+                    "comment": "dc 1"})),
         201,
     )
     .await;

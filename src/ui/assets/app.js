@@ -999,6 +999,85 @@ function ruleForm(r, reload) {
   });
 }
 
+// ---------- streamers ----------
+// Streamers with a control API (SPEC §12): told to drop a viewer when
+// playgate ends the session itself. The password is write-only.
+const STREAMER_KINDS = ["nginx-rtmp", "srs", "mediamtx", "astra", "flussonic"];
+const CALL_STATUS = { done: "on", pending: "", failed: "off" };
+pages.streamers = function () {
+  const list = h("div", {});
+  put(main(), h("h1", { text: "Streamers" }),
+    h("p", { class: "muted", text: "A kicked, replaced or barred viewer is dropped at once through its streamer's control API, not at the streamer's next question (Astra never asks again)." }),
+    isAdmin() ? h("div", { class: "toolbar" }, h("button", { type: "button", class: "primary", id: "new-streamer", onclick: () => streamerForm(null, load) }, "New streamer")) : null, list);
+  async function load() {
+    try {
+      const page = await api("GET", "/api/v1/streamers?limit=1000");
+      put(list, table([
+        { title: "Name", render: st => h("strong", { text: st.name }) },
+        { title: "Kind", render: st => st.kind },
+        { title: "Control API", cls: "hide-narrow", render: st => h("code", { text: st.control_url }) },
+        { title: "Calls come from", render: st => st.addresses.join(", ") },
+        { title: "Credentials", cls: "hide-narrow", render: st => st.username ? `${st.username}${st.password_set ? " + password" : ""}` : h("span", { class: "muted", text: "none" }) },
+        { title: "Comment", cls: "hide-narrow", render: st => st.comment },
+        { title: "", cls: "actions", render: st => [
+          h("button", { type: "button", class: "small", "data-testid": "streamer-calls", onclick: () => callsDialog(st) }, "Calls"),
+          isAdmin() ? h("button", { type: "button", class: "small", "data-testid": "streamer-test", onclick: async () => {
+            try { const r = await api("POST", `/api/v1/streamers/${enc(st.name)}/test`); toast(`${st.name}: ${r.ok ? "answers" : "does not answer"} (${r.detail})`); }
+            catch (e) { if (e.status !== 401) toast(e.message); }
+          } }, "Test") : null,
+          isAdmin() ? h("button", { type: "button", class: "small", "data-testid": "streamer-edit", onclick: () => streamerForm(st, load) }, "Edit") : null,
+          isAdmin() ? h("button", { type: "button", class: "small danger", onclick: async () => {
+            if (!await confirmDialog(`Delete streamer ${st.name}? Its viewers are then only cut at their next refresh.`, "Delete")) return;
+            try { await api("DELETE", `/api/v1/streamers/${enc(st.name)}`); toast(`${st.name} deleted`); load(); } catch (e) { toast(e.message); }
+          } }, "Delete") : null] }], page.items,
+        "No streamers registered: kicks take effect at each streamer's next question."));
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
+  }
+  load();
+};
+function streamerForm(st, reload) {
+  const v = st || { name: "", kind: "nginx-rtmp", control_url: "", username: "", password_set: false, addresses: [], comment: "" };
+  const kind = h("select", {}, STREAMER_KINDS.map(k => h("option", { value: k, selected: v.kind === k }, k)));
+  const password = h("input", { type: "password", autocomplete: "new-password", placeholder: v.password_set ? "unchanged" : "" });
+  const content = h("div", { class: "grid" },
+    field("name", "Name", h("input", { value: v.name, required: true, disabled: !!st })),
+    field("kind", "Kind (its hook)", kind),
+    field("control_url", "Control API URL", h("input", { value: v.control_url, required: true, placeholder: "http://10.0.0.5:8080/control" }),
+      "nginx-rtmp: its rtmp_control location; SRS :1985; MediaMTX :9997; Astra and Flussonic: their HTTP port."),
+    field("addresses", "Hook calls come from (addresses or networks, one per line)", h("textarea", { rows: "3", "data-wide": "1" }, v.addresses.join("\n"))),
+    field("username", "API user (HTTP Basic; empty: none)", h("input", { value: v.username, autocomplete: "off" })),
+    field("password", st ? "API password (empty: unchanged)" : "API password", password),
+    field("comment", "Comment", h("input", { value: v.comment })));
+  formDialog(st ? `Edit ${st.name}` : "New streamer", content, async form => {
+    const body = { kind: kind.value, control_url: form.elements.control_url.value.trim(),
+      addresses: form.elements.addresses.value.split(/[\n,]/).map(x => x.trim()).filter(Boolean),
+      username: form.elements.username.value.trim(), comment: form.elements.comment.value.trim() };
+    if (password.value) body.password = password.value;
+    if (st) await api("PATCH", `/api/v1/streamers/${enc(st.name)}`, body);
+    else await api("POST", "/api/v1/streamers", { name: form.elements.name.value.trim(), ...body });
+    toast("Streamer saved"); reload();
+  });
+}
+async function callsDialog(st) {
+  const body = h("div", {});
+  const dialog = h("dialog", { class: "wide" }, h("h2", { text: `Drop calls to ${st.name}` }), body,
+    h("div", { class: "form-actions" }, h("button", { type: "button", id: "close-calls", onclick: () => dialog.close() }, "Close")));
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  try {
+    const page = await api("GET", `/api/v1/streamers/${enc(st.name)}/calls?limit=50`);
+    put(body, table([
+      { title: "When", render: c => fmtTime(c.created_at) },
+      { title: "Viewer", render: c => `${c.stream} (${c.target})` },
+      { title: "Why", render: c => endReason(c.end_reason) },
+      { title: "Status", render: c => badge(c.status, CALL_STATUS[c.status]) },
+      { title: "Attempts", cls: "num", render: c => String(c.attempts) },
+      { title: "Answer", render: c => c.result || "" }], page.items, "No drop calls yet."),
+      page.total > page.items.length ? h("p", { class: "muted", text: `The latest ${page.items.length} of ${page.total}.` }) : null);
+  } catch (e) { if (e.status !== 401) put(body, errorState(e)); }
+}
+
 // ---------- access rules ----------
 // The conditions of SPEC §10, what is watched first (the list reads "stream
 // in sport/* and country not in RU, KZ"): what the list calls each one, and
@@ -1548,7 +1627,7 @@ function deliveriesDialog(w) {
 pages.audit = function () {
   let offset = 0;
   const actor = h("input", { type: "search", placeholder: "Actor", "aria-label": "Filter by actor" });
-  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link", "webhook"].map(t => h("option", { value: t }, t || "any object")));
+  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link", "streamer", "webhook"].map(t => h("option", { value: t }, t || "any object")));
   const list = h("div", {});
   put(main(), h("h1", { text: "Audit log" }),
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType), list);
@@ -1583,6 +1662,7 @@ function auditObject(a) {
     case "ip_rule": return link("#/ip-rules", c.network ? `${c.action || ""} rule ${c.network}`.trim() : `IP rule ${a.object_id}`);
     case "access_rule": return link("#/access-rules", `access rule ${a.object_id}`);
     case "signing_key": return link("#/signing-keys", `signing key ${a.object_id}`);
+    case "streamer": return link("#/streamers", `streamer ${a.object_id}`);
     case "webhook": return link("#/webhooks", c.url ? `webhook ${c.url}` : `webhook ${a.object_id}`);
     default: return `${a.object_type} ${a.object_id}`;
   }
