@@ -644,6 +644,7 @@ def chart_checks(binary_vars: set[str], docker: dict, default_values: dict, full
         "PLAYGATE_GEOIP_ASN_DB": "/var/lib/geoip/GeoLite2-ASN.mmdb",
         "PLAYGATE_WEBHOOK_ALLOW_LINK_LOCAL": "true",
         "PLAYGATE_WEBHOOK_NETWORKS": "10.0.0.0/8,192.0.2.0/24",
+        "PLAYGATE_STREAMER_CALL_RETRY": "120",
     }
     wrong = {k: (cm_values.get(k), v) for k, v in expected.items() if cm_values.get(k) != v}
     C.ok("each config value lands in its variable", not wrong, json.dumps(wrong))
