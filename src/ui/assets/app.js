@@ -600,6 +600,15 @@ pages.sessions = function () {
   const endedTo = h("input", { type: "datetime-local", id: "history-to" });
   // One search box: a piece of the user, the stream or the address (?q=, any case).
   const search = h("input", { type: "search", id: "session-q", placeholder: "User, stream or address", "aria-label": "Search sessions" });
+  // The registered streamers (their networks' sessions) and the order.
+  const streamer = h("select", { id: "session-streamer", "aria-label": "Streamer" }, h("option", { value: "" }, "any streamer"));
+  const sortBy = h("select", { id: "session-sort", "aria-label": "Order" },
+    (ended ? [["", "newest ended first"], ["ended", "oldest ended first"], ["-bytes", "most bytes first"], ["user", "by user"], ["stream", "by stream"]]
+           : [["", "longest watching first"], ["-started", "newest first"], ["-last_seen", "last seen first"], ["-bytes", "most bytes first"], ["user", "by user"], ["stream", "by stream"]])
+      .map(([value, text]) => h("option", { value }, text)));
+  api("GET", "/api/v1/streamers?limit=1000").then(page => {
+    for (const st of page.items) streamer.append(h("option", { value: st.name }, `${st.name} (${st.kind})`));
+  }).catch(() => {});
   const list = h("div", { tabindex: "-1" });
   const stamp = h("span", { class: "muted", id: "sessions-updated" });
   const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
@@ -609,15 +618,15 @@ pages.sessions = function () {
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, search),
       // The history's window: sessions that ended from … until ….
       ended ? [h("div", {}, h("label", { for: "history-from", text: "Ended from" }), endedFrom),
-               h("div", {}, h("label", { for: "history-to", text: "until" }), endedTo)] : null, stamp), list);
-  for (const input of [endedFrom, endedTo]) input.addEventListener("change", () => { offset = 0; load(); });
+               h("div", {}, h("label", { for: "history-to", text: "until" }), endedTo)] : null, streamer, sortBy, stamp), list);
+  for (const input of [endedFrom, endedTo, streamer, sortBy]) input.addEventListener("change", () => { offset = 0; load(); });
   let debounce;
   for (const event of ["input", "change"]) search.addEventListener(event, () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
   // What an empty list says: nobody at all, or nobody the search finds.
   const none = (nobody) => search.value.trim() ? `No session matches “${search.value.trim()}”.` : nobody;
   const who = { title: "User", render: s => s.user ? userLink(s.user) : h("span", { class: "muted", text: "anonymous" }) };
   async function loadLive() {
-    const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), limit: PAGE, offset }));
+    const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), streamer: streamer.value, sort: sortBy.value, limit: PAGE, offset }));
     // Paged by the API, the total counted there: a page past the end after
     // viewers left goes back to the last one.
     if (!page.items.length && offset > 0 && page.total > 0) { offset = Math.floor((page.total - 1) / PAGE) * PAGE; return loadLive(); }
@@ -631,6 +640,7 @@ pages.sessions = function () {
       { title: "Protocol", cls: "hide-narrow", render: s => s.protocol || "—" },
       { title: "For", cls: "num", render: s => h("span", { title: "since " + fmtTime(s.started_at), text: fmtDuration((now - new Date(s.started_at)) / 1000) }) },
       { title: "Last seen", cls: "num hide-narrow", render: s => h("span", { title: fmtTime(s.last_seen_at), text: fmtDuration(Math.max(0, (now - new Date(s.last_seen_at)) / 1000)) + " ago" }) },
+      { title: "Received", cls: "num hide-narrow", render: bytesCell },
       { title: "", cls: "actions", render: s => isAdmin() ? [h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
         if (!await confirmDialog(`Kick ${s.user || "this viewer"} off ${s.stream}?`, "Kick")) return;
         try { await api("DELETE", `/api/v1/sessions/${s.id}`); toast("Session kicked"); load(); } catch (e) { toast(e.message); }
@@ -649,7 +659,7 @@ pages.sessions = function () {
       page.total > PAGE ? pager(page.total, offset, next => { offset = Math.max(0, next); load(); }) : null);
   }
   async function loadEnded() {
-    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(),
+    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(), streamer: streamer.value, sort: sortBy.value,
       from: fromLocalInput(endedFrom.value), to: fromLocalInput(endedTo.value), limit: PAGE, offset }));
     put(list, table([
       who,
@@ -660,6 +670,7 @@ pages.sessions = function () {
       { title: "Started", cls: "hide-narrow", render: s => fmtTime(s.started_at) },
       { title: "Ended", render: s => fmtTime(s.ended_at) },
       { title: "Watched", cls: "num", render: s => s.ended_at ? fmtDuration((new Date(s.ended_at) - new Date(s.started_at)) / 1000) : "—" },
+      { title: "Received", cls: "num hide-narrow", render: bytesCell },
       { title: "End reason", render: s => endReason(s.end_reason) }], page.items, none("No ended sessions.")),
       pager(page.total, offset, next => { offset = Math.max(0, next); load(); }),
       reasonLegend());
@@ -808,6 +819,20 @@ pages.stats = function () {
 };
 // A session's client address, with the country and AS GeoIP gave it at
 // the start where a database is configured (null otherwise).
+// Bytes the streamer reported, and the average bitrate over the session
+// so far (where the streamer reports bytes at all: Flussonic, nginx-rtmp, SRS).
+function fmtBytes(n) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${i ? n.toFixed(n < 10 ? 1 : 0) : n} ${units[i]}`;
+}
+function bytesCell(s) {
+  if (s.bytes === null || s.bytes === undefined) return h("span", { class: "muted", title: "this streamer reports no bytes", text: "—" });
+  const seconds = (new Date(s.ended_at || s.last_seen_at) - new Date(s.started_at)) / 1000;
+  const rate = seconds > 0 ? ` · ${(s.bytes * 8 / seconds / 1000).toFixed(0)} kbit/s` : "";
+  return h("span", { "data-testid": "bytes", title: `${s.bytes} bytes`, text: fmtBytes(s.bytes) + rate });
+}
 function fromCell(s) {
   const where = [s.country, s.asn ? "AS" + s.asn : null].filter(Boolean).join(" · ");
   return [h("span", { text: s.client_ip }),
@@ -1508,23 +1533,28 @@ async function linkDialog(login) {
 pages.audit = function () {
   let offset = 0;
   const actor = h("input", { type: "search", placeholder: "Actor", "aria-label": "Filter by actor" });
-  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link"].map(t => h("option", { value: t }, t || "any object")));
+  const objectType = h("select", { "aria-label": "Object type", id: "audit-object" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link", "streamer"].map(t => h("option", { value: t }, t || "any object")));
+  const action = h("select", { "aria-label": "Action", id: "audit-action" }, ["", "create", "update", "delete", "kick", "import", "issue"].map(a => h("option", { value: a }, a || "any action")));
+  const from = h("input", { type: "datetime-local", id: "audit-from", "aria-label": "From" });
+  const to = h("input", { type: "datetime-local", id: "audit-to", "aria-label": "Until" });
   const list = h("div", {});
   put(main(), h("h1", { text: "Audit log" }),
-    h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType), list);
+    h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType, action,
+      h("label", { for: "audit-from", class: "muted", text: "From" }), from, h("label", { for: "audit-to", class: "muted", text: "until" }), to), list);
   let debounce;
   actor.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
-  objectType.addEventListener("change", () => { offset = 0; load(); });
+  [objectType, action, from, to].forEach(control => control.addEventListener("change", () => { offset = 0; load(); }));
   async function load() {
     try {
-      const page = await api("GET", "/api/v1/audit" + query({ actor: actor.value.trim(), object_type: objectType.value, limit: PAGE, offset }));
+      const page = await api("GET", "/api/v1/audit" + query({ actor: actor.value.trim(), object_type: objectType.value, action: action.value,
+        from: fromLocalInput(from.value), to: fromLocalInput(to.value), limit: PAGE, offset }));
       put(list, table([
         { title: "When", render: a => fmtTime(a.at) },
         { title: "Who", render: a => a.actor },
         { title: "Action", render: a => badge(a.action) },
         { title: "Object", render: auditObject },
         { title: "Changes", cls: "hide-narrow", render: a => h("span", { class: "changes", "data-testid": "audit-changes", text: auditChanges(a) }) }],
-        page.items, "No changes recorded.", a => ({ "data-audit": a.id })),
+        page.items, actor.value || objectType.value || action.value || from.value || to.value ? "No change matches these filters." : "No changes recorded.", a => ({ "data-audit": a.id })),
         pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
     } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }

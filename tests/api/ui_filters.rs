@@ -1,0 +1,108 @@
+//! Filters an operator uses on busy lists (issue 22), in a real browser:
+//! the audit log by action and time, live sessions by registered streamer
+//! and in another order, with the bytes each streamer reported.
+
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::ui_browser::{browser, Browser};
+
+#[tokio::test]
+async fn audit_and_session_filters() {
+    let Some((chromium, chromedriver)) = browser("ui_filters") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    for (login, token) in [("ann", "t-ann"), ("bea", "t-bea")] {
+        app.create(user(login).token(token)).await;
+    }
+    app.admin(
+        "POST",
+        "/api/v1/packages",
+        Some(json!({"name": "gone", "streams": ["x"]})),
+        201,
+    )
+    .await;
+    app.admin("DELETE", "/api/v1/packages/gone", None, 204)
+        .await;
+    app.admin(
+        "POST",
+        "/api/v1/streamers",
+        Some(
+            json!({"name": "edge-b", "kind": "srs", "control_url": "http://127.0.0.1:9",
+                    "addresses": ["127.0.0.2/32"]}),
+        ),
+        201,
+    )
+    .await;
+    for (token, session, bytes, streamer) in [
+        ("t-ann", "s1", 2_000_000, "127.0.0.1"),
+        ("t-bea", "s2", 9_000_000, "127.0.0.2"),
+    ] {
+        app.decide(
+            json!({"stream": "news", "ip": "192.0.2.1", "token": token, "session": session,
+                          "bytes": bytes, "streamer": streamer}),
+        )
+        .await;
+    }
+
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    browser.sign_in(&app.address, "root", "root-pw").await;
+    browser.find("#new-user").await;
+
+    // The audit log: deletes only, then a window with nothing in it.
+    browser.click("#nav a[data-page=audit]").await;
+    browser.wait_text("package gone", true).await;
+    browser
+        .script(
+            "const a = document.querySelector('#audit-action'); a.value = 'delete'; a.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_until(
+            "const rows = [...document.querySelectorAll('tbody tr')]; \
+             return rows.length === 1 && rows[0].textContent.includes('delete');",
+        )
+        .await;
+    browser
+        .script(
+            "const f = document.querySelector('#audit-from'); f.value = '2099-01-01T00:00'; f.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_text("No change matches these filters.", true)
+        .await;
+
+    // Live sessions: by edge-b's network, then most bytes first.
+    browser.click("#nav a[data-page=sessions]").await;
+    browser.wait_text("bea", true).await;
+    browser.wait_text("9.0 MB", true).await;
+    browser
+        .script(
+            "const s = document.querySelector('#session-sort'); s.value = '-bytes'; s.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_until(
+            "const cells = [...document.querySelectorAll('[data-testid=bytes]')].map(c => c.textContent); \
+             return cells.length === 2 && cells[0].startsWith('9.0 MB') && cells[1].startsWith('2.0 MB');",
+        )
+        .await;
+    browser
+        .wait_until("return [...document.querySelectorAll('#session-streamer option')].some(o => o.value === 'edge-b');")
+        .await;
+    browser
+        .script(
+            "const s = document.querySelector('#session-streamer'); s.value = 'edge-b'; s.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_until("return document.querySelector('[data-testid=sessions-total]')?.textContent === '1 session';")
+        .await;
+    assert!(browser.text().await.contains("bea"));
+    assert!(!browser.text_of("main table").await.contains("ann"));
+}
