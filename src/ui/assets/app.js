@@ -278,11 +278,12 @@ pages.user = function () {
   put(main(), h("p", {}, h("a", { href: "#/users" }, "‹ Users")), h("h1", { text: login }), body);
   async function load() {
     try {
-      const [u, live, ended, watched] = await Promise.all([
+      const [u, live, ended, watched, tokenPage] = await Promise.all([
         api("GET", `/api/v1/users/${enc(login)}`),
         api("GET", "/api/v1/sessions" + query({ user: login, limit: 100 })),
         api("GET", "/api/v1/sessions" + query({ user: login, state: "ended", limit: PAGE })),
-        api("GET", `/api/v1/stats/users/${enc(login)}`).catch(() => null)]);
+        api("GET", `/api/v1/stats/users/${enc(login)}`).catch(() => null),
+        api("GET", `/api/v1/users/${enc(login)}/tokens?limit=100`).catch(() => null)]);
       const limit = v => v === null || v === undefined ? "unlimited" : String(v);
       const list = (items, none) => items.length ? items.join(", ") : none;
       const facts = [
@@ -311,6 +312,11 @@ pages.user = function () {
         h("dl", { class: "legend facts", "data-testid": "user-facts" }, facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
         isAdmin() ? h("div", { class: "toolbar" }, h("span", { class: "muted", text: "Renew:" }), renew(1), renew(3), renew(12), kickAll,
           h("button", { type: "button", class: "small", "data-testid": "edit", onclick: () => userForm(u, load) }, "Edit")) : null,
+        h("h2", { text: `Tokens (${u.tokens})` }),
+        tokenPage ? table([{ title: "Label", render: t => t.label || h("span", { class: "muted", text: "—" }) },
+          { title: "Scope", render: t => t.scope }, { title: "Expires", render: tokenExpiry },
+          { title: "Last used", render: tokenLastUsed }], tokenPage.items, "No tokens.", () => ({ "data-testid": "user-token" })) : null,
+        h("p", {}, h("button", { type: "button", class: "small", "data-testid": "user-tokens", onclick: () => tokensDialog(login) }, isAdmin() ? "Manage tokens" : "Tokens")),
         h("h2", { text: `Watching now (${live.total})` }),
         table([{ title: "Stream", render: x => x.stream }, { title: "Device", render: deviceCell }, { title: "From", render: fromCell },
           { title: "For", cls: "num", render: x => fmtDuration((Date.now() - new Date(x.started_at)) / 1000) }], live.items, "Not watching now."),
@@ -535,15 +541,24 @@ function showSecret(login, token) {
   document.body.append(dialog);
   dialog.showModal();
 }
+function tokenExpiry(t) {
+  if (!t.expires_at) return h("span", { class: "muted", text: "never" });
+  return new Date(t.expires_at) <= new Date() ? badge("expired " + fmtTime(t.expires_at), "off") : fmtTime(t.expires_at);
+}
+function tokenLastUsed(t) { return t.last_used_at ? fmtTime(t.last_used_at) : h("span", { class: "muted", text: "not yet" }); }
 async function tokensDialog(login) {
   const body = h("div", {});
   const dialog = h("dialog", {}, h("h2", { text: `Tokens of ${login}` }), body,
     h("div", { class: "form-actions" },
       isAdmin() ? h("button", { type: "button", class: "primary", id: "create-token", onclick: async () => {
         try {
-          const label = $("#token-label", dialog).value.trim();
-          const created = await api("POST", `/api/v1/users/${enc(login)}/tokens`, label ? { label } : {});
-          dialog.close(); route(); showSecret(login, created.token);
+          const label = $("#token-label", dialog).value.trim(), given = $("#token-value", dialog).value.trim();
+          const body = label ? { label } : {};
+          if (given) body.token = given;
+          const created = await api("POST", `/api/v1/users/${enc(login)}/tokens`, body);
+          dialog.close(); route();
+          // A given value is the admin's already: shown again only when generated.
+          if (given) toast("Token saved"); else showSecret(login, created.token);
         } catch (e) { toast(e.message); }
       } }, "Create token") : null,
       h("button", { type: "button", id: "close-tokens", onclick: () => dialog.close() }, "Close")));
@@ -557,13 +572,16 @@ async function tokensDialog(login) {
         table([
           { title: "Label", render: t => t.label || h("span", { class: "muted", text: "—" }) },
           { title: "Created", render: t => fmtTime(t.created_at) },
-          { title: "Expires", render: t => fmtTime(t.expires_at) },
+          { title: "Expires", render: tokenExpiry },
+          { title: "Last used", render: tokenLastUsed },
           { title: "", cls: "actions", render: t => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "revoke", onclick: async () => {
             if (!await confirmDialog("Revoke this token? Players using it are refused from now on.", "Revoke")) return;
             try { await api("DELETE", `/api/v1/users/${enc(login)}/tokens/${t.id}`); toast("Token revoked"); load(); } catch (e) { toast(e.message); }
           } }, "Revoke") : "" }], page.items, "No tokens."),
         isAdmin() ? h("div", { class: "toolbar" }, h("div", { class: "grow" },
-          h("label", { for: "token-label", text: "Label of a new token (optional)" }), h("input", { id: "token-label" }))) : null);
+          h("label", { for: "token-label", text: "Label of a new token (optional)" }), h("input", { id: "token-label" })),
+          h("div", { class: "grow" },
+          h("label", { for: "token-value", text: "Its value (empty: generated)" }), h("input", { id: "token-value", autocomplete: "off", spellcheck: "false" }))) : null);
     } catch (e) { if (e.status !== 401) put(body, errorState(e)); }
   }
   load();
