@@ -1758,6 +1758,13 @@ async fn a_user_page_for_support_desks() {
         .goto(&format!("{address}/ui/#/user?login=erin"))
         .await;
     browser.wait_text("Watching now (2)", true).await;
+    // Its token, with when it was last used (the open sessions' starts) and no expiry.
+    let token_row = browser.text_of("[data-testid=user-token]").await;
+    assert!(token_row.contains("never"), "{token_row}");
+    assert!(
+        !token_row.contains("not yet"),
+        "used by the starts: {token_row}"
+    );
     browser.click("[data-testid=renew-1]").await;
     browser.wait_text("erin renewed", true).await;
     let erin = app.admin("GET", "/api/v1/users/erin", None, 200).await;
@@ -1775,13 +1782,6 @@ async fn a_user_page_for_support_desks() {
         .admin("GET", "/api/v1/sessions?user=erin", None, 200)
         .await;
     assert_eq!(active["total"], 0, "{active}");
-    // Its token, with when it was last used (the starts above) and no expiry.
-    let token_row = browser.text_of("[data-testid=user-token]").await;
-    assert!(token_row.contains("never"), "{token_row}");
-    assert!(
-        !token_row.contains("not yet"),
-        "used by the starts: {token_row}"
-    );
     // A token of a given value (a set-top box's, say), entered in the dialog.
     browser.click("[data-testid=user-tokens]").await;
     browser.fill("#token-label", "stb").await;

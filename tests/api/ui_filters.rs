@@ -106,3 +106,54 @@ async fn audit_and_session_filters() {
     assert!(browser.text().await.contains("bea"));
     assert!(!browser.text_of("main table").await.contains("ann"));
 }
+
+/// Dialogs keep Tab inside and give the focus back to what opened them
+/// (issue 22: "dialogs trap and restore focus").
+#[tokio::test]
+async fn dialogs_trap_and_restore_the_focus() {
+    let Some((chromium, chromedriver)) = browser("ui_filters_focus") else {
+        return;
+    };
+    let app = spawn_admin_app().await;
+    let browser = Browser::start(&chromium, &chromedriver).await;
+    browser.sign_in(&app.address, "root", "root-pw").await;
+    browser.find("#new-user").await;
+    browser.click("#nav a[data-page=packages]").await;
+    browser.find("#new-package").await;
+    browser
+        .script("document.querySelector('#new-package').focus();", json!([]))
+        .await;
+    browser.press("\u{E007}").await; // Enter opens the form.
+    browser
+        .wait_until("return !!document.querySelector('dialog[open]');")
+        .await;
+    let inside = "const d = document.querySelector('dialog[open]'); return !!d && d.contains(document.activeElement);";
+    for _ in 0..12 {
+        browser.press("\u{E004}").await; // Tab
+        assert_eq!(
+            browser.script(inside, json!([])).await,
+            json!(true),
+            "Tab left the dialog"
+        );
+    }
+    for _ in 0..12 {
+        browser
+            .command(
+                "POST",
+                "/actions",
+                Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                    {"type": "keyDown", "value": "\u{E008}"}, {"type": "keyDown", "value": "\u{E004}"},
+                    {"type": "keyUp", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E008}"}]}]})),
+            )
+            .await;
+        assert_eq!(
+            browser.script(inside, json!([])).await,
+            json!(true),
+            "Shift+Tab left the dialog"
+        );
+    }
+    browser.press("\u{E00C}").await; // Escape closes it.
+    browser
+        .wait_until("return !document.querySelector('dialog[open]') && document.activeElement.id === 'new-package';")
+        .await;
+}

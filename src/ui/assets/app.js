@@ -103,6 +103,31 @@ function query(params) {
 }
 
 // ---------- dialogs ----------
+// Every modal dialog: Tab and Shift+Tab go round inside it, and when it
+// closes the focus goes back to what opened it (or, where a reload
+// replaced that, to the same control by its id or data-key, else the page).
+function showModal(dialog) {
+  const opener = document.activeElement;
+  const openerId = opener && opener.id, openerKey = opener && opener.dataset && opener.dataset.key;
+  dialog.addEventListener("keydown", event => {
+    if (event.key !== "Tab") return;
+    const focusable = [...dialog.querySelectorAll("button, [href], input, select, textarea, [tabindex]:not([tabindex='-1'])")]
+      .filter(e => !e.disabled && !e.hidden && e.getClientRects().length);
+    if (!focusable.length) return;
+    const first = focusable[0], last = focusable[focusable.length - 1];
+    if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+    else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+  });
+  dialog.addEventListener("close", () => {
+    const back = opener && opener.isConnected && opener !== document.body ? opener
+      : (openerId && document.getElementById(openerId))
+        || (openerKey && document.querySelector(`[data-key="${CSS.escape(openerKey)}"]`))
+        || $("#main");
+    // After the dialog is gone (a close handler may still be removing it).
+    setTimeout(() => { if (back && back.isConnected) back.focus(); }, 0);
+  });
+  dialog.showModal();
+}
 function confirmDialog(message, action) {
   return new Promise(resolve => {
     const cancel = h("button", { type: "button", "data-testid": "confirm-no", onclick: () => { dialog.close(); resolve(false); } }, "Cancel");
@@ -113,7 +138,7 @@ function confirmDialog(message, action) {
         cancel));
     dialog.addEventListener("close", () => { dialog.remove(); resolve(false); });
     document.body.append(dialog);
-    dialog.showModal();
+    showModal(dialog);
     // showModal focuses the first button, the destructive one, where a
     // stray Enter would act: the safe choice has the focus instead.
     cancel.focus();
@@ -157,7 +182,7 @@ function formDialog(title, content, onSubmit, opts) {
   });
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   return dialog;
 }
 function field(name, labelText, input, hint) {
@@ -514,7 +539,7 @@ function devicesDialog(user) {
     h("div", { class: "form-actions" }, h("button", { type: "button", id: "close-devices", onclick: () => dialog.close() }, "Close")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
 }
 function playbackUrl(token) {
   return `https://streamer.example.com/STREAM/index.m3u8?token=${token}`;
@@ -539,7 +564,7 @@ function showSecret(login, token) {
     h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Done")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
 }
 function tokenExpiry(t) {
   if (!t.expires_at) return h("span", { class: "muted", text: "never" });
@@ -564,7 +589,7 @@ async function tokensDialog(login) {
       h("button", { type: "button", id: "close-tokens", onclick: () => dialog.close() }, "Close")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   async function load() {
     try {
       const page = await api("GET", `/api/v1/users/${enc(login)}/tokens?limit=1000`);
@@ -1107,7 +1132,7 @@ async function callsDialog(st) {
     h("div", { class: "form-actions" }, h("button", { type: "button", id: "close-calls", onclick: () => dialog.close() }, "Close")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   try {
     const page = await api("GET", `/api/v1/streamers/${enc(st.name)}/calls?limit=50`);
     put(body, table([
@@ -1442,7 +1467,7 @@ function showKeySecret(key) {
     h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Done")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
 }
 // Presets of a link's lifetime, in seconds.
 const LINK_TTLS = [["1 h", 3600], ["24 h", 86400], ["7 d", 604800]];
@@ -1465,7 +1490,7 @@ async function linkDialog(login) {
       h("div", { class: "form-actions" }, h("button", { type: "button", onclick: () => dialog.close() }, "Close")));
     dialog.addEventListener("close", () => dialog.remove());
     document.body.append(dialog);
-    dialog.showModal();
+    showModal(dialog);
     return;
   }
   // Default: the newest enabled playgate key (the list is oldest first), else the newest key.
