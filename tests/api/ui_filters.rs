@@ -105,6 +105,22 @@ async fn audit_and_session_filters() {
         .await;
     assert!(browser.text().await.contains("bea"));
     assert!(!browser.text_of("main table").await.contains("ann"));
+
+    // By channel: each stream's viewers now, from the server, linked to them.
+    app.decide(json!({"stream": "kids", "ip": "192.0.2.9", "token": "t-ann", "session": "s3"}))
+        .await;
+    browser.click("[data-testid=view-channels]").await;
+    browser
+        .wait_until("return document.querySelector('[data-testid=channels-total]')?.textContent === '3 watching 2 channels';")
+        .await;
+    let first = browser.text_of("tr[data-channel]").await;
+    assert!(first.starts_with("news") && first.contains('2'), "{first}");
+    browser.click("tr[data-channel=kids] a").await;
+    browser.find("[data-testid=channel-filter]").await;
+    browser
+        .wait_until("return document.querySelector('[data-testid=sessions-total]')?.textContent === '1 session';")
+        .await;
+    assert!(browser.text_of("main table").await.contains("kids"));
 }
 
 /// Dialogs keep Tab inside and give the focus back to what opened them

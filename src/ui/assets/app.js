@@ -637,7 +637,11 @@ function deviceCell(s) {
   return s.device ? h("span", { class: "device", text: s.device }) : h("span", { class: "muted", text: "—" });
 }
 pages.sessions = function () {
-  const ended = new URLSearchParams(location.hash.split("?")[1] || "").get("state") === "ended";
+  const asked = new URLSearchParams(location.hash.split("?")[1] || "");
+  const ended = asked.get("state") === "ended";
+  if (asked.get("view") === "channels") return channelsView();
+  // #/sessions?stream=<name>: one channel's viewers (from the channel view).
+  const channel = asked.get("stream") || "";
   let offset = 0;
   const endedFrom = h("input", { type: "datetime-local", id: "history-from" });
   const endedTo = h("input", { type: "datetime-local", id: "history-to" });
@@ -657,7 +661,9 @@ pages.sessions = function () {
   const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
   put(main(), h("h1", { text: ended ? "Session history" : "Live sessions" }),
     h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
-      view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?state=ended", "History", ended, "view-ended")),
+      view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?view=channels", "By channel", false, "view-channels"),
+      view("#/sessions?state=ended", "History", ended, "view-ended")),
+    channel ? h("p", { "data-testid": "channel-filter" }, `Channel ${channel} only. `, h("a", { href: ended ? "#/sessions?state=ended" : "#/sessions" }, "All channels")) : null,
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, search),
       // The history's window: sessions that ended from … until ….
       ended ? [h("div", {}, h("label", { for: "history-from", text: "Ended from" }), endedFrom),
@@ -669,7 +675,7 @@ pages.sessions = function () {
   const none = (nobody) => search.value.trim() ? `No session matches “${search.value.trim()}”.` : nobody;
   const who = { title: "User", render: s => s.user ? userLink(s.user) : h("span", { class: "muted", text: "anonymous" }) };
   async function loadLive() {
-    const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), streamer: streamer.value, sort: sortBy.value, limit: PAGE, offset }));
+    const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), stream: channel, streamer: streamer.value, sort: sortBy.value, limit: PAGE, offset }));
     // Paged by the API, the total counted there: a page past the end after
     // viewers left goes back to the last one.
     if (!page.items.length && offset > 0 && page.total > 0) { offset = Math.floor((page.total - 1) / PAGE) * PAGE; return loadLive(); }
@@ -702,7 +708,7 @@ pages.sessions = function () {
       page.total > PAGE ? pager(page.total, offset, next => { offset = Math.max(0, next); load(); }) : null);
   }
   async function loadEnded() {
-    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(), streamer: streamer.value, sort: sortBy.value,
+    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(), stream: channel, streamer: streamer.value, sort: sortBy.value,
       from: fromLocalInput(endedFrom.value), to: fromLocalInput(endedTo.value), limit: PAGE, offset }));
     put(list, table([
       who,
@@ -862,6 +868,32 @@ pages.stats = function () {
 };
 // A session's client address, with the country and AS GeoIP gave it at
 // the start where a database is configured (null otherwise).
+// Live sessions grouped by channel: each stream's viewers now, as the
+// server counts them, linked to that channel's sessions.
+function channelsView() {
+  const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
+  const list = h("div", {});
+  put(main(), h("h1", { text: "Live sessions" }),
+    h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
+      view("#/sessions", "Live", false, "view-live"), view("#/sessions?view=channels", "By channel", true, "view-channels"),
+      view("#/sessions?state=ended", "History", false, "view-ended")), list);
+  async function load() {
+    try {
+      const streams = await api("GET", "/api/v1/stats/streams" + query({ from: new Date(Date.now() - 60000).toISOString() }));
+      const watched = streams.items.filter(x => x.viewers > 0).sort((a, b) => b.viewers - a.viewers || a.stream.localeCompare(b.stream));
+      const all = watched.reduce((sum, x) => sum + x.viewers, 0);
+      refresh(list, table([
+        { title: "Channel", render: x => h("a", { href: `#/sessions?stream=${encodeURIComponent(x.stream)}`, text: x.stream }) },
+        { title: "Viewers now", cls: "num", render: x => String(x.viewers) },
+        { title: "Share", cls: "num hide-narrow", render: x => `${Math.round(x.viewers * 100 / all)} %` },
+        { title: "Users (last minute)", cls: "num hide-narrow", render: x => String(x.unique_users) }],
+        watched, "Nobody is watching right now.", x => ({ "data-channel": x.stream })),
+        h("p", { class: "muted", "data-testid": "channels-total", text: `${all} watching ${watched.length} ${watched.length === 1 ? "channel" : "channels"}` }));
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
+  }
+  load();
+  state.timer = setInterval(() => { if (!document.querySelector("dialog[open]")) load(); }, 5000);
+}
 // Bytes the streamer reported, and the average bitrate over the session
 // so far (where the streamer reports bytes at all: Flussonic, nginx-rtmp, SRS).
 function fmtBytes(n) {
