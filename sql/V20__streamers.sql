@@ -58,6 +58,16 @@ CREATE INDEX streamer_calls_finished_idx ON streamer_calls (finished_at) WHERE f
 ALTER TABLE sessions ADD COLUMN token_hash bytea;
 ALTER TABLE session_history ADD COLUMN token_hash bytea;
 
+-- An address as text, or null for anything else (`/hook/decide`'s
+-- `streamer` is free text): for matching sessions to streamers' networks.
+CREATE FUNCTION playgate_try_inet(p_text text) RETURNS inet LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN p_text::inet;
+EXCEPTION WHEN invalid_text_representation THEN
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION playgate_streamer_call() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     v_prefix text := 's:' || NEW.dialect || ':' || NEW.streamer || ':';
@@ -69,16 +79,12 @@ BEGIN
     IF left(NEW.key, length(v_prefix)) <> v_prefix OR NOT EXISTS (SELECT 1 FROM streamer_networks) THEN
         RETURN NULL;
     END IF;
-    BEGIN
-        v_caller := NEW.streamer::inet;
-    EXCEPTION WHEN invalid_text_representation THEN
-        RETURN NULL;
-    END;
+    v_caller := playgate_try_inet(NEW.streamer);
     SELECT n.streamer, s.kind INTO v_streamer, v_kind
       FROM streamer_networks n JOIN streamers s ON s.name = n.streamer
      WHERE n.network >>= v_caller
      ORDER BY masklen(n.network) DESC LIMIT 1;
-    IF v_streamer IS NULL OR v_kind <> NEW.dialect THEN
+    IF v_caller IS NULL OR v_streamer IS NULL OR v_kind <> NEW.dialect THEN
         RETURN NULL;
     END IF;
     INSERT INTO streamer_calls (streamer, session_id, target, stream, protocol, end_reason)

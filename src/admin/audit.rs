@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::auth::ObserverUser;
 use super::{page_bounds, Page};
+use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
@@ -18,6 +19,14 @@ pub struct AuditQuery {
     /// `user`, `token`, `package`, `ip_rule`, `session`, `users` (import).
     pub object_type: Option<String>,
     pub object_id: Option<String>,
+    /// `create`, `update`, `delete`, `kick`, `import`, `issue`.
+    pub action: Option<String>,
+    /// RFC 3339: entries at or after this time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<String>,
+    /// RFC 3339: entries before this time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -32,10 +41,25 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let (limit, offset) = page_bounds(query.limit, query.offset)?;
+    let time = |field, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|value| validate::time(field, value))
+            .transpose()
+    };
+    let (from, to) = (time("from", &query.from)?, time("to", &query.to)?);
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(ApiError::invalid("from", "must be before 'to'"));
+        }
+    }
     let filter = AuditFilter {
         actor: query.actor,
         object_type: query.object_type,
         object_id: query.object_id,
+        action: query.action.filter(|action| !action.is_empty()),
+        from,
+        to,
     };
     let client = state.pool.get().await?;
     let (items, total) = audit::list(&client, &filter, limit, offset).await?;

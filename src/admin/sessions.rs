@@ -13,7 +13,7 @@ use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
 
-use crate::store::sessions::{self, SessionFilter, SessionRow};
+use crate::store::sessions::{self, SessionFilter, SessionRow, SessionSort};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -23,6 +23,8 @@ pub struct SessionQuery {
     /// Login.
     pub user: Option<String>,
     pub stream: Option<String>,
+    /// The address of the streamer that called the hook, or a registered
+    /// streamer's name (the sessions its networks called in).
     pub streamer: Option<String>,
     /// A piece of the login, the stream or the client IP, in any case
     /// (`sport` finds `sport/football1` and the user `sporty`).
@@ -32,6 +34,10 @@ pub struct SessionQuery {
     pub from: Option<String>,
     /// RFC 3339: … before this time.
     pub to: Option<String>,
+    /// `started`, `last_seen`, `ended`, `user`, `stream` or `bytes`; `-`
+    /// first for descending (`-bytes`). Default: active oldest first,
+    /// history newest first.
+    pub sort: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -88,7 +94,20 @@ pub async fn list(
             return Err(ApiError::invalid("from", "must be before 'to'"));
         }
     }
+    let sort = match query.sort.as_deref().filter(|sort| !sort.is_empty()) {
+        None => None,
+        Some(text) => Some(SessionSort::parse(text).ok_or_else(|| {
+            ApiError::invalid(
+                "sort",
+                format!(
+                    "'{}' is not one of started, last_seen, ended, user, stream, bytes (with - for descending)",
+                    crate::http::error::clip(text)
+                ),
+            )
+        })?),
+    };
     let filter = SessionFilter {
+        sort,
         ended,
         login: query.user,
         stream: query.stream,

@@ -47,6 +47,11 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub object_type: Option<String>,
     pub object_id: Option<String>,
+    pub action: Option<String>,
+    /// At or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Before.
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// Newest first.
@@ -58,17 +63,21 @@ pub async fn list<C: Db>(
 ) -> Result<(Vec<AuditRow>, i64), StoreError> {
     const WHERE: &str =
         "($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR object_type = $2)
-                         AND ($3::text IS NULL OR object_id = $3)";
+                         AND ($3::text IS NULL OR object_id = $3) AND ($4::text IS NULL OR action = $4)
+                         AND ($5::timestamptz IS NULL OR at >= $5) AND ($6::timestamptz IS NULL OR at < $6)";
     let rows = client
         .query_typed(
             &format!(
                 "SELECT id, at, actor, action, object_type, object_id, changes FROM audit_log
-                  WHERE {WHERE} ORDER BY at DESC, id DESC LIMIT $4 OFFSET $5"
+                  WHERE {WHERE} ORDER BY at DESC, id DESC LIMIT $7 OFFSET $8"
             ),
             params![
                 &filter.actor,
                 &filter.object_type,
                 &filter.object_id,
+                &filter.action,
+                &filter.from,
+                &filter.to,
                 &limit,
                 &offset,
             ],
@@ -77,7 +86,14 @@ pub async fn list<C: Db>(
     let total: i64 = client
         .query_typed_one(
             &format!("SELECT count(*) FROM audit_log WHERE {WHERE}"),
-            params![&filter.actor, &filter.object_type, &filter.object_id],
+            params![
+                &filter.actor,
+                &filter.object_type,
+                &filter.object_id,
+                &filter.action,
+                &filter.from,
+                &filter.to
+            ],
         )
         .await?
         .get(0);

@@ -686,6 +686,64 @@ pub struct SessionFilter {
     /// [from, to).
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// The order asked for; None: the state's own (oldest first, history newest first).
+    pub sort: Option<SessionSort>,
+}
+
+/// What a session list may be ordered by (`?sort=`, `-` for descending).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Started,
+    LastSeen,
+    Ended,
+    User,
+    Stream,
+    Bytes,
+}
+
+impl SessionSort {
+    /// `started`, `last_seen`, `ended`, `user`, `stream`, `bytes`, each
+    /// optionally after `-`; None for anything else.
+    pub fn parse(text: &str) -> Option<SessionSort> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, text),
+        };
+        let key = match name {
+            "started" => SortKey::Started,
+            "last_seen" => SortKey::LastSeen,
+            "ended" => SortKey::Ended,
+            "user" => SortKey::User,
+            "stream" => SortKey::Stream,
+            "bytes" => SortKey::Bytes,
+            _ => return None,
+        };
+        Some(SessionSort { key, descending })
+    }
+
+    /// The ORDER BY clause: ties by id, so pages never overlap.
+    fn clause(self) -> &'static str {
+        match (self.key, self.descending) {
+            (SortKey::Started, false) => "started_at, id",
+            (SortKey::Started, true) => "started_at DESC, id",
+            (SortKey::LastSeen, false) => "last_seen_at, id",
+            (SortKey::LastSeen, true) => "last_seen_at DESC, id",
+            (SortKey::Ended, false) => "ended_at NULLS LAST, id",
+            (SortKey::Ended, true) => "ended_at DESC NULLS LAST, id",
+            (SortKey::User, false) => "login NULLS LAST, started_at, id",
+            (SortKey::User, true) => "login DESC NULLS LAST, started_at, id",
+            (SortKey::Stream, false) => "stream, started_at, id",
+            (SortKey::Stream, true) => "stream DESC, started_at, id",
+            (SortKey::Bytes, false) => "bytes NULLS FIRST, id",
+            (SortKey::Bytes, true) => "bytes DESC NULLS LAST, id",
+        }
+    }
 }
 
 /// One page of active sessions (oldest first) or of history (newest first),
@@ -713,9 +771,14 @@ pub async fn list(
             "started_at",
         )
     };
+    let order = filter.sort.map_or(order, SessionSort::clause);
+    // A streamer as the session records it (the caller's address), or a
+    // registered streamer's name: the sessions its networks called in.
     let condition = format!(
         "{state} AND ($1::text IS NULL OR login = $1) AND ($2::text IS NULL OR stream = $2)
-         AND ($3::text IS NULL OR streamer = $3)
+         AND ($3::text IS NULL OR streamer = $3
+              OR EXISTS (SELECT 1 FROM streamer_networks n
+                          WHERE n.streamer = $3 AND n.network >>= playgate_try_inet({table}.streamer)))
          AND ($4::text IS NULL OR login ILIKE $4 OR stream ILIKE $4 OR host(client_ip) ILIKE $4)
          AND ($5::timestamptz IS NULL OR {time} >= $5) AND ($6::timestamptz IS NULL OR {time} < $6)"
     );

@@ -16,6 +16,10 @@ pub struct TokenRow {
     pub scope: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When a session was last started with it (active sessions and the
+    /// history; a session ended within the last sweep may not count yet).
+    /// Null: never, or only before sessions recorded their token.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 fn token_row(row: &tokio_postgres::Row) -> TokenRow {
@@ -25,6 +29,7 @@ fn token_row(row: &tokio_postgres::Row) -> TokenRow {
         expires_at: row.get(2),
         created_at: row.get(3),
         scope: row.get(4),
+        last_used_at: row.try_get(5).ok().flatten(),
     }
 }
 
@@ -37,8 +42,13 @@ pub async fn list<C: Db>(
 ) -> Result<(Vec<TokenRow>, i64), StoreError> {
     let rows = client
         .query_typed(
-            "SELECT id, label, expires_at, created_at, scope FROM tokens WHERE user_id = $1
-              ORDER BY id LIMIT $2 OFFSET $3",
+            "SELECT t.id, t.label, t.expires_at, t.created_at, t.scope,
+                    GREATEST((SELECT max(s.started_at) FROM sessions s
+                               WHERE s.login = u.login AND s.ended_at IS NULL AND s.token_hash = t.hash),
+                             (SELECT max(h.started_at) FROM session_history h
+                               WHERE h.login = u.login AND h.token_hash = t.hash))
+               FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.user_id = $1
+              ORDER BY t.id LIMIT $2 OFFSET $3",
             params![&user_id, &limit, &offset],
         )
         .await?;

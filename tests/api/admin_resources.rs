@@ -646,6 +646,40 @@ async fn every_write_is_audited_without_secrets() {
     assert_eq!(page["total"], 12);
     assert_eq!(page["items"][0]["action"], "delete");
     assert_eq!(page["items"][0]["object_type"], "user");
+
+    // By action, and by time: nothing after now, everything since an hour ago.
+    let deletes = app
+        .admin("GET", "/api/v1/audit?action=delete", None, 200)
+        .await;
+    let deletes = deletes["items"].as_array().unwrap();
+    assert!(!deletes.is_empty());
+    assert!(
+        deletes.iter().all(|e| e["action"] == "delete"),
+        "{deletes:?}"
+    );
+    let now = chrono::Utc::now();
+    let since = |at: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "/api/v1/audit?from={}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    };
+    let hour_ago = since(now - chrono::Duration::hours(1));
+    assert_eq!(app.admin("GET", &hour_ago, None, 200).await["total"], 12);
+    let later = since(now + chrono::Duration::minutes(1));
+    assert_eq!(app.admin("GET", &later, None, 200).await["total"], 0);
+    let until = format!(
+        "/api/v1/audit?to={}",
+        (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    assert_eq!(app.admin("GET", &until, None, 200).await["total"], 0);
+    for bad in [
+        "/api/v1/audit?from=yesterday",
+        "/api/v1/audit?from=2027-01-02T00:00:00Z&to=2027-01-01T00:00:00Z",
+    ] {
+        let answer = app.api("GET", bad, ADMIN, None).await;
+        assert_eq!(answer.status, 422, "{bad}: {}", answer.body);
+    }
 }
 
 /// `?q=` finds sessions by a piece of the login, the stream or the client

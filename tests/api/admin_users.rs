@@ -847,3 +847,36 @@ async fn changes_through_the_api_are_in_force_at_the_next_decision() {
     app.admin("DELETE", "/api/v1/packages/kids", None, 204)
         .await;
 }
+
+/// A token's `last_used_at` is when a session last started with it.
+#[tokio::test]
+async fn tokens_say_when_they_were_last_used() {
+    let app = spawn_admin_app().await;
+    app.admin(
+        "POST",
+        "/api/v1/users",
+        Some(serde_json::json!({"login": "lu", "token": "lu-used"})),
+        201,
+    )
+    .await;
+    app.admin(
+        "POST",
+        "/api/v1/users/lu/tokens",
+        Some(serde_json::json!({"token": "lu-idle", "label": "idle"})),
+        201,
+    )
+    .await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    app.decide(with(
+        play("news", "192.0.2.1"),
+        serde_json::json!({"token": "lu-used"}),
+    ))
+    .await;
+    let tokens = app.admin("GET", "/api/v1/users/lu/tokens", None, 200).await;
+    let items = tokens["items"].as_array().unwrap();
+    let used = items.iter().find(|t| t["label"] == "").unwrap();
+    let idle = items.iter().find(|t| t["label"] == "idle").unwrap();
+    let at: chrono::DateTime<chrono::Utc> = used["last_used_at"].as_str().unwrap().parse().unwrap();
+    assert!(at >= before, "{used}");
+    assert!(idle["last_used_at"].is_null(), "{idle}");
+}

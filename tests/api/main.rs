@@ -56,6 +56,7 @@ mod stop_ownership;
 mod streamers;
 mod ui_access_rules;
 mod ui_browser;
+mod ui_filters;
 mod ui_login;
 mod ui_pages;
 mod ui_streamers;

@@ -771,3 +771,76 @@ async fn the_test_button_reports_whether_the_control_api_answers() {
     app.admin("POST", "/api/v1/streamers/nope/test", None, 404)
         .await;
 }
+
+/// `?streamer=` takes a registered streamer's name (its networks' sessions)
+/// as well as the address a session records; `?sort=` orders the list.
+#[tokio::test]
+async fn sessions_are_filtered_by_streamer_and_sorted() {
+    let app = spawn_admin_app().await;
+    for (login, token) in [("ann", "t-ann"), ("bea", "t-bea"), ("cid", "t-cid")] {
+        app.create(user(login).token(token)).await;
+    }
+    app.admin(
+        "POST",
+        "/api/v1/streamers",
+        Some(
+            json!({"name": "edge-b", "kind": "srs", "control_url": "http://127.0.0.1:9",
+                    "addresses": ["127.0.0.2/32"]}),
+        ),
+        201,
+    )
+    .await;
+    // /hook/decide's `streamer` is what its caller says: ann and cid on
+    // 127.0.0.1, bea on 127.0.0.2 (edge-b's network).
+    for (token, session, bytes, streamer) in [
+        ("t-ann", "s1", 5_000, "127.0.0.1"),
+        ("t-bea", "s2", 7_000, "127.0.0.2"),
+        ("t-cid", "s3", 9_000, "127.0.0.1"),
+    ] {
+        let stream = if token == "t-bea" { "kids" } else { "news" };
+        app.decide(
+            json!({"stream": stream, "ip": "192.0.2.1", "token": token, "session": session,
+                          "bytes": bytes, "streamer": streamer}),
+        )
+        .await;
+    }
+    let users = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["user"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let by_name = app
+        .admin("GET", "/api/v1/sessions?streamer=edge-b", None, 200)
+        .await;
+    assert_eq!(
+        (users(&by_name), &by_name["total"]),
+        (vec!["bea".to_string()], &json!(1))
+    );
+    let by_address = app
+        .admin("GET", "/api/v1/sessions?streamer=127.0.0.1", None, 200)
+        .await;
+    assert_eq!(users(&by_address), ["ann", "cid"]);
+    let most_bytes = app
+        .admin("GET", "/api/v1/sessions?sort=-bytes", None, 200)
+        .await;
+    assert_eq!(users(&most_bytes), ["cid", "bea", "ann"]);
+    let by_user = app
+        .admin("GET", "/api/v1/sessions?sort=-user", None, 200)
+        .await;
+    assert_eq!(users(&by_user), ["cid", "bea", "ann"]);
+    let by_stream = app
+        .admin("GET", "/api/v1/sessions?sort=stream&limit=1", None, 200)
+        .await;
+    assert_eq!(
+        (users(&by_stream), &by_stream["total"]),
+        (vec!["bea".to_string()], &json!(3))
+    );
+    let bad = app
+        .api("GET", "/api/v1/sessions?sort=price", ADMIN, None)
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(bad.body["field"], "sort");
+}

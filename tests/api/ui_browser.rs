@@ -1758,6 +1758,13 @@ async fn a_user_page_for_support_desks() {
         .goto(&format!("{address}/ui/#/user?login=erin"))
         .await;
     browser.wait_text("Watching now (2)", true).await;
+    // Its token, with when it was last used (the open sessions' starts) and no expiry.
+    let token_row = browser.text_of("[data-testid=user-token]").await;
+    assert!(token_row.contains("never"), "{token_row}");
+    assert!(
+        !token_row.contains("not yet"),
+        "used by the starts: {token_row}"
+    );
     browser.click("[data-testid=renew-1]").await;
     browser.wait_text("erin renewed", true).await;
     let erin = app.admin("GET", "/api/v1/users/erin", None, 200).await;
@@ -1775,5 +1782,23 @@ async fn a_user_page_for_support_desks() {
         .admin("GET", "/api/v1/sessions?user=erin", None, 200)
         .await;
     assert_eq!(active["total"], 0, "{active}");
+    // A token of a given value (a set-top box's, say), entered in the dialog.
+    browser.click("[data-testid=user-tokens]").await;
+    browser.fill("#token-label", "stb").await;
+    browser.fill("#token-value", "erin-stb-0042").await;
+    browser.click("#create-token").await;
+    browser.wait_text("Token saved", true).await;
+    browser.wait_text("Tokens (2)", true).await;
+    assert!(browser.text().await.contains("not yet"));
+    assert_eq!(
+        reason(
+            &app.decide(
+                json!({"stream": "news", "ip": "192.0.2.60", "token": "erin-stb-0042",
+                               "session": "s9"})
+            )
+            .await
+        ),
+        "ok"
+    );
     browser.screenshot("user-page").await;
 }

@@ -103,6 +103,31 @@ function query(params) {
 }
 
 // ---------- dialogs ----------
+// Every modal dialog: Tab and Shift+Tab go round inside it, and when it
+// closes the focus goes back to what opened it (or, where a reload
+// replaced that, to the same control by its id or data-key, else the page).
+function showModal(dialog) {
+  const opener = document.activeElement;
+  const openerId = opener && opener.id, openerKey = opener && opener.dataset && opener.dataset.key;
+  dialog.addEventListener("keydown", event => {
+    if (event.key !== "Tab") return;
+    const focusable = [...dialog.querySelectorAll("button, [href], input, select, textarea, [tabindex]:not([tabindex='-1'])")]
+      .filter(e => !e.disabled && !e.hidden && e.getClientRects().length);
+    if (!focusable.length) return;
+    const first = focusable[0], last = focusable[focusable.length - 1];
+    if (event.shiftKey && document.activeElement === first) { event.preventDefault(); last.focus(); }
+    else if (!event.shiftKey && document.activeElement === last) { event.preventDefault(); first.focus(); }
+  });
+  dialog.addEventListener("close", () => {
+    const back = opener && opener.isConnected && opener !== document.body ? opener
+      : (openerId && document.getElementById(openerId))
+        || (openerKey && document.querySelector(`[data-key="${CSS.escape(openerKey)}"]`))
+        || $("#main");
+    // After the dialog is gone (a close handler may still be removing it).
+    setTimeout(() => { if (back && back.isConnected) back.focus(); }, 0);
+  });
+  dialog.showModal();
+}
 function confirmDialog(message, action) {
   return new Promise(resolve => {
     const cancel = h("button", { type: "button", "data-testid": "confirm-no", onclick: () => { dialog.close(); resolve(false); } }, "Cancel");
@@ -113,7 +138,7 @@ function confirmDialog(message, action) {
         cancel));
     dialog.addEventListener("close", () => { dialog.remove(); resolve(false); });
     document.body.append(dialog);
-    dialog.showModal();
+    showModal(dialog);
     // showModal focuses the first button, the destructive one, where a
     // stray Enter would act: the safe choice has the focus instead.
     cancel.focus();
@@ -157,7 +182,7 @@ function formDialog(title, content, onSubmit, opts) {
   });
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   return dialog;
 }
 function field(name, labelText, input, hint) {
@@ -278,11 +303,12 @@ pages.user = function () {
   put(main(), h("p", {}, h("a", { href: "#/users" }, "‹ Users")), h("h1", { text: login }), body);
   async function load() {
     try {
-      const [u, live, ended, watched] = await Promise.all([
+      const [u, live, ended, watched, tokenPage] = await Promise.all([
         api("GET", `/api/v1/users/${enc(login)}`),
         api("GET", "/api/v1/sessions" + query({ user: login, limit: 100 })),
         api("GET", "/api/v1/sessions" + query({ user: login, state: "ended", limit: PAGE })),
-        api("GET", `/api/v1/stats/users/${enc(login)}`).catch(() => null)]);
+        api("GET", `/api/v1/stats/users/${enc(login)}`).catch(() => null),
+        api("GET", `/api/v1/users/${enc(login)}/tokens?limit=100`).catch(() => null)]);
       const limit = v => v === null || v === undefined ? "unlimited" : String(v);
       const list = (items, none) => items.length ? items.join(", ") : none;
       const facts = [
@@ -311,6 +337,11 @@ pages.user = function () {
         h("dl", { class: "legend facts", "data-testid": "user-facts" }, facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
         isAdmin() ? h("div", { class: "toolbar" }, h("span", { class: "muted", text: "Renew:" }), renew(1), renew(3), renew(12), kickAll,
           h("button", { type: "button", class: "small", "data-testid": "edit", onclick: () => userForm(u, load) }, "Edit")) : null,
+        h("h2", { text: `Tokens (${u.tokens})` }),
+        tokenPage ? table([{ title: "Label", render: t => t.label || h("span", { class: "muted", text: "—" }) },
+          { title: "Scope", render: t => t.scope }, { title: "Expires", render: tokenExpiry },
+          { title: "Last used", render: tokenLastUsed }], tokenPage.items, "No tokens.", () => ({ "data-testid": "user-token" })) : null,
+        h("p", {}, h("button", { type: "button", class: "small", "data-testid": "user-tokens", onclick: () => tokensDialog(login) }, isAdmin() ? "Manage tokens" : "Tokens")),
         h("h2", { text: `Watching now (${live.total})` }),
         table([{ title: "Stream", render: x => x.stream }, { title: "Device", render: deviceCell }, { title: "From", render: fromCell },
           { title: "For", cls: "num", render: x => fmtDuration((Date.now() - new Date(x.started_at)) / 1000) }], live.items, "Not watching now."),
@@ -508,7 +539,7 @@ function devicesDialog(user) {
     h("div", { class: "form-actions" }, h("button", { type: "button", id: "close-devices", onclick: () => dialog.close() }, "Close")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
 }
 function playbackUrl(token) {
   return `https://streamer.example.com/STREAM/index.m3u8?token=${token}`;
@@ -533,23 +564,32 @@ function showSecret(login, token) {
     h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Done")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
 }
+function tokenExpiry(t) {
+  if (!t.expires_at) return h("span", { class: "muted", text: "never" });
+  return new Date(t.expires_at) <= new Date() ? badge("expired " + fmtTime(t.expires_at), "off") : fmtTime(t.expires_at);
+}
+function tokenLastUsed(t) { return t.last_used_at ? fmtTime(t.last_used_at) : h("span", { class: "muted", text: "not yet" }); }
 async function tokensDialog(login) {
   const body = h("div", {});
   const dialog = h("dialog", {}, h("h2", { text: `Tokens of ${login}` }), body,
     h("div", { class: "form-actions" },
       isAdmin() ? h("button", { type: "button", class: "primary", id: "create-token", onclick: async () => {
         try {
-          const label = $("#token-label", dialog).value.trim();
-          const created = await api("POST", `/api/v1/users/${enc(login)}/tokens`, label ? { label } : {});
-          dialog.close(); route(); showSecret(login, created.token);
+          const label = $("#token-label", dialog).value.trim(), given = $("#token-value", dialog).value.trim();
+          const body = label ? { label } : {};
+          if (given) body.token = given;
+          const created = await api("POST", `/api/v1/users/${enc(login)}/tokens`, body);
+          dialog.close(); route();
+          // A given value is the admin's already: shown again only when generated.
+          if (given) toast("Token saved"); else showSecret(login, created.token);
         } catch (e) { toast(e.message); }
       } }, "Create token") : null,
       h("button", { type: "button", id: "close-tokens", onclick: () => dialog.close() }, "Close")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   async function load() {
     try {
       const page = await api("GET", `/api/v1/users/${enc(login)}/tokens?limit=1000`);
@@ -557,13 +597,16 @@ async function tokensDialog(login) {
         table([
           { title: "Label", render: t => t.label || h("span", { class: "muted", text: "—" }) },
           { title: "Created", render: t => fmtTime(t.created_at) },
-          { title: "Expires", render: t => fmtTime(t.expires_at) },
+          { title: "Expires", render: tokenExpiry },
+          { title: "Last used", render: tokenLastUsed },
           { title: "", cls: "actions", render: t => isAdmin() ? h("button", { type: "button", class: "small danger", "data-testid": "revoke", onclick: async () => {
             if (!await confirmDialog("Revoke this token? Players using it are refused from now on.", "Revoke")) return;
             try { await api("DELETE", `/api/v1/users/${enc(login)}/tokens/${t.id}`); toast("Token revoked"); load(); } catch (e) { toast(e.message); }
           } }, "Revoke") : "" }], page.items, "No tokens."),
         isAdmin() ? h("div", { class: "toolbar" }, h("div", { class: "grow" },
-          h("label", { for: "token-label", text: "Label of a new token (optional)" }), h("input", { id: "token-label" }))) : null);
+          h("label", { for: "token-label", text: "Label of a new token (optional)" }), h("input", { id: "token-label" })),
+          h("div", { class: "grow" },
+          h("label", { for: "token-value", text: "Its value (empty: generated)" }), h("input", { id: "token-value", autocomplete: "off", spellcheck: "false" }))) : null);
     } catch (e) { if (e.status !== 401) put(body, errorState(e)); }
   }
   load();
@@ -594,30 +637,45 @@ function deviceCell(s) {
   return s.device ? h("span", { class: "device", text: s.device }) : h("span", { class: "muted", text: "—" });
 }
 pages.sessions = function () {
-  const ended = new URLSearchParams(location.hash.split("?")[1] || "").get("state") === "ended";
+  const asked = new URLSearchParams(location.hash.split("?")[1] || "");
+  const ended = asked.get("state") === "ended";
+  if (asked.get("view") === "channels") return channelsView();
+  // #/sessions?stream=<name>: one channel's viewers (from the channel view).
+  const channel = asked.get("stream") || "";
   let offset = 0;
   const endedFrom = h("input", { type: "datetime-local", id: "history-from" });
   const endedTo = h("input", { type: "datetime-local", id: "history-to" });
   // One search box: a piece of the user, the stream or the address (?q=, any case).
   const search = h("input", { type: "search", id: "session-q", placeholder: "User, stream or address", "aria-label": "Search sessions" });
+  // The registered streamers (their networks' sessions) and the order.
+  const streamer = h("select", { id: "session-streamer", "aria-label": "Streamer" }, h("option", { value: "" }, "any streamer"));
+  const sortBy = h("select", { id: "session-sort", "aria-label": "Order" },
+    (ended ? [["", "newest ended first"], ["ended", "oldest ended first"], ["-bytes", "most bytes first"], ["user", "by user"], ["stream", "by stream"]]
+           : [["", "longest watching first"], ["-started", "newest first"], ["-last_seen", "last seen first"], ["-bytes", "most bytes first"], ["user", "by user"], ["stream", "by stream"]])
+      .map(([value, text]) => h("option", { value }, text)));
+  api("GET", "/api/v1/streamers?limit=1000").then(page => {
+    for (const st of page.items) streamer.append(h("option", { value: st.name }, `${st.name} (${st.kind})`));
+  }).catch(() => {});
   const list = h("div", { tabindex: "-1" });
   const stamp = h("span", { class: "muted", id: "sessions-updated" });
   const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
   put(main(), h("h1", { text: ended ? "Session history" : "Live sessions" }),
     h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
-      view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?state=ended", "History", ended, "view-ended")),
+      view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?view=channels", "By channel", false, "view-channels"),
+      view("#/sessions?state=ended", "History", ended, "view-ended")),
+    channel ? h("p", { "data-testid": "channel-filter" }, `Channel ${channel} only. `, h("a", { href: ended ? "#/sessions?state=ended" : "#/sessions" }, "All channels")) : null,
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, search),
       // The history's window: sessions that ended from … until ….
       ended ? [h("div", {}, h("label", { for: "history-from", text: "Ended from" }), endedFrom),
-               h("div", {}, h("label", { for: "history-to", text: "until" }), endedTo)] : null, stamp), list);
-  for (const input of [endedFrom, endedTo]) input.addEventListener("change", () => { offset = 0; load(); });
+               h("div", {}, h("label", { for: "history-to", text: "until" }), endedTo)] : null, streamer, sortBy, stamp), list);
+  for (const input of [endedFrom, endedTo, streamer, sortBy]) input.addEventListener("change", () => { offset = 0; load(); });
   let debounce;
   for (const event of ["input", "change"]) search.addEventListener(event, () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
   // What an empty list says: nobody at all, or nobody the search finds.
   const none = (nobody) => search.value.trim() ? `No session matches “${search.value.trim()}”.` : nobody;
   const who = { title: "User", render: s => s.user ? userLink(s.user) : h("span", { class: "muted", text: "anonymous" }) };
   async function loadLive() {
-    const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), limit: PAGE, offset }));
+    const page = await api("GET", "/api/v1/sessions" + query({ q: search.value.trim(), stream: channel, streamer: streamer.value, sort: sortBy.value, limit: PAGE, offset }));
     // Paged by the API, the total counted there: a page past the end after
     // viewers left goes back to the last one.
     if (!page.items.length && offset > 0 && page.total > 0) { offset = Math.floor((page.total - 1) / PAGE) * PAGE; return loadLive(); }
@@ -631,6 +689,7 @@ pages.sessions = function () {
       { title: "Protocol", cls: "hide-narrow", render: s => s.protocol || "—" },
       { title: "For", cls: "num", render: s => h("span", { title: "since " + fmtTime(s.started_at), text: fmtDuration((now - new Date(s.started_at)) / 1000) }) },
       { title: "Last seen", cls: "num hide-narrow", render: s => h("span", { title: fmtTime(s.last_seen_at), text: fmtDuration(Math.max(0, (now - new Date(s.last_seen_at)) / 1000)) + " ago" }) },
+      { title: "Received", cls: "num hide-narrow", render: bytesCell },
       { title: "", cls: "actions", render: s => isAdmin() ? [h("button", { type: "button", class: "small danger", "data-testid": "kick", "data-key": "kick " + s.id, onclick: async () => {
         if (!await confirmDialog(`Kick ${s.user || "this viewer"} off ${s.stream}?`, "Kick")) return;
         try { await api("DELETE", `/api/v1/sessions/${s.id}`); toast("Session kicked"); load(); } catch (e) { toast(e.message); }
@@ -649,7 +708,7 @@ pages.sessions = function () {
       page.total > PAGE ? pager(page.total, offset, next => { offset = Math.max(0, next); load(); }) : null);
   }
   async function loadEnded() {
-    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(),
+    const page = await api("GET", "/api/v1/sessions" + query({ state: "ended", q: search.value.trim(), stream: channel, streamer: streamer.value, sort: sortBy.value,
       from: fromLocalInput(endedFrom.value), to: fromLocalInput(endedTo.value), limit: PAGE, offset }));
     put(list, table([
       who,
@@ -660,6 +719,7 @@ pages.sessions = function () {
       { title: "Started", cls: "hide-narrow", render: s => fmtTime(s.started_at) },
       { title: "Ended", render: s => fmtTime(s.ended_at) },
       { title: "Watched", cls: "num", render: s => s.ended_at ? fmtDuration((new Date(s.ended_at) - new Date(s.started_at)) / 1000) : "—" },
+      { title: "Received", cls: "num hide-narrow", render: bytesCell },
       { title: "End reason", render: s => endReason(s.end_reason) }], page.items, none("No ended sessions.")),
       pager(page.total, offset, next => { offset = Math.max(0, next); load(); }),
       reasonLegend());
@@ -808,6 +868,46 @@ pages.stats = function () {
 };
 // A session's client address, with the country and AS GeoIP gave it at
 // the start where a database is configured (null otherwise).
+// Live sessions grouped by channel: each stream's viewers now, as the
+// server counts them, linked to that channel's sessions.
+function channelsView() {
+  const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
+  const list = h("div", {});
+  put(main(), h("h1", { text: "Live sessions" }),
+    h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
+      view("#/sessions", "Live", false, "view-live"), view("#/sessions?view=channels", "By channel", true, "view-channels"),
+      view("#/sessions?state=ended", "History", false, "view-ended")), list);
+  async function load() {
+    try {
+      const streams = await api("GET", "/api/v1/stats/streams" + query({ from: new Date(Date.now() - 60000).toISOString() }));
+      const watched = streams.items.filter(x => x.viewers > 0).sort((a, b) => b.viewers - a.viewers || a.stream.localeCompare(b.stream));
+      const all = watched.reduce((sum, x) => sum + x.viewers, 0);
+      refresh(list, table([
+        { title: "Channel", render: x => h("a", { href: `#/sessions?stream=${encodeURIComponent(x.stream)}`, text: x.stream }) },
+        { title: "Viewers now", cls: "num", render: x => String(x.viewers) },
+        { title: "Share", cls: "num hide-narrow", render: x => `${Math.round(x.viewers * 100 / all)} %` },
+        { title: "Users (last minute)", cls: "num hide-narrow", render: x => String(x.unique_users) }],
+        watched, "Nobody is watching right now.", x => ({ "data-channel": x.stream })),
+        h("p", { class: "muted", "data-testid": "channels-total", text: `${all} watching ${watched.length} ${watched.length === 1 ? "channel" : "channels"}` }));
+    } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
+  }
+  load();
+  state.timer = setInterval(() => { if (!document.querySelector("dialog[open]")) load(); }, 5000);
+}
+// Bytes the streamer reported, and the average bitrate over the session
+// so far (where the streamer reports bytes at all: Flussonic, nginx-rtmp, SRS).
+function fmtBytes(n) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${i ? n.toFixed(n < 10 ? 1 : 0) : n} ${units[i]}`;
+}
+function bytesCell(s) {
+  if (s.bytes === null || s.bytes === undefined) return h("span", { class: "muted", title: "this streamer reports no bytes", text: "—" });
+  const seconds = (new Date(s.ended_at || s.last_seen_at) - new Date(s.started_at)) / 1000;
+  const rate = seconds > 0 ? ` · ${(s.bytes * 8 / seconds / 1000).toFixed(0)} kbit/s` : "";
+  return h("span", { "data-testid": "bytes", title: `${s.bytes} bytes`, text: fmtBytes(s.bytes) + rate });
+}
 function fromCell(s) {
   const where = [s.country, s.asn ? "AS" + s.asn : null].filter(Boolean).join(" · ");
   return [h("span", { text: s.client_ip }),
@@ -1064,7 +1164,7 @@ async function callsDialog(st) {
     h("div", { class: "form-actions" }, h("button", { type: "button", id: "close-calls", onclick: () => dialog.close() }, "Close")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   try {
     const page = await api("GET", `/api/v1/streamers/${enc(st.name)}/calls?limit=50`);
     put(body, table([
@@ -1399,7 +1499,7 @@ function showKeySecret(key) {
     h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Done")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
 }
 // Presets of a link's lifetime, in seconds.
 const LINK_TTLS = [["1 h", 3600], ["24 h", 86400], ["7 d", 604800]];
@@ -1422,7 +1522,7 @@ async function linkDialog(login) {
       h("div", { class: "form-actions" }, h("button", { type: "button", onclick: () => dialog.close() }, "Close")));
     dialog.addEventListener("close", () => dialog.remove());
     document.body.append(dialog);
-    dialog.showModal();
+    showModal(dialog);
     return;
   }
   // Default: the newest enabled playgate key (the list is oldest first), else the newest key.
@@ -1627,23 +1727,28 @@ function deliveriesDialog(w) {
 pages.audit = function () {
   let offset = 0;
   const actor = h("input", { type: "search", placeholder: "Actor", "aria-label": "Filter by actor" });
-  const objectType = h("select", { "aria-label": "Object type" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link", "streamer", "webhook"].map(t => h("option", { value: t }, t || "any object")));
+  const objectType = h("select", { "aria-label": "Object type", id: "audit-object" }, ["", "user", "token", "package", "ip_rule", "access_rule", "session", "users", "signing_key", "link", "streamer", "webhook"].map(t => h("option", { value: t }, t || "any object")));
+  const action = h("select", { "aria-label": "Action", id: "audit-action" }, ["", "create", "update", "delete", "kick", "import", "issue", "test"].map(a => h("option", { value: a }, a || "any action")));
+  const from = h("input", { type: "datetime-local", id: "audit-from", "aria-label": "From" });
+  const to = h("input", { type: "datetime-local", id: "audit-to", "aria-label": "Until" });
   const list = h("div", {});
   put(main(), h("h1", { text: "Audit log" }),
-    h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType), list);
+    h("div", { class: "toolbar" }, h("div", { class: "grow" }, actor), objectType, action,
+      h("label", { for: "audit-from", class: "muted", text: "From" }), from, h("label", { for: "audit-to", class: "muted", text: "until" }), to), list);
   let debounce;
   actor.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { offset = 0; load(); }, 250); });
-  objectType.addEventListener("change", () => { offset = 0; load(); });
+  [objectType, action, from, to].forEach(control => control.addEventListener("change", () => { offset = 0; load(); }));
   async function load() {
     try {
-      const page = await api("GET", "/api/v1/audit" + query({ actor: actor.value.trim(), object_type: objectType.value, limit: PAGE, offset }));
+      const page = await api("GET", "/api/v1/audit" + query({ actor: actor.value.trim(), object_type: objectType.value, action: action.value,
+        from: fromLocalInput(from.value), to: fromLocalInput(to.value), limit: PAGE, offset }));
       put(list, table([
         { title: "When", render: a => fmtTime(a.at) },
         { title: "Who", render: a => a.actor },
         { title: "Action", render: a => badge(a.action) },
         { title: "Object", render: auditObject },
         { title: "Changes", cls: "hide-narrow", render: a => h("span", { class: "changes", "data-testid": "audit-changes", text: auditChanges(a) }) }],
-        page.items, "No changes recorded.", a => ({ "data-audit": a.id })),
+        page.items, actor.value || objectType.value || action.value || from.value || to.value ? "No change matches these filters." : "No changes recorded.", a => ({ "data-audit": a.id })),
         pager(page.total, offset, next => { offset = Math.max(0, next); load(); }));
     } catch (e) { if (e.status !== 401) put(list, errorState(e)); }
   }
