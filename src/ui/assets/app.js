@@ -1692,7 +1692,7 @@ function showWebhookSecret(w) {
     h("div", { class: "form-actions" }, h("button", { type: "button", class: "primary", onclick: () => dialog.close() }, "Done")));
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
 }
 // The last deliveries of one webhook, newest first, refreshed every 2 s
 // while open (a test delivery lands within a second).
@@ -1718,7 +1718,7 @@ function deliveriesDialog(w) {
   }
   dialog.addEventListener("close", () => { clearInterval(timer); dialog.remove(); });
   document.body.append(dialog);
-  dialog.showModal();
+  showModal(dialog);
   load();
   timer = setInterval(load, 2000);
 }
