@@ -345,13 +345,20 @@ pub async fn finish<C: Db>(
     } else {
         "failed"
     };
+    // The webhook's and the event's rows are locked (KEY SHARE, in the
+    // WHERE: before the attempt's own row) as the next attempt's insert
+    // locks them: deleting a webhook (or purging an event) locks its row
+    // first and then cascades to the attempts, so taking the two in the
+    // other order deadlocks (seen under scripts/bench --webhooks).
     let row = client
         .query_typed_one(
             "WITH done AS (
-                UPDATE webhook_deliveries
+                UPDATE webhook_deliveries d
                    SET status = $3, response_status = $4, error = $5
-                 WHERE id = $1 AND status = 'pending' AND due_at = $2
-             RETURNING webhook_id, event_id, attempt
+                 WHERE d.id = $1 AND d.status = 'pending' AND d.due_at = $2
+                   AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id FOR KEY SHARE)
+                   AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.id = d.event_id FOR KEY SHARE)
+             RETURNING d.webhook_id, d.event_id, d.attempt
              ), next AS (
                 INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, due_at)
                 SELECT webhook_id, event_id, attempt + 1, $6 FROM done WHERE $6::timestamptz IS NOT NULL

@@ -1074,3 +1074,39 @@ async fn webhooks_in_the_browser() {
         json!(0)
     );
 }
+
+/// Deleting a webhook while its attempts are being recorded: the delete
+/// locks the webhook and cascades to the attempts, the worker used to lock
+/// an attempt and then the webhook (for the next attempt's row): a
+/// deadlock, a 500 to the admin (found by scripts/bench --webhooks).
+#[tokio::test]
+async fn a_webhook_is_deleted_while_its_attempts_fail_and_retry() {
+    let app = spawn_app_with(|settings| {
+        settings.webhooks.retry_base = Duration::from_millis(20);
+    })
+    .await;
+    seed_admins(&app).await;
+    for round in 0..5 {
+        let receiver = Receiver::start(vec![Reply::Status(500); 100_000]);
+        let (webhook, _) = create_webhook(&app, &receiver.url, &["session.started"]).await;
+        for _ in 0..40 {
+            app.admin(
+                "POST",
+                &format!("/api/v1/webhooks/{webhook}/test"),
+                Some(json!({})),
+                202,
+            )
+            .await;
+        }
+        receiver.wait_for(40).await;
+        let deleted = app
+            .api(
+                "DELETE",
+                &format!("/api/v1/webhooks/{webhook}"),
+                ADMIN,
+                None,
+            )
+            .await;
+        assert_eq!(deleted.status, 204, "round {round}: {}", deleted.body);
+    }
+}
