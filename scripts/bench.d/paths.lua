@@ -142,6 +142,8 @@ function request()
   local u = base + i
   if mode == "noop" then
     return wrk.format("GET", "/noop")
+  elseif mode == "admin_get" then   -- one admin API path (BENCH_PATH) as BENCH_AUTH (Basic)
+    return wrk.format("GET", os.getenv("BENCH_PATH"), { ["Authorization"] = "Basic " .. os.getenv("BENCH_AUTH") })
   elseif mode == "upsert" then
     return wrk.format("GET", "/upsert?key=ceiling-" .. u)
   elseif mode == "insert" then      -- one new row per request: the key must be new
