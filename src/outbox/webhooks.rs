@@ -342,7 +342,20 @@ pub struct Worker {
     /// The last claim filled every free slot.
     backlog: AtomicBool,
     wake: Notify,
+    /// Finished attempts, to the recorder, which writes them in batches.
+    finished: tokio::sync::mpsc::UnboundedSender<Finished>,
+    recorder: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Finished>>>,
 }
+
+/// An attempt made, to be recorded.
+struct Finished {
+    job: Claimed,
+    outcome: Outcome,
+    gave_up: bool,
+}
+
+/// Finished attempts written per statement at most.
+const RECORD_BATCH: usize = 256;
 
 impl Worker {
     pub fn new(
@@ -359,7 +372,10 @@ impl Worker {
         if !settings.allow_link_local || settings.networks.is_some() {
             http = http.dns_resolver(Arc::new(GuardedResolver(settings.clone())));
         }
+        let (finished, recorder) = tokio::sync::mpsc::unbounded_channel();
         Worker {
+            finished,
+            recorder: std::sync::Mutex::new(Some(recorder)),
             pool,
             http: http.build().expect("an HTTP client with rustls"),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
@@ -376,6 +392,14 @@ impl Worker {
     /// one after a restart, makes them).
     pub async fn run(self, mut stop: StopSignal) {
         let worker = Arc::new(self);
+        let recorder = worker
+            .recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(recorder) = recorder {
+            tokio::spawn(Arc::clone(&worker).record(recorder, stop.clone()));
+        }
         let mut failing = false;
         let mut refreshed: Option<Instant> = None;
         loop {
@@ -498,42 +522,88 @@ impl Worker {
                 )
             }
         };
-        let recorded = async {
-            let client = self.pool.get().await?;
-            store::finish(&client, &job, &outcome).await
-        }
-        .await;
-        match recorded {
-            Ok(true) => {
-                let result = match (outcome.delivered, gave_up) {
-                    (true, _) => "delivered",
-                    (false, false) => "failed",
-                    (false, true) => "gave_up",
-                };
-                self.metrics.webhook_delivery(result);
-                if gave_up {
-                    log::warn!(
-                        "webhook {}: gave up event {} ({}) after {} attempts over 24 h: {}",
-                        job.webhook_id,
-                        message_id(job.msg_id),
-                        job.event_type,
-                        job.attempt,
-                        outcome.error.as_deref().unwrap_or("")
-                    );
+        // Recorded with others in one statement; the slot is free at once.
+        let _ = self.finished.send(Finished {
+            job,
+            outcome,
+            gave_up,
+        });
+    }
+
+    /// Writes finished attempts as they come, as many at a time as have
+    /// come (one commit for a batch of deliveries, not one each), until the
+    /// worker is gone. An attempt not written (the database failing) is
+    /// made again once its lease has run out: at least once.
+    async fn record(
+        self: Arc<Self>,
+        mut finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
+        mut stop: StopSignal,
+    ) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        loop {
+            tokio::select! {
+                received = finished.recv_many(&mut batch, RECORD_BATCH) => if received == 0 {
+                    return;
+                },
+                // Stopping: what has finished is still written, then no more.
+                _ = stop.wait_for(|stopping| *stopping) => {
+                    while finished.try_recv().map(|done| batch.push(done)).is_ok() {}
+                    if batch.is_empty() {
+                        return;
+                    }
                 }
             }
-            // Another worker took the attempt over once the lease ended.
-            Ok(false) => log::debug!(
-                "webhook {}: attempt {} of {} was taken over after its lease",
-                job.webhook_id,
-                job.attempt,
-                message_id(job.msg_id)
-            ),
-            // The lease runs out and the attempt is made again: at least once.
-            Err(e) => log::warn!(
-                "webhook {}: recording an attempt failed: {e}",
-                job.webhook_id
-            ),
+            let pairs: Vec<(&Claimed, &Outcome)> =
+                batch.iter().map(|f| (&f.job, &f.outcome)).collect();
+            let written = async {
+                let client = self.pool.get().await?;
+                store::finish_all(&client, &pairs).await
+            }
+            .await;
+            match written {
+                Ok(ids) => {
+                    for done in &batch {
+                        if ids.contains(&done.job.delivery_id) {
+                            self.recorded(done);
+                        } else {
+                            // Another worker took the attempt over once the lease ended.
+                            log::debug!(
+                                "webhook {}: attempt {} of {} was taken over after its lease",
+                                done.job.webhook_id,
+                                done.job.attempt,
+                                message_id(done.job.msg_id)
+                            );
+                        }
+                    }
+                }
+                Err(e) => log::warn!(
+                    "webhooks: recording {} attempts failed (they are made again after their lease): {e}",
+                    batch.len()
+                ),
+            }
+            batch.clear();
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    fn recorded(&self, done: &Finished) {
+        let result = match (done.outcome.delivered, done.gave_up) {
+            (true, _) => "delivered",
+            (false, false) => "failed",
+            (false, true) => "gave_up",
+        };
+        self.metrics.webhook_delivery(result);
+        if done.gave_up {
+            log::warn!(
+                "webhook {}: gave up event {} ({}) after {} attempts over 24 h: {}",
+                done.job.webhook_id,
+                message_id(done.job.msg_id),
+                done.job.event_type,
+                done.job.attempt,
+                done.outcome.error.as_deref().unwrap_or("")
+            );
         }
     }
 

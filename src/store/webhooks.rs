@@ -332,49 +332,55 @@ pub struct Outcome {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
-/// Records the outcome of a claimed attempt and queues the next one when
-/// it is to be retried; false (nothing written) when the lease had ended
-/// and another worker claimed the attempt since.
-pub async fn finish<C: Db>(
+/// Records the outcomes of claimed attempts in one statement (one commit
+/// for a whole batch of deliveries) and queues the next attempt of each to
+/// be retried; answers the attempts written. One missing is one whose lease
+/// had ended and that another worker claimed since: nothing is written.
+///
+/// The webhook's and the event's rows are locked (KEY SHARE, in the
+/// WHERE: before each attempt's own row) as the next attempt's insert locks
+/// them: deleting a webhook (or purging an event) locks its row first and
+/// then cascades to the attempts, so taking the two in the other order
+/// deadlocks (seen under scripts/bench --webhooks).
+pub async fn finish_all<C: Db>(
     client: &C,
-    claimed: &Claimed,
-    outcome: &Outcome,
-) -> Result<bool, StoreError> {
-    let status = if outcome.delivered {
-        "delivered"
-    } else {
-        "failed"
-    };
-    // The webhook's and the event's rows are locked (KEY SHARE, in the
-    // WHERE: before the attempt's own row) as the next attempt's insert
-    // locks them: deleting a webhook (or purging an event) locks its row
-    // first and then cascades to the attempts, so taking the two in the
-    // other order deadlocks (seen under scripts/bench --webhooks).
-    let row = client
-        .query_typed_one(
-            "WITH done AS (
+    finished: &[(&Claimed, &Outcome)],
+) -> Result<Vec<i64>, StoreError> {
+    if finished.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = finished.iter().map(|(c, _)| c.delivery_id).collect();
+    let leases: Vec<DateTime<Utc>> = finished.iter().map(|(c, _)| c.lease_until).collect();
+    let statuses: Vec<&str> = finished
+        .iter()
+        .map(|(_, o)| if o.delivered { "delivered" } else { "failed" })
+        .collect();
+    let responses: Vec<Option<i32>> = finished.iter().map(|(_, o)| o.response_status).collect();
+    let errors: Vec<Option<&str>> = finished.iter().map(|(_, o)| o.error.as_deref()).collect();
+    let retries: Vec<Option<DateTime<Utc>>> = finished.iter().map(|(_, o)| o.retry_at).collect();
+    let rows = client
+        .query_typed(
+            "WITH input AS (
+                SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::int4[],
+                                     $5::text[], $6::timestamptz[])
+                       AS i(id, lease, status, response_status, error, retry_at)
+             ), done AS (
                 UPDATE webhook_deliveries d
-                   SET status = $3, response_status = $4, error = $5
-                 WHERE d.id = $1 AND d.status = 'pending' AND d.due_at = $2
+                   SET status = i.status, response_status = i.response_status, error = i.error
+                  FROM input i
+                 WHERE d.id = i.id AND d.status = 'pending' AND d.due_at = i.lease
                    AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id FOR KEY SHARE)
                    AND EXISTS (SELECT 1 FROM webhook_events e WHERE e.id = d.event_id FOR KEY SHARE)
-             RETURNING d.webhook_id, d.event_id, d.attempt
+             RETURNING d.id, d.webhook_id, d.event_id, d.attempt, i.retry_at
              ), next AS (
                 INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, due_at)
-                SELECT webhook_id, event_id, attempt + 1, $6 FROM done WHERE $6::timestamptz IS NOT NULL
+                SELECT webhook_id, event_id, attempt + 1, retry_at FROM done WHERE retry_at IS NOT NULL
              )
-             SELECT count(*) FROM done",
-            params![
-                &claimed.delivery_id,
-                &claimed.lease_until,
-                &status,
-                &outcome.response_status,
-                &outcome.error,
-                &outcome.retry_at
-            ],
+             SELECT id FROM done",
+            params![&ids, &leases, &statuses, &responses, &errors, &retries],
         )
         .await?;
-    Ok(row.get::<_, i64>(0) > 0)
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// Events purged per sweep at most: a backlog goes in steps, never as one
