@@ -250,7 +250,7 @@ impl Default for WebhookSettings {
             lease: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(200),
-            max_in_flight: 64,
+            max_in_flight: 256,
         }
     }
 }
