@@ -5,7 +5,6 @@ use serde::Deserialize;
 
 use super::auth::ObserverUser;
 use super::{page_bounds, Page};
-use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
@@ -41,18 +40,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let (limit, offset) = page_bounds(query.limit, query.offset)?;
-    let time = |field, value: &Option<String>| {
-        value
-            .as_deref()
-            .map(|value| validate::time(field, value))
-            .transpose()
-    };
-    let (from, to) = (time("from", &query.from)?, time("to", &query.to)?);
-    if let (Some(from), Some(to)) = (from, to) {
-        if from >= to {
-            return Err(ApiError::invalid("from", "must be before 'to'"));
-        }
-    }
+    let (from, to) = super::time_window(&query.from, &query.to)?;
     let filter = AuditFilter {
         actor: query.actor,
         object_type: query.object_type,

@@ -25,6 +25,7 @@ pub mod webhooks;
 pub use openapi::ApiDoc;
 
 use actix_web::{web, HttpRequest};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -173,6 +174,28 @@ pub fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64)
         return Err(ApiError::invalid("offset", "offset must not be negative"));
     }
     Ok((limit.min(MAX_PAGE), offset))
+}
+
+/// (from, to), each where given.
+pub type TimeWindow = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `?from=&to=` as given (RFC 3339, each optional), `from` before `to`
+/// when both are: the window of a list (sessions, audit) or, with its
+/// defaults, of the statistics.
+pub fn time_window(from: &Option<String>, to: &Option<String>) -> Result<TimeWindow, ApiError> {
+    let time = |field, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|value| crate::domain::validate::time(field, value))
+            .transpose()
+    };
+    let (from, to) = (time("from", from)?, time("to", to)?);
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(ApiError::invalid("from", "must be before 'to'"));
+        }
+    }
+    Ok((from, to))
 }
 
 /// Every list answer: one page and the total number of matching items.

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use super::auth::{AdminUser, ObserverUser};
 use super::{audited, page_bounds, Audit, Page};
-use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
@@ -82,18 +81,7 @@ pub async fn list(
         }
         Some(q) => Some(q.to_string()),
     };
-    let time = |field, value: &Option<String>| {
-        value
-            .as_deref()
-            .map(|value| validate::time(field, value))
-            .transpose()
-    };
-    let (from, to) = (time("from", &query.from)?, time("to", &query.to)?);
-    if let (Some(from), Some(to)) = (from, to) {
-        if from >= to {
-            return Err(ApiError::invalid("from", "must be before 'to'"));
-        }
-    }
+    let (from, to) = super::time_window(&query.from, &query.to)?;
     let sort = match query.sort.as_deref().filter(|sort| !sort.is_empty()) {
         None => None,
         Some(text) => Some(SessionSort::parse(text).ok_or_else(|| {

@@ -5,7 +5,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::auth::ObserverUser;
-use crate::domain::validate;
 use crate::http::ApiError;
 use crate::http::AppState;
 use crate::http::ErrorBody;
@@ -26,14 +25,9 @@ pub struct WindowQuery {
 
 impl WindowQuery {
     fn bounds(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-        let to = match &self.to {
-            Some(to) => validate::time("to", to)?,
-            None => Utc::now(),
-        };
-        let from = match &self.from {
-            Some(from) => validate::time("from", from)?,
-            None => to - Duration::hours(24),
-        };
+        let (from, to) = super::time_window(&self.from, &self.to)?;
+        let to = to.unwrap_or_else(Utc::now);
+        let from = from.unwrap_or(to - Duration::hours(24));
         if from >= to {
             return Err(ApiError::invalid("from", "must be before 'to'"));
         }

@@ -6,3 +6,11 @@
 
 pub mod streamer_calls;
 pub mod webhooks;
+
+use std::time::Duration;
+
+/// `first` doubled `doublings` times, at most `max`: the retry spacing of
+/// both outboxes.
+pub fn doubled(first: Duration, doublings: u32, max: Duration) -> Duration {
+    first.saturating_mul(1 << doublings.min(20)).min(max)
+}

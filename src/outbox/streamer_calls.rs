@@ -149,8 +149,11 @@ async fn attempt(
 
 /// 1 s, 2 s, 4 s, … at most `MAX_BACKOFF`.
 pub fn backoff(attempts_before: i32) -> Duration {
-    let doublings = attempts_before.clamp(0, 16) as u32;
-    Duration::from_secs(1u64 << doublings).min(MAX_BACKOFF)
+    super::doubled(
+        Duration::from_secs(1),
+        attempts_before.max(0) as u32,
+        MAX_BACKOFF,
+    )
 }
 
 /// The call SPEC §12 gives for the streamer's kind.
@@ -315,26 +318,19 @@ async fn send(request: reqwest::RequestBuilder, api: &ControlApi) -> Result<(u16
     } else {
         request.basic_auth(&api.username, Some(&api.password))
     };
-    let response = request.send().await.map_err(|e| transport_error(&e))?;
+    let response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     Ok((status, body))
 }
 
-/// reqwest's errors name the URL: the words only (a control URL may hold
-/// credentials in its query).
-fn transport_error(error: &reqwest::Error) -> String {
-    let what = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let cause = std::error::Error::source(error)
-        .map(|source| format!(": {source}"))
-        .unwrap_or_default();
-    format!("{what}{cause}")
+/// reqwest's errors name the URL (a control URL's path may say more than
+/// the log should): the cause chain without it.
+fn transport_error(error: reqwest::Error) -> String {
+    if error.is_timeout() {
+        return format!("timed out after {} s", TIMEOUT.as_secs());
+    }
+    crate::domain::ErrorChain(&error.without_url()).to_string()
 }
 
 fn status_text(status: u16, body: &str) -> String {

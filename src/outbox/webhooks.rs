@@ -247,8 +247,11 @@ pub fn body(event_type: &str, at: DateTime<Utc>, data: &Value) -> Vec<u8> {
 
 /// The delay before attempt `attempt + 1`: base · 2^(attempt − 1), at most 1 h.
 pub fn retry_delay(base: Duration, attempt: i32) -> Duration {
-    let doublings = attempt.saturating_sub(1).clamp(0, 20) as u32;
-    base.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY)
+    super::doubled(
+        base,
+        attempt.saturating_sub(1).max(0) as u32,
+        MAX_RETRY_DELAY,
+    )
 }
 
 // ---- What the engine tells ----

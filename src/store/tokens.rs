@@ -29,7 +29,7 @@ fn token_row(row: &tokio_postgres::Row) -> TokenRow {
         expires_at: row.get(2),
         created_at: row.get(3),
         scope: row.get(4),
-        last_used_at: row.try_get(5).ok().flatten(),
+        last_used_at: row.get(5),
     }
 }
 
@@ -75,7 +75,7 @@ pub async fn insert<C: Db>(
     let row = client
         .query_typed_one(
             "INSERT INTO tokens (user_id, hash, label, expires_at, scope) VALUES ($1, $2, $3, $4, $5)
-             RETURNING id, label, expires_at, created_at, scope",
+             RETURNING id, label, expires_at, created_at, scope, NULL::timestamptz",
             params![&user_id, &hash, &label, &expires_at, &scope.as_str()],
         )
         .await?;

@@ -658,11 +658,7 @@ pages.sessions = function () {
   }).catch(() => {});
   const list = h("div", { tabindex: "-1" });
   const stamp = h("span", { class: "muted", id: "sessions-updated" });
-  const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
-  put(main(), h("h1", { text: ended ? "Session history" : "Live sessions" }),
-    h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
-      view("#/sessions", "Live", !ended, "view-live"), view("#/sessions?view=channels", "By channel", false, "view-channels"),
-      view("#/sessions?state=ended", "History", ended, "view-ended")),
+  put(main(), h("h1", { text: ended ? "Session history" : "Live sessions" }), sessionViews(ended ? "ended" : "live"),
     channel ? h("p", { "data-testid": "channel-filter" }, `Channel ${channel} only. `, h("a", { href: ended ? "#/sessions?state=ended" : "#/sessions" }, "All channels")) : null,
     h("div", { class: "toolbar" }, h("div", { class: "grow" }, search),
       // The history's window: sessions that ended from … until ….
@@ -870,13 +866,16 @@ pages.stats = function () {
 // the start where a database is configured (null otherwise).
 // Live sessions grouped by channel: each stream's viewers now, as the
 // server counts them, linked to that channel's sessions.
+// The three views of the sessions page, `current` marked.
+function sessionViews(current) {
+  const view = (name, href, text) => h("a", { href, class: current === name ? "active" : "", "aria-current": current === name ? "page" : null, "data-testid": "view-" + name }, text);
+  return h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
+    view("live", "#/sessions", "Live"), view("channels", "#/sessions?view=channels", "By channel"),
+    view("ended", "#/sessions?state=ended", "History"));
+}
 function channelsView() {
-  const view = (href, text, current, testid) => h("a", { href, class: current ? "active" : "", "aria-current": current ? "page" : null, "data-testid": testid }, text);
   const list = h("div", {});
-  put(main(), h("h1", { text: "Live sessions" }),
-    h("div", { class: "views", role: "group", "aria-label": "Live sessions or history" },
-      view("#/sessions", "Live", false, "view-live"), view("#/sessions?view=channels", "By channel", true, "view-channels"),
-      view("#/sessions?state=ended", "History", false, "view-ended")), list);
+  put(main(), h("h1", { text: "Live sessions" }), sessionViews("channels"), list);
   async function load() {
     try {
       const streams = await api("GET", "/api/v1/stats/streams" + query({ from: new Date(Date.now() - 60000).toISOString() }));
