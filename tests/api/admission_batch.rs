@@ -1,5 +1,5 @@
 //! Admissions grouped into one round trip (src/decision/admission_batch.rs,
-//! sql/V14 `playgate_admit_batch_v17`): what waits together goes together, and
+//! sql/V14, restated by V17 and V20 as `playgate_admit_batch_v20`): what waits together goes together, and
 //! limits stay exact inside a batch and between the batches of two replicas.
 
 use std::collections::HashMap;
@@ -201,7 +201,7 @@ async fn kick_oldest_inside_one_batch_keeps_the_newest() {
     assert_eq!(open_sessions(&app, "key", "alice").await, ["k3", "k4"]);
 }
 
-/// `SELECT playgate_admit_batch_v17(...)` of `n` new users' new sessions, as SQL text.
+/// `SELECT playgate_admit_batch_v20(...)` of `n` new users' new sessions, as SQL text.
 fn batch_statement(base: usize, n: usize) -> String {
     let array = |item: &str, cast: &str| {
         format!(
@@ -211,7 +211,7 @@ fn batch_statement(base: usize, n: usize) -> String {
     // One empty package list per admission.
     let no_packages = format!("(SELECT jsonb_agg('[]'::jsonb) FROM generate_series(1, {n}))");
     format!(
-        "SELECT count(*) FROM playgate_admit_batch_v17({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {no_packages}, {}, true, NULL, true, {}, {})",
+        "SELECT count(*) FROM playgate_admit_batch_v20({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {no_packages}, {}, true, NULL, true, {}, {}, {})",
         array("'plan-k' || i", ""),
         array("'plan-u' || i", ""),
         array("2", ""),
@@ -230,6 +230,7 @@ fn batch_statement(base: usize, n: usize) -> String {
         array("false", ""),
         array("'XX'", "::text"),
         array("0", "::bigint"),
+        array("NULL", "::bytea"),
     )
 }
 
@@ -264,11 +265,11 @@ fn most_filtered(notices: &[String]) -> u64 {
         .unwrap_or(0)
 }
 
-/// A connection's plans of `playgate_admit_batch_v17` are cached; made while
+/// A connection's plans of `playgate_admit_batch_v20` are cached; made while
 /// `sessions` was empty they scanned a whole index per lookup once the table
 /// had grown (a batch of 64 took a second at 100 000 rows; the flash crowd's
 /// `db_unavailable`). Until the statistics know of a table of some size,
-/// each call plans for the table as it is (sql/V13, V14, V17); then plans are cached
+/// each call plans for the table as it is (sql/V13, V14, V17, V20); then plans are cached
 /// again, made for that size. auto_explain's plans of the batch filter no
 /// more than a handful of rows per lookup in both phases.
 #[tokio::test]

@@ -73,7 +73,7 @@ async fn a_refused_statement_denies_whatever_on_db_error_says() {
     app.create(user("alice").token("t").limit(1)).await;
     app.db()
         .await
-        .batch_execute("ALTER FUNCTION playgate_admit_batch_v17 RENAME TO playgate_admit_elsewhere")
+        .batch_execute("ALTER FUNCTION playgate_admit_batch_v20 RENAME TO playgate_admit_elsewhere")
         .await
         .unwrap();
     for session in ["one", "two"] {

@@ -256,7 +256,7 @@ async fn sessions_record_the_country_and_asn_and_viewers_are_counted_by_country(
     app.create(user("alice").token("alice-token").limit(10))
         .await;
     // bob's device limit sends his starts down the one-by-one admission
-    // (sql/V17 playgate_admit_v17), alice's take the batch's common path.
+    // (sql/V20 playgate_admit_v20), alice's take the batch's common path.
     app.create(user("bob").token("bob-token")).await;
     app.admin(
         "PATCH",
