@@ -79,6 +79,13 @@ pub async fn list(
                 format!("longer than {MAX_SEARCH} characters"),
             ))
         }
+        // The fields are searched as one text with \x01 between them.
+        Some(q) if q.chars().any(char::is_control) => {
+            return Err(ApiError::invalid(
+                "q",
+                "control characters cannot be searched",
+            ))
+        }
         Some(q) => Some(q.to_string()),
     };
     let (from, to) = super::time_window(&query.from, &query.to)?;

@@ -114,6 +114,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../../sql/V21__webhooks.sql"),
     },
+    Migration {
+        version: 22,
+        name: "search_indexes",
+        sql: include_str!("../../sql/V22__search_indexes.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -683,8 +683,9 @@ async fn every_write_is_audited_without_secrets() {
 }
 
 /// `?q=` finds sessions by a piece of the login, the stream or the client
-/// address, in any case (SPEC §4); `%` and `_` are literal, and the total
-/// counts every match, not the page.
+/// address, in any case (SPEC §4), live and ended; `%` and `_` are
+/// literal, a match stays inside one field, and the total counts every
+/// match, not the page.
 #[tokio::test]
 async fn sessions_are_searched_by_a_piece_of_user_stream_or_address() {
     let app = spawn_admin_app().await;
@@ -780,6 +781,43 @@ async fn sessions_are_searched_by_a_piece_of_user_stream_or_address() {
         app.admin("GET", &history("2098-01-01T00:00:00Z"), None, 200)
             .await["total"],
         0
+    );
+    // The history is searched the same way (through its trigram index):
+    // the ended session is gina's on "news" from 198.51.100.7.
+    let ended_total = |q: &str| {
+        let app = &app;
+        let path = format!("/api/v1/sessions?state=ended&q={q}");
+        async move { app.admin("GET", &path, None, 200).await["total"].clone() }
+    };
+    assert_eq!(ended_total("NEWS").await, 1);
+    assert_eq!(ended_total("51.100.7").await, 1);
+    assert_eq!(ended_total("Gin").await, 1);
+    // "gina" then "news" run together would hold "inane": a match never
+    // spans two fields, live or ended.
+    assert_eq!(ended_total("inane").await, 0);
+    assert_eq!(found("inane").await, (0, vec![]));
+    // A page past the last match still counts every match.
+    let past = app
+        .admin(
+            "GET",
+            "/api/v1/sessions?q=sport&limit=2&offset=4",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            past["items"].as_array().unwrap().len(),
+            past["total"].as_i64()
+        ),
+        (0, Some(3))
+    );
+    let refused = app
+        .api("GET", "/api/v1/sessions?q=gina%01news", ADMIN, None)
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (422, Some("control characters cannot be searched"))
     );
     for bad in [
         window("2099-01-01T00:00:00Z", "2001-01-01T00:00:00Z"),

@@ -880,3 +880,61 @@ async fn tokens_say_when_they_were_last_used() {
     assert!(at >= before, "{used}");
     assert!(idle["last_used_at"].is_null(), "{idle}");
 }
+
+/// Where the migration cannot make its trigram indexes (here pg_trgm was
+/// installed beforehand in a schema off the search path, as some managed
+/// services install extensions), the service still starts and the users
+/// and history searches still find, by scans.
+#[tokio::test]
+async fn searches_work_without_the_trigram_indexes() {
+    let db = TestDb::new();
+    let (server, connection) =
+        tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    server
+        .batch_execute(&format!("CREATE DATABASE {}", db.name))
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE SCHEMA elsewhere; CREATE EXTENSION pg_trgm SCHEMA elsewhere")
+        .await
+        .unwrap();
+    let app = spawn_on(db, |_| {}).await;
+    seed_admins(&app).await;
+    let trigram_indexes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%gin_trgm_ops%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        trigram_indexes, 0,
+        "the fallback is what this test is about"
+    );
+    for login in ["Dora", "doreen", "alan"] {
+        app.admin(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"login": login, "token": format!("{login}-t")})),
+            201,
+        )
+        .await;
+    }
+    let found = app.admin("GET", "/api/v1/users?q=DOR", None, 200).await;
+    assert_eq!(found["total"], 2);
+    let play = json!({"stream": "news", "ip": "192.0.2.9", "token": "alan-t", "session": "s1"});
+    assert_eq!(reason(&app.decide(play.clone()).await), "ok");
+    app.decide(with(play, json!({"event": "stop"}))).await;
+    let ended = app
+        .admin("GET", "/api/v1/sessions?state=ended&q=ALA", None, 200)
+        .await;
+    assert_eq!(ended["total"], 1);
+}
