@@ -26,7 +26,8 @@ pub struct SessionQuery {
     /// streamer's name (the sessions its networks called in).
     pub streamer: Option<String>,
     /// A piece of the login, the stream or the client IP, in any case
-    /// (`sport` finds `sport/football1` and the user `sporty`).
+    /// (`sport` finds `sport/football1` and the user `sporty`); at most
+    /// 256 characters, none a control character.
     pub q: Option<String>,
     /// RFC 3339: sessions that ended (history) or started (active) at or
     /// after this time.
