@@ -49,7 +49,7 @@ pub async fn sweep_sessions(
                     || swept.partitions_dropped > 0
                 {
                     log::debug!(
-                        "sweep: {} sessions timed out, {} ended by an expired account or token, {} ended sessions moved to the history, {} history days dropped",
+                        "sweep: {} sessions timed out, {} ended by an expired account or token or a change a replica had not heard of yet, {} ended sessions moved to the history, {} history days dropped",
                         swept.timed_out,
                         swept.barred,
                         swept.moved,

@@ -119,6 +119,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "search_indexes",
         sql: include_str!("../../sql/V22__search_indexes.sql"),
     },
+    Migration {
+        version: 23,
+        name: "session_bars",
+        sql: include_str!("../../sql/V23__session_bars.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -489,7 +489,8 @@ pub struct SweepResult {
     /// False when another replica holds the sweep lock.
     pub ran: bool,
     pub timed_out: u64,
-    /// Sessions ended because their user's or token's expiry passed.
+    /// Sessions ended because their user's or token's expiry passed, or
+    /// admitted by a policy view that had not heard of a change (sql/V23).
     pub barred: u64,
     /// Seconds watched by the timed-out sessions since they were last seen, per stream.
     pub watched_by_stream: Vec<(String, f64)>,
@@ -503,6 +504,52 @@ pub struct SweepResult {
 /// an outage, or a mass kick) drains over a few sweeps instead of one long
 /// transaction.
 const MOVE_BATCH: i64 = 50_000;
+
+/// How long a change that bars a user is remembered (sql/V23): its open
+/// sessions are checked against the database at every sweep in between.
+/// Far longer than a policy view takes to hear of a change, even when its
+/// listener's connection died unseen (TCP keepalives find that in about
+/// 30 s, then it reconnects and reads everything again).
+const BAR_WINDOW_SECS: f64 = 120.0;
+
+/// Ends the open sessions of lately barred logins (sql/V23) that the
+/// database says their user may not have: deleted, disabled, expired, the
+/// token gone or expired, or no package of the user holding the stream
+/// (the tests of V20's triggers, which end those there are when the change
+/// is made). What is left is an admission by a replica whose policy view
+/// had not heard of the change yet, or one under way as it was made.
+async fn end_stale_admissions(
+    transaction: &tokio_postgres::Transaction<'_>,
+) -> Result<u64, StoreError> {
+    let ended = transaction
+        .execute_typed(
+            "UPDATE sessions s SET ended_at = now(), end_reason = 'kicked'
+               FROM (SELECT DISTINCT login FROM session_bars
+                      WHERE barred_at > now() - make_interval(secs => $1)) b
+               LEFT JOIN users u ON u.login = b.login
+              WHERE s.login = b.login AND s.ended_at IS NULL
+                AND (u.id IS NULL
+                     OR NOT u.enabled
+                     OR u.expires_at <= now()
+                     OR (s.token_hash IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM tokens t
+                                          WHERE t.user_id = u.id AND t.hash = s.token_hash
+                                            AND (t.expires_at IS NULL OR t.expires_at > now())))
+                     OR (EXISTS (SELECT 1 FROM user_packages up WHERE up.user_id = u.id)
+                         AND NOT (s.packages && ARRAY(SELECT p.name FROM user_packages up
+                                                        JOIN packages p ON p.id = up.package_id
+                                                       WHERE up.user_id = u.id))))",
+            params![&BAR_WINDOW_SECS],
+        )
+        .await?;
+    transaction
+        .execute_typed(
+            "DELETE FROM session_bars WHERE barred_at <= now() - make_interval(secs => $1)",
+            params![&BAR_WINDOW_SECS],
+        )
+        .await?;
+    Ok(ended)
+}
 
 /// Marks sessions that were not refreshed in time as ended (`timeout`),
 /// moves ended sessions into `session_history` (sql/V12), makes sure the
@@ -561,6 +608,7 @@ pub async fn sweep(
                 params![],
             )
             .await?;
+    let barred = barred + end_stale_admissions(&transaction).await?;
     let watched_by_stream = watched.iter().map(|row| (row.get(0), row.get(2))).collect();
     // Yesterday (a session ended just before midnight, moved after it) to
     // the day after tomorrow, so a move never waits for a partition.

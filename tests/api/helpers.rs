@@ -717,3 +717,69 @@ impl Drop for ServedBinary {
         let _ = self.child.wait();
     }
 }
+
+// ---- A relay to PostgreSQL that can hold its answers back ----
+
+/// A TCP relay to the test PostgreSQL server whose answers can be held
+/// back: a replica listening through it hears no notification while they
+/// are held, so its policy view is stale as it is while a notification is
+/// on its way or its listener reconnects.
+pub struct HeldRelay {
+    port: u16,
+    held: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HeldRelay {
+    pub async fn to_postgres() -> HeldRelay {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = server_url();
+        let upstream = server.rsplit('@').next().unwrap().to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let holding = Arc::clone(&held);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (mut client_reads, mut client_writes) = client.into_split();
+                let (mut server_reads, mut server_writes) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_reads, &mut server_writes).await;
+                });
+                let holding = Arc::clone(&holding);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    while let Ok(read) = server_reads.read(&mut buffer).await {
+                        if read == 0 {
+                            break;
+                        }
+                        while holding.load(std::sync::atomic::Ordering::SeqCst) {
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        if client_writes.write_all(&buffer[..read]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        HeldRelay { port, held }
+    }
+
+    /// The URL of `db` through the relay.
+    pub fn url_of(&self, db: &TestDb) -> String {
+        let server = server_url();
+        let (user, _) = server.rsplit_once('@').unwrap();
+        format!("{user}@127.0.0.1:{}/{}", self.port, db.name)
+    }
+
+    pub fn hold(&self) {
+        self.held.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn release(&self) {
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,64 @@
+-- Changes that bar a user's sessions, remembered for a while (issue 22's
+-- follow-up on trust). The triggers of V20 end the sessions a change bars
+-- when it is made; a replica whose policy view has not heard of the change
+-- yet (its notification on the way, its listener reconnecting) may still
+-- admit that user a moment later, or an admission under way may commit
+-- just after the change. The sweeper (store::sessions::sweep) ends such
+-- sessions by the database's own state: for every login barred here
+-- lately, the open sessions its user may not have any more. Without it,
+-- such a session would play on until a refresh, which nginx-rtmp and
+-- Astra may never send. Rows older than the sweeper's window are dropped
+-- by it.
+CREATE TABLE session_bars (
+    login     text NOT NULL,
+    barred_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX session_bars_barred_at_idx ON session_bars (barred_at);
+
+CREATE FUNCTION playgate_bar_user() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO session_bars (login) VALUES (OLD.login);
+    RETURN NULL;
+END
+$$;
+
+-- The same changes as V20's users_barred.
+CREATE TRIGGER users_barred_noted AFTER UPDATE OF enabled, expires_at ON users
+    FOR EACH ROW WHEN ((OLD.enabled AND NOT NEW.enabled)
+                       OR (NEW.enabled AND NEW.expires_at <= now()
+                           AND (OLD.expires_at IS NULL OR OLD.expires_at > now())))
+    EXECUTE FUNCTION playgate_bar_user();
+
+CREATE FUNCTION playgate_bar_deleted_users() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO session_bars (login) SELECT login FROM gone;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER users_deleted_noted AFTER DELETE ON users
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
+    EXECUTE FUNCTION playgate_bar_deleted_users();
+
+-- Tokens deleted and packages changed: their users' logins (a user's own
+-- deletion takes its tokens and packages with it, and is noted above). A
+-- user made in this very transaction (created_at is its start) is no one
+-- a stale view could admit, so an import of new users notes nothing.
+CREATE FUNCTION playgate_bar_users_of() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO session_bars (login)
+        SELECT u.login FROM users u
+         WHERE u.id IN (SELECT user_id FROM changed) AND u.created_at < now();
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tokens_revoked_noted AFTER DELETE ON tokens
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION playgate_bar_users_of();
+CREATE TRIGGER user_packages_removed_noted AFTER DELETE ON user_packages
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION playgate_bar_users_of();
+CREATE TRIGGER user_packages_added_noted AFTER INSERT ON user_packages
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION playgate_bar_users_of();
