@@ -62,3 +62,57 @@ CREATE TRIGGER user_packages_removed_noted AFTER DELETE ON user_packages
 CREATE TRIGGER user_packages_added_noted AFTER INSERT ON user_packages
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
     EXECUTE FUNCTION playgate_bar_users_of();
+
+-- The sessions V20's triggers end, counted for the replica whose admin
+-- write made the change: a transaction-local setting that
+-- admin::audited reads before its commit, for
+-- playgate_sessions_ended_total{reason="kicked"} (the ends were not
+-- counted before). The three functions are V20's with the count added.
+CREATE FUNCTION playgate_note_kicked(ended bigint) RETURNS void LANGUAGE sql AS $$
+    SELECT set_config('playgate.kicked',
+                      (COALESCE(NULLIF(current_setting('playgate.kicked', true), ''), '0')::bigint
+                       + ended)::text,
+                      true)
+$$;
+
+CREATE OR REPLACE FUNCTION playgate_user_barred() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ended bigint;
+BEGIN
+    UPDATE sessions s SET ended_at = now(), end_reason = 'kicked'
+     WHERE s.login = OLD.login AND s.ended_at IS NULL;
+    GET DIAGNOSTICS ended = ROW_COUNT;
+    PERFORM playgate_note_kicked(ended);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION playgate_tokens_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ended bigint;
+BEGIN
+    UPDATE sessions s SET ended_at = now(), end_reason = 'kicked'
+      FROM revoked r JOIN users u ON u.id = r.user_id
+     WHERE s.login = u.login AND s.token_hash = r.hash AND s.ended_at IS NULL;
+    GET DIAGNOSTICS ended = ROW_COUNT;
+    PERFORM playgate_note_kicked(ended);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION playgate_packages_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    ended bigint;
+BEGIN
+    UPDATE sessions s SET ended_at = now(), end_reason = 'kicked'
+      FROM (SELECT DISTINCT user_id FROM changed) c JOIN users u ON u.id = c.user_id
+     WHERE s.login = u.login AND s.ended_at IS NULL
+       AND EXISTS (SELECT 1 FROM user_packages up WHERE up.user_id = c.user_id)
+       AND NOT (s.packages && ARRAY(SELECT p.name FROM user_packages up
+                                      JOIN packages p ON p.id = up.package_id
+                                     WHERE up.user_id = c.user_id));
+    GET DIAGNOSTICS ended = ROW_COUNT;
+    PERFORM playgate_note_kicked(ended);
+    RETURN NULL;
+END
+$$;

@@ -268,7 +268,12 @@ pub async fn audited<T>(
         &entry.changes,
     )
     .await?;
+    // Sessions a disable, a token deletion or a package change ended.
+    let kicked = crate::store::sessions::ended_by_account_changes(&transaction).await?;
     transaction.commit().await?;
+    state
+        .metrics
+        .sessions_ended("kicked", kicked.min(u32::MAX.into()) as u32);
     if entry.changes_policy {
         reload_policy(state).await;
     }

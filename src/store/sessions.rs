@@ -470,6 +470,19 @@ pub async fn kick<C: super::Db>(client: &C, id: Uuid, block: Duration) -> Result
     Ok(ended == 1)
 }
 
+/// The sessions that account changes made in this transaction have ended
+/// so far, through the triggers of sql/V20 (counted by sql/V23).
+pub async fn ended_by_account_changes<C: super::Db>(client: &C) -> Result<u64, StoreError> {
+    let ended: i64 = client
+        .query_typed_one(
+            "SELECT COALESCE(NULLIF(current_setting('playgate.kicked', true), ''), '0')::bigint",
+            params![],
+        )
+        .await?
+        .get(0);
+    Ok(ended.max(0) as u64)
+}
+
 /// Ends every open session of a user (account deleted).
 pub async fn end_all_for_user(
     client: &Client,

@@ -599,6 +599,12 @@ async fn account_changes_end_the_sessions_they_bar_and_drop_them() {
         .collect();
     targets.sort();
     assert_eq!(targets, ["c-dis", "c-gone", "c-sport"]);
+    // Counted by the replica whose admin write ended them.
+    let metrics = parse_metrics(&app.metrics_text().await);
+    assert_eq!(
+        metrics.get("playgate_sessions_ended_total{reason=\"kicked\"}"),
+        Some(&3.0)
+    );
     // The disabled user's refresh still says why.
     let again = app
         .hook_post_json("/hook/srs", &srs_play("c-dis", "stream", "t-dis"))
