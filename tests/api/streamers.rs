@@ -572,18 +572,7 @@ async fn account_changes_end_the_sessions_they_bar_and_drop_them() {
     )
     .await;
 
-    let ended: Vec<(String, String)> = app
-        .db()
-        .await
-        .query(
-            "SELECT stream, end_reason FROM session_log WHERE ended_at IS NOT NULL ORDER BY ended_at",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let ended = ended_sessions(&app).await;
     let streams: Vec<&str> = ended.iter().map(|(s, _)| s.as_str()).collect();
     assert!(streams.contains(&"live/stream"), "{ended:?}");
     assert!(streams.contains(&"live/sport1"), "{ended:?}");
@@ -697,18 +686,7 @@ async fn admissions_by_a_replica_that_has_not_heard_of_a_change_are_ended_and_dr
         (0, 1, 1)
     );
     assert_eq!(srs.seen().len(), 3);
-    let ended: Vec<(String, String)> = a
-        .db()
-        .await
-        .query(
-            "SELECT stream, end_reason FROM session_log WHERE ended_at IS NOT NULL ORDER BY stream",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let ended = ended_sessions(&a).await;
     let kicked = |stream: &str| (stream.to_string(), "kicked".to_string());
     assert_eq!(
         ended,
@@ -719,6 +697,21 @@ async fn admissions_by_a_replica_that_has_not_heard_of_a_change_are_ended_and_dr
         ]
     );
     relay.release();
+}
+
+/// (stream, end reason) of every ended session, by stream.
+async fn ended_sessions(app: &TestApp) -> Vec<(String, String)> {
+    app.db()
+        .await
+        .query(
+            "SELECT stream, end_reason FROM session_log WHERE ended_at IS NOT NULL ORDER BY stream",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
 }
 
 async fn open_sessions(app: &TestApp, login: &str) -> i64 {
