@@ -15,20 +15,8 @@ CREATE TABLE session_bars (
 );
 CREATE INDEX session_bars_barred_at_idx ON session_bars (barred_at);
 
-CREATE FUNCTION playgate_bar_user() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO session_bars (login) VALUES (OLD.login);
-    RETURN NULL;
-END
-$$;
-
--- The same changes as V20's users_barred.
-CREATE TRIGGER users_barred_noted AFTER UPDATE OF enabled, expires_at ON users
-    FOR EACH ROW WHEN ((OLD.enabled AND NOT NEW.enabled)
-                       OR (NEW.enabled AND NEW.expires_at <= now()
-                           AND (OLD.expires_at IS NULL OR OLD.expires_at > now())))
-    EXECUTE FUNCTION playgate_bar_user();
-
+-- A user's deletion ends its sessions in the admin API (it has no V20
+-- trigger): noted here.
 CREATE FUNCTION playgate_bar_deleted_users() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO session_bars (login) SELECT login FROM gone;
@@ -40,41 +28,22 @@ CREATE TRIGGER users_deleted_noted AFTER DELETE ON users
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
     EXECUTE FUNCTION playgate_bar_deleted_users();
 
--- Tokens deleted and packages changed: their users' logins (a user's own
--- deletion takes its tokens and packages with it, and is noted above). A
--- user made in this very transaction (created_at is its start) is no one
--- a stale view could admit, so an import of new users notes nothing.
-CREATE FUNCTION playgate_bar_users_of() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO session_bars (login)
-        SELECT u.login FROM users u
-         WHERE u.id IN (SELECT user_id FROM changed) AND u.created_at < now();
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER tokens_revoked_noted AFTER DELETE ON tokens
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION playgate_bar_users_of();
-CREATE TRIGGER user_packages_removed_noted AFTER DELETE ON user_packages
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION playgate_bar_users_of();
-CREATE TRIGGER user_packages_added_noted AFTER INSERT ON user_packages
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION playgate_bar_users_of();
-
--- The sessions V20's triggers end, counted for the replica whose admin
--- write made the change: a transaction-local setting that
--- admin::audited reads before its commit, for
--- playgate_sessions_ended_total{reason="kicked"} (the ends were not
--- counted before). The three functions are V20's with the count added.
-CREATE FUNCTION playgate_note_kicked(ended bigint) RETURNS void LANGUAGE sql AS $$
+-- What V20's triggers do after ending the sessions a change bars: note the
+-- logins for the sweeper, and count the ends for the replica whose admin
+-- write made the change, in a transaction-local setting that
+-- admin::audited reads before its commit
+-- (playgate_sessions_ended_total{reason="kicked"}; not counted before).
+CREATE FUNCTION playgate_sessions_barred(ended bigint, logins text[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO session_bars (login) SELECT unnest(logins);
     SELECT set_config('playgate.kicked',
                       (COALESCE(NULLIF(current_setting('playgate.kicked', true), ''), '0')::bigint
                        + ended)::text,
-                      true)
+                      true);
 $$;
 
+-- V20's three functions, restated with that call added (PL/pgSQL has no
+-- other way to change a body); the triggers stay V20's.
 CREATE OR REPLACE FUNCTION playgate_user_barred() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     ended bigint;
@@ -82,7 +51,7 @@ BEGIN
     UPDATE sessions s SET ended_at = now(), end_reason = 'kicked'
      WHERE s.login = OLD.login AND s.ended_at IS NULL;
     GET DIAGNOSTICS ended = ROW_COUNT;
-    PERFORM playgate_note_kicked(ended);
+    PERFORM playgate_sessions_barred(ended, ARRAY[OLD.login]);
     RETURN NULL;
 END
 $$;
@@ -95,11 +64,14 @@ BEGIN
       FROM revoked r JOIN users u ON u.id = r.user_id
      WHERE s.login = u.login AND s.token_hash = r.hash AND s.ended_at IS NULL;
     GET DIAGNOSTICS ended = ROW_COUNT;
-    PERFORM playgate_note_kicked(ended);
+    PERFORM playgate_sessions_barred(ended, ARRAY(
+        SELECT DISTINCT u.login FROM revoked r JOIN users u ON u.id = r.user_id));
     RETURN NULL;
 END
 $$;
 
+-- A user made in this very transaction (created_at is its start) is no
+-- one a stale view could admit, so an import of new users notes nothing.
 CREATE OR REPLACE FUNCTION playgate_packages_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     ended bigint;
@@ -112,7 +84,9 @@ BEGIN
                                       JOIN packages p ON p.id = up.package_id
                                      WHERE up.user_id = c.user_id));
     GET DIAGNOSTICS ended = ROW_COUNT;
-    PERFORM playgate_note_kicked(ended);
+    PERFORM playgate_sessions_barred(ended, ARRAY(
+        SELECT u.login FROM users u
+         WHERE u.id IN (SELECT user_id FROM changed) AND u.created_at < now()));
     RETURN NULL;
 END
 $$;

@@ -862,6 +862,19 @@ pub async fn list(
     } else {
         ""
     };
+    let filters = params![
+        &filter.login,
+        &filter.stream,
+        &filter.streamer,
+        &search,
+        &filter.from,
+        &filter.to,
+    ];
+    let paged: Vec<_> = filters
+        .iter()
+        .cloned()
+        .chain([super::sql::typed(&limit), super::sql::typed(&offset)])
+        .collect();
     let rows = client
         .query_typed(
             &format!(
@@ -870,42 +883,24 @@ pub async fn list(
                         country, asn{count_column}
                    FROM {table} WHERE {condition} ORDER BY {order} LIMIT $7 OFFSET $8"
             ),
-            params![
-                &filter.login,
-                &filter.stream,
-                &filter.streamer,
-                &search,
-                &filter.from,
-                &filter.to,
-                &limit,
-                &offset,
-            ],
+            &paged,
         )
         .await?;
     let total: i64 = match rows.first() {
-        Some(row) if counted_in_page => row.get(SESSION_COLUMNS),
+        // The window count is the last column.
+        Some(row) if counted_in_page => row.get(row.len() - 1),
         None if counted_in_page && offset == 0 => 0,
         // Also a page past the end, where no row carries the count.
         _ => client
             .query_typed_one(
                 &format!("SELECT count(*) FROM {table} WHERE {condition}"),
-                params![
-                    &filter.login,
-                    &filter.stream,
-                    &filter.streamer,
-                    &search,
-                    &filter.from,
-                    &filter.to
-                ],
+                filters,
             )
             .await?
             .get(0),
     };
     Ok((rows.iter().map(session_row).collect(), total))
 }
-
-/// The columns session_row reads.
-const SESSION_COLUMNS: usize = 17;
 
 fn session_row(row: &tokio_postgres::Row) -> SessionRow {
     SessionRow {
